@@ -1,0 +1,373 @@
+//! `Op<T>` and `MultiOp<T>`: the futures of submitted SQEs.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+use io_uring::squeue;
+
+use super::{Key, Lifecycle, Orphan};
+use crate::executor;
+
+/// One io_uring operation: the data the kernel may touch, and how to read its result.
+///
+/// Implement it to run any opcode the [`io_uring`] crate can build; [`Op::new`]
+/// then makes it a future.
+///
+/// # Safety
+///
+/// - Every pointer in the entry returned by [`sqe`](OpCode::sqe) must point into
+///   memory that `self` owns on the heap (a `Vec`, a `Box`, a `CString`…), not into
+///   `self`'s own bytes: the runtime may *move* `self` (into the op table, when the
+///   future is dropped in flight), but never frees it before the op's last CQE.
+/// - That memory must stay valid and unaliased until then; `self` must not hand it
+///   out (e.g. through `Drop` side effects) before [`complete`](OpCode::complete).
+/// - The entry must not carry a `user_data` or flags that make the kernel post
+///   completions the op table does not expect (the runtime sets `user_data`).
+pub unsafe trait OpCode: 'static {
+    /// What awaiting the op yields.
+    type Output;
+
+    /// Builds the submission entry. Called once, right before it is pushed.
+    fn sqe(&mut self) -> squeue::Entry;
+
+    /// Turns the CQE's result (`res` < 0 already made an error) into the output.
+    ///
+    /// Also runs when the future was dropped but the op completed anyway; the
+    /// output is then dropped, which must release what the op produced (an fd
+    /// closes when its `OwnedFd` drops).
+    fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output;
+}
+
+/// A multishot operation: one SQE, a stream of CQEs until one lacks `F_MORE`.
+///
+/// # Safety
+///
+/// The same obligations as [`OpCode`], for as long as CQEs can arrive.
+pub unsafe trait MultishotCode: 'static {
+    /// What each CQE yields.
+    type Item;
+
+    /// Builds the submission entry (with the opcode's multishot flag set).
+    fn sqe(&mut self) -> squeue::Entry;
+
+    /// Turns one CQE into an item. Items of a dropped stream are made and dropped
+    /// here too, so an accepted fd is closed and a provided buffer returned.
+    fn next(&mut self, res: io::Result<u32>, flags: u32) -> Self::Item;
+}
+
+/// The only place a CQE result becomes an `io::Result`.
+pub(crate) fn cqe_result(res: i32) -> io::Result<u32> {
+    if res < 0 {
+        Err(io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as u32)
+    }
+}
+
+thread_local! {
+    /// Set when a driver shut down without the kernel releasing every op: memory an
+    /// `Op` still owns must then be leaked on drop, never freed.
+    static LEAKED: Cell<bool> = const { Cell::new(false) };
+}
+
+pub(super) fn mark_leaked() {
+    LEAKED.with(|leaked| leaked.set(true));
+}
+
+fn release_without_driver<T>(data: T) {
+    if LEAKED.with(Cell::get) {
+        std::mem::forget(data);
+    }
+}
+
+/// The future of one submitted operation.
+///
+/// The SQE is pushed on first poll, so an `Op` dropped unpolled costs nothing.
+/// Dropping it in flight is safe: its data moves into the op table, an
+/// `ASYNC_CANCEL` is submitted, and the data is completed and dropped when the
+/// last CQE arrives — an fd the op created is closed then, not leaked.
+///
+/// `Op` is `!Send`: it belongs to the ring of the core that polled it.
+///
+/// # Panics
+///
+/// Polling panics outside a percore runtime.
+///
+/// # Examples
+///
+/// ```
+/// use percore_runtime::op::Nop;
+/// use percore_runtime::Op;
+///
+/// percore_runtime::run(async {
+///     let res = Op::new(Nop::new()).await;
+///     assert_eq!(res.unwrap(), 0);
+/// })
+/// .unwrap();
+/// ```
+#[must_use = "an Op does nothing unless awaited"]
+pub struct Op<T: OpCode> {
+    data: Option<T>,
+    key: Option<Key>,
+    _not_send: PhantomData<*const ()>,
+}
+
+// `T` is never pinned: the `OpCode` contract keeps kernel-visible memory on the
+// heap, so moving `T` is fine.
+impl<T: OpCode> Unpin for Op<T> {}
+
+impl<T: OpCode> Op<T> {
+    /// Wraps `data` as a future; nothing is submitted until it is polled.
+    pub fn new(data: T) -> Op<T> {
+        Op { data: Some(data), key: None, _not_send: PhantomData }
+    }
+}
+
+impl<T: OpCode> Future for Op<T> {
+    type Output = T::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let this = self.get_mut();
+        let Some(mut data) = this.data.take() else {
+            panic!("`Op` polled after it completed");
+        };
+        let Some(key) = this.key else {
+            let sqe = data.sqe();
+            let waiting = Lifecycle::Waiting(Some(cx.waker().clone()));
+            return match executor::with_driver(|driver| driver.start(sqe, waiting)) {
+                Ok(key) => {
+                    this.key = Some(key);
+                    this.data = Some(data);
+                    Poll::Pending
+                }
+                Err(err) => Poll::Ready(data.complete(Err(err), 0)),
+            };
+        };
+        let done = executor::with_driver(|driver| {
+            let table = driver.table_mut();
+            match table.get_mut(key) {
+                Some(Lifecycle::Waiting(waker)) => {
+                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *waker = Some(cx.waker().clone());
+                    }
+                    None
+                }
+                Some(Lifecycle::Completed { res, flags }) => {
+                    let done = (*res, *flags);
+                    table.remove(key);
+                    Some(done)
+                }
+                // The slot is ours until we take the result; anything else is a bug
+                // in the driver, reported as an error rather than a hang.
+                _ => Some((-libc::EIO, 0)),
+            }
+        });
+        match done {
+            Some((res, flags)) => {
+                this.key = None;
+                Poll::Ready(data.complete(cqe_result(res), flags))
+            }
+            None => {
+                this.data = Some(data);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+struct SingleOrphan<T>(Option<T>);
+
+impl<T: OpCode> Orphan for SingleOrphan<T> {
+    fn cqe(&mut self, res: i32, flags: u32, last: bool) {
+        if let (true, Some(data)) = (last, self.0.take()) {
+            drop(data.complete(cqe_result(res), flags));
+        }
+    }
+}
+
+impl<T: OpCode> Drop for Op<T> {
+    fn drop(&mut self) {
+        let (Some(key), Some(data)) = (self.key.take(), self.data.take()) else {
+            return;
+        };
+        if !executor::has_core() {
+            return release_without_driver(data);
+        }
+        let completed = executor::with_driver(|driver| {
+            let table = driver.table_mut();
+            match table.get_mut(key) {
+                Some(state @ Lifecycle::Waiting(_)) => {
+                    *state = Lifecycle::Orphaned(Box::new(SingleOrphan(Some(data))));
+                    driver.cancel(key);
+                    None
+                }
+                Some(Lifecycle::Completed { res, flags }) => {
+                    let done = (*res, *flags);
+                    table.remove(key);
+                    Some((data, done))
+                }
+                _ => Some((data, (-libc::ECANCELED, 0))),
+            }
+        });
+        // Completed but never taken: finish it here so what it produced is released.
+        if let Some((data, (res, flags))) = completed {
+            drop(data.complete(cqe_result(res), flags));
+        }
+    }
+}
+
+impl<T: OpCode> std::fmt::Debug for Op<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Op")
+            .field("op", &std::any::type_name::<T>())
+            .field("submitted", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// The stream of a multishot operation: one item per CQE, ending after the CQE
+/// without `IORING_CQE_F_MORE`.
+///
+/// Dropping it in flight cancels the op; items that arrive afterwards are made
+/// and dropped by the driver ([`MultishotCode::next`]), so nothing leaks.
+///
+/// # Panics
+///
+/// Polling panics outside a percore runtime.
+#[must_use = "a MultiOp does nothing unless polled"]
+pub struct MultiOp<T: MultishotCode> {
+    data: Option<T>,
+    key: Option<Key>,
+    done: bool,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T: MultishotCode> Unpin for MultiOp<T> {}
+
+impl<T: MultishotCode> MultiOp<T> {
+    /// Wraps `data` as a stream; nothing is submitted until it is polled.
+    pub fn new(data: T) -> MultiOp<T> {
+        MultiOp { data: Some(data), key: None, done: false, _not_send: PhantomData }
+    }
+}
+
+impl<T: MultishotCode> Stream for MultiOp<T> {
+    type Item = T::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let Some(data) = this.data.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let Some(key) = this.key else {
+            let sqe = data.sqe();
+            let streaming = Lifecycle::Streaming {
+                waker: Some(cx.waker().clone()),
+                results: Default::default(),
+                done: false,
+            };
+            return match executor::with_driver(|driver| driver.start(sqe, streaming)) {
+                Ok(key) => {
+                    this.key = Some(key);
+                    Poll::Pending
+                }
+                Err(err) => {
+                    this.done = true;
+                    Poll::Ready(Some(data.next(Err(err), 0)))
+                }
+            };
+        };
+        let next = executor::with_driver(|driver| {
+            let table = driver.table_mut();
+            match table.get_mut(key) {
+                Some(Lifecycle::Streaming { waker, results, done }) => match results.pop_front() {
+                    Some(result) => Some(Some(result)),
+                    None if *done => {
+                        table.remove(key);
+                        Some(None)
+                    }
+                    None => {
+                        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                            *waker = Some(cx.waker().clone());
+                        }
+                        None
+                    }
+                },
+                _ => Some(None),
+            }
+        });
+        match next {
+            Some(Some((res, flags))) => Poll::Ready(Some(data.next(cqe_result(res), flags))),
+            Some(None) => {
+                this.done = true;
+                this.key = None;
+                Poll::Ready(None)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+struct MultiOrphan<T>(T);
+
+impl<T: MultishotCode> Orphan for MultiOrphan<T> {
+    fn cqe(&mut self, res: i32, flags: u32, _last: bool) {
+        drop(self.0.next(cqe_result(res), flags));
+    }
+}
+
+impl<T: MultishotCode> Drop for MultiOp<T> {
+    fn drop(&mut self) {
+        let (Some(key), Some(mut data)) = (self.key.take(), self.data.take()) else {
+            return;
+        };
+        if !executor::has_core() {
+            return release_without_driver(data);
+        }
+        // Results already queued are turned into items and dropped, outside the
+        // driver borrow; then the op (if still running) becomes an orphan.
+        let (queued, done) = executor::with_driver(|driver| {
+            let table = driver.table_mut();
+            match table.get_mut(key) {
+                Some(Lifecycle::Streaming { results, done, .. }) => {
+                    let queued = std::mem::take(results);
+                    let done = *done;
+                    if done {
+                        table.remove(key);
+                    }
+                    (queued, done)
+                }
+                _ => (Default::default(), true),
+            }
+        });
+        for (res, flags) in queued {
+            drop(data.next(cqe_result(res), flags));
+        }
+        if !done {
+            executor::with_driver(|driver| {
+                if let Some(state) = driver.table_mut().get_mut(key) {
+                    *state = Lifecycle::Orphaned(Box::new(MultiOrphan(data)));
+                    driver.cancel(key);
+                }
+            });
+        }
+    }
+}
+
+impl<T: MultishotCode> std::fmt::Debug for MultiOp<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiOp")
+            .field("op", &std::any::type_name::<T>())
+            .field("submitted", &self.key.is_some())
+            .field("done", &self.done)
+            .finish()
+    }
+}

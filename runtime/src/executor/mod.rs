@@ -1,0 +1,495 @@
+//! One core's event loop: run queue, registry of live tasks, timers, ring.
+//!
+//! A tick polls ready tasks up to a budget, takes what other threads sent, fires
+//! expired timers, then makes at most one `io_uring_enter` — blocking in it only
+//! when nothing is ready — and wakes the tasks whose operations completed.
+
+mod shared;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::panic::Location;
+use std::ptr;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use async_task::Runnable;
+use slab::Slab;
+
+pub(crate) use shared::{Remote, Shared};
+
+use crate::driver::{Driver, Wait};
+use crate::stats::{self, Counters};
+use crate::task::{self, JoinHandle, TaskMeta, UnhandledPanic};
+use crate::time::wheel::Wheel;
+use crate::Stats;
+
+/// A poll that took longer than the stall threshold.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StallReport {
+    /// The core whose loop was blocked.
+    pub core: usize,
+    /// How long the poll took (measured with a coarse clock: a few ms of error).
+    pub duration: Duration,
+    /// Where the task was spawned.
+    pub location: &'static Location<'static>,
+}
+
+/// Called with every stall; the default prints it on stderr.
+pub(crate) type StallHook = Arc<dyn Fn(&StallReport) + Send + Sync>;
+
+/// What a core is configured with (from the `Builder`).
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) entries: u32,
+    pub(crate) cq_entries: u32,
+    pub(crate) budget: usize,
+    pub(crate) stall_threshold: Option<Duration>,
+    pub(crate) on_stall: Option<StallHook>,
+    pub(crate) unhandled_panic: UnhandledPanic,
+}
+
+thread_local! {
+    /// The core running on this thread, if any; set only while `Core::run` runs.
+    static CORE: Cell<*const Core> = const { Cell::new(ptr::null()) };
+}
+
+pub(crate) struct Core {
+    pub(crate) shared: Arc<Shared>,
+    run_queue: RefCell<VecDeque<Runnable<TaskMeta>>>,
+    pub(crate) driver: RefCell<Driver>,
+    pub(crate) timers: RefCell<Wheel>,
+    /// Tick 0 of the timer wheel.
+    pub(crate) origin: Instant,
+    /// A waker for every live task, so shutdown can reach idle tasks and drop them.
+    registry: RefCell<Slab<Waker>>,
+    shutting_down: Cell<bool>,
+    /// Set by a `Remote::Shutdown`; a worker's main future waits for it.
+    pub(crate) stop: Cell<bool>,
+    pub(crate) stop_waker: Cell<Option<Waker>>,
+    pub(crate) counters: Counters,
+    config: Config,
+    wake_buf: RefCell<Vec<Waker>>,
+    remote_buf: RefCell<Vec<Remote>>,
+}
+
+impl Core {
+    pub(crate) fn new(id: usize, config: Config) -> io::Result<Core> {
+        let shared = Arc::new(Shared::new(id)?);
+        let driver = Driver::new(config.entries, config.cq_entries, shared.eventfd())?;
+        Ok(Core {
+            shared,
+            run_queue: RefCell::new(VecDeque::with_capacity(256)),
+            driver: RefCell::new(driver),
+            timers: RefCell::new(Wheel::new()),
+            origin: Instant::now(),
+            registry: RefCell::new(Slab::new()),
+            shutting_down: Cell::new(false),
+            stop: Cell::new(false),
+            stop_waker: Cell::new(None),
+            counters: Counters::default(),
+            config,
+            wake_buf: RefCell::new(Vec::new()),
+            remote_buf: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Runs `future` to completion on this thread, then drops every task still
+    /// alive and drains the ring.
+    ///
+    /// # Errors
+    ///
+    /// Another runtime already runs on this thread, or the ring failed.
+    pub(crate) fn run<F: Future>(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> io::Result<F::Output> {
+        if has_core() {
+            return Err(nested_error());
+        }
+        let _guard = Enter::new(self);
+        // SAFETY: `future` may borrow from our caller's frame; we do not return
+        // before it completed or was dropped — `shutdown` drops every task.
+        let mut main = unsafe { self.spawn_unchecked(future, location) };
+        let looped = self.event_loop(&main);
+        let output = match looped {
+            Ok(()) => {
+                let mut cx = Context::from_waker(Waker::noop());
+                match std::pin::Pin::new(&mut main).poll(&mut cx) {
+                    Poll::Ready(output) => Some(output),
+                    Poll::Pending => None,
+                }
+            }
+            Err(_) => None,
+        };
+        drop(main);
+        self.shutdown();
+        looped?;
+        match output {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(err)) => match err.try_into_panic() {
+                Ok(payload) => std::panic::resume_unwind(payload),
+                Err(err) => Err(io::Error::other(err.to_string())),
+            },
+            None => Err(io::Error::other("the main task did not finish")),
+        }
+    }
+
+    fn event_loop<T>(&self, main: &JoinHandle<T>) -> io::Result<()> {
+        loop {
+            self.run_tasks();
+            if main.is_finished() {
+                return Ok(());
+            }
+            if self.shared.has_remote() {
+                self.drain_remote();
+            }
+            self.fire_timers();
+            let idle = self.run_queue.borrow().is_empty();
+            self.io(idle)?;
+        }
+    }
+
+    fn run_tasks(&self) {
+        let Some(threshold) = self.config.stall_threshold else {
+            for polled in 0..self.config.budget {
+                let next = self.run_queue.borrow_mut().pop_front();
+                let Some(runnable) = next else {
+                    return stats::add(&self.counters.polls, polled as u64);
+                };
+                runnable.run();
+            }
+            return stats::add(&self.counters.polls, self.config.budget as u64);
+        };
+        let mut start = coarse_now();
+        for polled in 0..self.config.budget {
+            let next = self.run_queue.borrow_mut().pop_front();
+            let Some(runnable) = next else {
+                return stats::add(&self.counters.polls, polled as u64);
+            };
+            let location = runnable.metadata().location;
+            runnable.run();
+            let end = coarse_now();
+            if end.saturating_sub(start) >= threshold {
+                self.report_stall(location, end.saturating_sub(start));
+            }
+            start = end;
+        }
+        stats::add(&self.counters.polls, self.config.budget as u64);
+    }
+
+    fn report_stall(&self, location: &'static Location<'static>, duration: Duration) {
+        stats::add(&self.counters.stalls, 1);
+        let report = StallReport { core: self.shared.id, duration, location };
+        match &self.config.on_stall {
+            Some(hook) => hook(&report),
+            None => eprintln!(
+                "percore: core {} stalled for {} ms polling the task spawned at {}; \
+                 move blocking work off the core (spawn_blocking) or yield more often",
+                report.core,
+                duration.as_millis(),
+                location
+            ),
+        }
+    }
+
+    fn drain_remote(&self) {
+        let mut items = self.remote_buf.take();
+        self.shared.take(&mut items);
+        stats::add(&self.counters.remote_wakes, items.len() as u64);
+        for item in items.drain(..) {
+            match item {
+                Remote::Task(runnable) => self.run_queue.borrow_mut().push_back(runnable),
+                Remote::Job(job) => job(),
+                Remote::Shutdown => {
+                    self.stop.set(true);
+                    if let Some(waker) = self.stop_waker.take() {
+                        waker.wake();
+                    }
+                }
+            }
+        }
+        *self.remote_buf.borrow_mut() = items;
+    }
+
+    fn fire_timers(&self) {
+        let mut timers = self.timers.borrow_mut();
+        let Some(next) = timers.next_expiration() else { return };
+        let now = self.now_tick(Instant::now());
+        if next > now {
+            return;
+        }
+        let mut fired = self.wake_buf.take();
+        let count = timers.advance(now, &mut fired);
+        drop(timers);
+        stats::add(&self.counters.timers_fired, count as u64);
+        for waker in fired.drain(..) {
+            waker.wake();
+        }
+        *self.wake_buf.borrow_mut() = fired;
+    }
+
+    /// One pass over the ring; blocks only if `idle` and no timer is due.
+    fn io(&self, idle: bool) -> io::Result<()> {
+        let wait = if idle { self.park_timeout() } else { None };
+        let turned = match wait {
+            Some(timeout) if self.shared.park() => {
+                stats::add(&self.counters.parks, 1);
+                let turned = self.driver.borrow_mut().turn(Wait::Park(timeout));
+                self.shared.unpark();
+                turned
+            }
+            _ => self.driver.borrow_mut().turn(Wait::No),
+        };
+        self.complete_io();
+        turned
+    }
+
+    /// `None`: do not block. `Some(None)`: block until woken. `Some(Some(d))`:
+    /// block at most `d` (the next timer).
+    fn park_timeout(&self) -> Option<Option<Duration>> {
+        let Some(tick) = self.timers.borrow().next_expiration() else {
+            return Some(None);
+        };
+        let deadline = self.origin + Duration::from_millis(tick);
+        let now = Instant::now();
+        if deadline <= now {
+            return None;
+        }
+        Some(Some(deadline - now))
+    }
+
+    /// Wakes tasks whose ops completed and finishes orphans, outside the driver borrow.
+    fn complete_io(&self) {
+        let mut driver = self.driver.borrow_mut();
+        if driver.woken.is_empty() && driver.orphans.is_empty() {
+            return;
+        }
+        let mut woken = std::mem::take(&mut driver.woken);
+        let orphans = std::mem::take(&mut driver.orphans);
+        drop(driver);
+        for waker in woken.drain(..) {
+            waker.wake();
+        }
+        for (mut orphan, res, flags) in orphans {
+            orphan.cqe(res, flags, true);
+        }
+        self.driver.borrow_mut().woken = woken;
+    }
+
+    /// Milliseconds since `origin`, rounded down: a timer fires when this reaches
+    /// its (rounded up) tick, so never early.
+    pub(crate) fn now_tick(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.origin).as_millis() as u64
+    }
+
+    /// The tick of `deadline`, rounded up.
+    pub(crate) fn deadline_tick(&self, deadline: Instant) -> u64 {
+        let since = deadline.saturating_duration_since(self.origin);
+        let ms = since.as_millis() as u64;
+        if since > Duration::from_millis(ms) {
+            ms + 1
+        } else {
+            ms
+        }
+    }
+
+    /// Spawns `future` on this core.
+    ///
+    /// # Safety
+    ///
+    /// If `F` is not `'static`, what it borrows must outlive the task: the caller
+    /// drives it to completion or drops it (shutdown does) before that.
+    pub(crate) unsafe fn spawn_unchecked<F: Future>(
+        &self,
+        future: F,
+        location: &'static Location<'static>,
+    ) -> JoinHandle<F::Output> {
+        let mut registry = self.registry.borrow_mut();
+        let entry = registry.vacant_entry();
+        let key = entry.key();
+        let meta = TaskMeta { shared: self.shared.clone(), location };
+        // SAFETY: the task is run only by this core (the schedule function routes
+        // wakes here); lifetimes are our caller's obligation.
+        let (runnable, task) =
+            unsafe { task::build(future, meta, key, self.config.unhandled_panic) };
+        if self.shutting_down.get() {
+            // No new work during shutdown: the task is cancelled before it runs.
+            drop(registry);
+            drop(runnable);
+            return JoinHandle::from_task(task);
+        }
+        entry.insert(runnable.waker());
+        drop(registry);
+        stats::add(&self.counters.spawned, 1);
+        self.run_queue.borrow_mut().push_back(runnable);
+        JoinHandle::from_task(task)
+    }
+
+    /// Drops every task still alive (on this thread, as `!Send` futures require),
+    /// then what other threads sent.
+    fn shutdown(&self) {
+        self.shutting_down.set(true);
+        loop {
+            let registry = self.registry.take();
+            for (_, waker) in registry {
+                waker.wake();
+            }
+            let mut remote = Vec::new();
+            self.shared.take(&mut remote);
+            for item in remote {
+                if let Remote::Task(runnable) = item {
+                    self.run_queue.borrow_mut().push_back(runnable);
+                }
+            }
+            let mut dropped = false;
+            loop {
+                let next = self.run_queue.borrow_mut().pop_front();
+                let Some(runnable) = next else { break };
+                drop(runnable);
+                dropped = true;
+            }
+            self.complete_io();
+            if !dropped && self.registry.borrow().is_empty() && !self.shared.has_remote() {
+                break;
+            }
+        }
+        // Sleeping timers hold wakers of tasks that are gone now.
+        *self.timers.borrow_mut() = Wheel::new();
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let driver = self.driver.borrow();
+        let io = driver.counters;
+        Stats {
+            core: self.shared.id,
+            enters: io.enters,
+            sqes: io.sqes,
+            cqes: io.cqes,
+            polls: self.counters.polls.get(),
+            parks: self.counters.parks.get(),
+            stalls: self.counters.stalls.get(),
+            timers_fired: self.counters.timers_fired.get(),
+            spawned: self.counters.spawned.get(),
+            remote_wakes: self.counters.remote_wakes.get(),
+            overflows: io.overflows,
+            sq_full: io.sq_full,
+            in_flight: driver.in_flight(),
+        }
+    }
+}
+
+/// Sets `CORE` for the duration of `Core::run`, even if it unwinds.
+struct Enter;
+
+impl Enter {
+    fn new(core: &Core) -> Enter {
+        CORE.with(|current| current.set(core));
+        Enter
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CORE.with(|current| current.set(ptr::null()));
+    }
+}
+
+pub(crate) fn nested_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Other,
+        "a percore runtime is already running on this thread; starting another one \
+         inside it would block it forever: spawn the future instead",
+    )
+}
+
+/// Reads `CLOCK_MONOTONIC_COARSE`: a few ns (no syscall), ms resolution — enough
+/// to spot polls of tens of ms.
+fn coarse_now() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+pub(crate) fn has_core() -> bool {
+    CORE.try_with(|core| !core.get().is_null()).unwrap_or(false)
+}
+
+/// Runs `f` with this thread's core.
+///
+/// # Panics
+///
+/// Outside a percore runtime.
+#[track_caller]
+pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: a non-null `CORE` points at the `Core` whose `run` is on this
+    // thread's stack right now (the `Enter` guard clears it before `run` returns).
+    match unsafe { core.as_ref() } {
+        Some(core) => f(core),
+        None => panic!("this must be called from inside a percore runtime (percore::run, Runtime)"),
+    }
+}
+
+pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
+    with_core(|core| f(&mut core.driver.borrow_mut()))
+}
+
+pub(crate) fn schedule(runnable: Runnable<TaskMeta>, _yielded: bool) {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    if let Some(core) = unsafe { core.as_ref() } {
+        if Arc::ptr_eq(&core.shared, &runnable.metadata().shared) {
+            core.run_queue.borrow_mut().push_back(runnable);
+            return;
+        }
+    }
+    let shared = runnable.metadata().shared.clone();
+    shared.push(Remote::Task(runnable));
+}
+
+/// Removes a finished task from its core's registry.
+pub(crate) fn deregister(key: usize) {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    if let Some(core) = unsafe { core.as_ref() } {
+        if !core.shutting_down.get() {
+            core.registry.borrow_mut().try_remove(key);
+        }
+    }
+}
+
+/// The index of the core this code runs on.
+///
+/// # Panics
+///
+/// Outside a percore runtime.
+///
+/// # Examples
+///
+/// ```
+/// percore_runtime::run(async {
+///     assert_eq!(percore_runtime::current_core(), 0);
+/// })
+/// .unwrap();
+/// ```
+#[track_caller]
+pub fn current_core() -> usize {
+    with_core(|core| core.shared.id)
+}
+
+/// This core's counters.
+///
+/// # Panics
+///
+/// Outside a percore runtime.
+#[track_caller]
+pub fn stats() -> Stats {
+    with_core(Core::stats)
+}

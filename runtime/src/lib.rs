@@ -1,0 +1,60 @@
+//! The core of percore: one io_uring event loop per core, and what runs on it.
+//!
+//! Each core owns, without locks, its ring, run queue, timer wheel and op table.
+//! Tasks are spawned onto the current core and may be `!Send`; operations are
+//! futures ([`Op`]) that own every buffer the kernel may touch until their
+//! completion arrives, so dropping one never frees memory the kernel still writes.
+//! Most users depend on the `percore` facade, which re-exports this crate.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let total = percore_runtime::run(async {
+//!     let tasks: Vec<_> = (1..=3u64)
+//!         .map(|i| percore_runtime::spawn(async move {
+//!             percore_runtime::time::sleep(Duration::from_millis(i)).await;
+//!             i * 10
+//!         }))
+//!         .collect();
+//!     let mut total = 0;
+//!     for task in tasks {
+//!         total += task.await.unwrap();
+//!     }
+//!     total
+//! })
+//! .unwrap();
+//! assert_eq!(total, 60);
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![doc(test(attr(deny(warnings))))]
+
+mod buf;
+mod driver;
+mod executor;
+pub mod op;
+mod runtime;
+mod stats;
+pub mod sync;
+pub mod task;
+pub mod time;
+
+pub use buf::{BufResult, IoBuf, IoBufMut};
+pub use driver::{MultiOp, MultishotCode, Op, OpCode, SetupError, TaskRunMode};
+pub use executor::{current_core, stats, StallReport};
+pub use runtime::{run, Builder, Runtime};
+pub use stats::Stats;
+pub use task::{spawn, yield_now, JoinError, JoinHandle, UnhandledPanic};
+
+/// Whether this core's kernel supports `opcode` (an `io_uring::opcode::*::CODE`),
+/// as probed when the ring was set up.
+///
+/// # Panics
+///
+/// Outside a percore runtime.
+pub fn is_supported(opcode: u8) -> bool {
+    executor::with_driver(|driver| driver.is_supported(opcode))
+}

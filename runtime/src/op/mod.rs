@@ -1,0 +1,18 @@
+//! Operations, one file per io_uring opcode, each an [`OpCode`](crate::OpCode).
+//!
+//! They are the building blocks `percore-net` and `percore-fs` wrap; they take raw
+//! fds, which must stay open until the op completes (the kernel holds its own
+//! reference to the file once the SQE is submitted, so closing early is not
+//! unsound, only a logic error).
+
+mod close;
+mod nop;
+mod openat;
+mod read;
+mod write;
+
+pub use close::Close;
+pub use nop::Nop;
+pub use openat::OpenAt;
+pub use read::Read;
+pub use write::Write;

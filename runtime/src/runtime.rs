@@ -1,0 +1,420 @@
+//! Starting cores: [`run`] on the current thread, [`Runtime`] for one pinned
+//! worker thread per core.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::panic::{self, Location};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle as ThreadHandle;
+use std::time::Duration;
+
+use crate::executor::{self, Config, Core, Remote, Shared, StallHook, StallReport};
+use crate::task::{self, UnhandledPanic};
+
+/// Runs `future` to completion on a new single-core runtime on this thread.
+///
+/// Tasks still running when `future` finishes are dropped; operations still in
+/// flight are cancelled and drained before this returns.
+///
+/// # Errors
+///
+/// The runtime could not start: io_uring is missing or blocked (the error says
+/// which, and what to do), or this thread already runs a percore runtime.
+///
+/// # Panics
+///
+/// If `future` panics, the panic is resumed here after the runtime shut down.
+///
+/// # Examples
+///
+/// ```
+/// let answer = percore_runtime::run(async { 40 + 2 }).unwrap();
+/// assert_eq!(answer, 42);
+/// ```
+#[track_caller]
+pub fn run<F: Future>(future: F) -> io::Result<F::Output> {
+    Builder::new().block_on(future)
+}
+
+/// Configures and starts a runtime.
+///
+/// # Examples
+///
+/// ```
+/// use percore_runtime::Runtime;
+///
+/// let runtime = Runtime::builder().cores(2).pin(false).ring_entries(64).build().unwrap();
+/// let cores = runtime
+///     .run_on_all(|core| async move { percore_runtime::current_core() == core })
+///     .unwrap();
+/// assert_eq!(cores, [true, true]);
+/// ```
+#[must_use = "a Builder does nothing until built"]
+pub struct Builder {
+    cores: usize,
+    pin: bool,
+    config: Config,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// One core, not pinned, 256 ring entries, 10 ms stall threshold.
+    pub fn new() -> Builder {
+        Builder {
+            cores: 1,
+            pin: false,
+            config: Config {
+                entries: 256,
+                cq_entries: 0,
+                budget: 128,
+                stall_threshold: Some(Duration::from_millis(10)),
+                on_stall: None,
+                unhandled_panic: UnhandledPanic::Report,
+            },
+        }
+    }
+
+    /// Number of cores (worker threads) [`build`](Builder::build) starts; at least 1.
+    pub fn cores(mut self, cores: usize) -> Builder {
+        self.cores = cores.max(1);
+        self
+    }
+
+    /// Pins worker `i` to the `i`-th CPU this process may run on (wrapping).
+    pub fn pin(mut self, pin: bool) -> Builder {
+        self.pin = pin;
+        self
+    }
+
+    /// Submission queue entries per core (a power of two, 1..=32768).
+    pub fn ring_entries(mut self, entries: u32) -> Builder {
+        self.config.entries = entries;
+        self
+    }
+
+    /// Completion queue entries per core; default twice the SQ. A CQ smaller than
+    /// the ops in flight still loses nothing (the kernel keeps overflowed
+    /// completions), it only costs extra enters.
+    pub fn cq_entries(mut self, entries: u32) -> Builder {
+        self.config.cq_entries = entries;
+        self
+    }
+
+    /// Task polls per tick before the loop looks at timers and I/O again.
+    pub fn budget(mut self, polls: usize) -> Builder {
+        self.config.budget = polls.max(1);
+        self
+    }
+
+    /// Report polls longer than `threshold` (`None` turns the detector off).
+    pub fn stall_threshold(mut self, threshold: Option<Duration>) -> Builder {
+        self.config.stall_threshold = threshold;
+        self
+    }
+
+    /// Calls `hook` on every stall instead of printing it.
+    pub fn on_stall(mut self, hook: impl Fn(&StallReport) + Send + Sync + 'static) -> Builder {
+        self.config.on_stall = Some(Arc::new(hook) as StallHook);
+        self
+    }
+
+    /// What happens to a panic in a task nobody awaits.
+    pub fn unhandled_panic(mut self, policy: UnhandledPanic) -> Builder {
+        self.config.unhandled_panic = policy;
+        self
+    }
+
+    fn core_config(&self) -> Config {
+        let mut config = self.config.clone();
+        if config.cq_entries == 0 {
+            config.cq_entries = config.entries.saturating_mul(2);
+        }
+        config
+    }
+
+    /// Runs `future` on a single core on this thread (the `cores` setting is not
+    /// used); see [`run`].
+    ///
+    /// # Errors
+    ///
+    /// As [`run`].
+    #[track_caller]
+    pub fn block_on<F: Future>(self, future: F) -> io::Result<F::Output> {
+        let location = Location::caller();
+        if executor::has_core() {
+            return Err(executor::nested_error());
+        }
+        let core = Core::new(0, self.core_config())?;
+        core.run(future, location)
+    }
+
+    /// Starts one worker thread per core, each with its own ring.
+    ///
+    /// # Errors
+    ///
+    /// A thread or ring could not be set up, or pinning failed; no thread is left
+    /// running then.
+    pub fn build(self) -> io::Result<Runtime> {
+        let cpus = if self.pin { allowed_cpus()? } else { Vec::new() };
+        let mut runtime = Runtime { cores: Vec::new(), threads: Vec::new() };
+        for id in 0..self.cores {
+            let cpu = (!cpus.is_empty()).then(|| cpus[id % cpus.len()]);
+            let (shared, thread) = start_worker(id, cpu, self.core_config())?;
+            runtime.cores.push(shared);
+            runtime.threads.push(thread);
+        }
+        Ok(runtime)
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("cores", &self.cores)
+            .field("pin", &self.pin)
+            .field("ring_entries", &self.config.entries)
+            .field("stall_threshold", &self.config.stall_threshold)
+            .finish_non_exhaustive()
+    }
+}
+
+fn start_worker(
+    id: usize,
+    cpu: Option<usize>,
+    config: Config,
+) -> io::Result<(Arc<Shared>, ThreadHandle<()>)> {
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(format!("percore-{id}"))
+        .spawn(move || worker(id, cpu, config, ready_tx))
+        .map_err(|err| io::Error::new(err.kind(), format!("starting core {id}: {err}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(shared)) => Ok((shared, thread)),
+        Ok(Err(err)) => {
+            let _ = thread.join();
+            Err(err)
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(io::Error::other(format!("core {id} died while starting")))
+        }
+    }
+}
+
+fn worker(
+    id: usize,
+    cpu: Option<usize>,
+    config: Config,
+    ready: mpsc::Sender<io::Result<Arc<Shared>>>,
+) {
+    if let Some(cpu) = cpu {
+        if let Err(err) = pin_to(cpu) {
+            let _ = ready.send(Err(io::Error::new(
+                err.kind(),
+                format!("pinning core {id} to CPU {cpu}: {err}"),
+            )));
+            return;
+        }
+    }
+    let core = match Core::new(id, config) {
+        Ok(core) => core,
+        Err(err) => {
+            let _ = ready.send(Err(err));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(core.shared.clone()));
+    let stopped = std::future::poll_fn(|cx| {
+        executor::with_core(|core| {
+            if core.stop.get() {
+                std::task::Poll::Ready(())
+            } else {
+                core.stop_waker.set(Some(cx.waker().clone()));
+                std::task::Poll::Pending
+            }
+        })
+    });
+    if let Err(err) = core.run(stopped, Location::caller()) {
+        eprintln!("percore: core {id} stopped: {err}");
+    }
+}
+
+fn allowed_cpus() -> io::Result<Vec<usize>> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size passed.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        return Err(io::Error::new(err.kind(), format!("sched_getaffinity: {err}")));
+    }
+    // SAFETY: CPU_ISSET only reads the set.
+    Ok((0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect())
+}
+
+fn pin_to(cpu: usize) -> io::Result<()> {
+    // SAFETY: an all-zero cpu_set_t is a valid empty set; CPU_SET writes in bounds
+    // because `cpu` came from `allowed_cpus` (< CPU_SETSIZE).
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A set of cores, one pinned worker thread each, each with its own ring.
+///
+/// Dropping it stops every core (their tasks are dropped, their rings drained)
+/// and joins the threads.
+pub struct Runtime {
+    cores: Vec<Arc<Shared>>,
+    threads: Vec<ThreadHandle<()>>,
+}
+
+impl Runtime {
+    /// A [`Builder`].
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// Number of cores.
+    pub fn cores(&self) -> usize {
+        self.cores.len()
+    }
+
+    /// Builds a future with `f` on core `core`, runs it there as a task, and
+    /// blocks this thread until it finishes. The future need not be `Send`; only
+    /// the closure and the output cross threads.
+    ///
+    /// # Errors
+    ///
+    /// `core` is out of range, the core has stopped, or this is called from a
+    /// percore core (blocking it would deadlock).
+    ///
+    /// # Panics
+    ///
+    /// If the task panics, the panic is resumed here.
+    #[track_caller]
+    pub fn run_on<F, Fut>(&self, core: usize, f: F) -> io::Result<Fut::Output>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let rx = self.submit(core, f, Location::caller())?;
+        self.wait(core, rx)
+    }
+
+    /// Runs `f(core)` on every core at once and collects each core's output, in
+    /// core order.
+    ///
+    /// # Errors
+    ///
+    /// As [`run_on`](Runtime::run_on).
+    ///
+    /// # Panics
+    ///
+    /// If a task panics, the first such panic is resumed here (after all finished).
+    #[track_caller]
+    pub fn run_on_all<F, Fut>(&self, f: F) -> io::Result<Vec<Fut::Output>>
+    where
+        F: Fn(usize) -> Fut + Send + Sync + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let location = Location::caller();
+        let f = Arc::new(f);
+        let receivers = (0..self.cores.len())
+            .map(|core| {
+                let f = f.clone();
+                self.submit(core, move || f(core), location)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let mut outputs = Vec::with_capacity(receivers.len());
+        for (core, rx) in receivers.into_iter().enumerate() {
+            outputs.push(self.wait(core, rx)?);
+        }
+        Ok(outputs)
+    }
+
+    fn submit<F, Fut>(
+        &self,
+        core: usize,
+        f: F,
+        location: &'static Location<'static>,
+    ) -> io::Result<mpsc::Receiver<Result<Fut::Output, task::JoinError>>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        if executor::has_core() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "Runtime::run_on blocks its thread and was called from a percore core; \
+                 spawn the work instead",
+            ));
+        }
+        let Some(shared) = self.cores.get(core) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("core {core} does not exist; this runtime has {}", self.cores.len()),
+            ));
+        };
+        let (tx, rx) = mpsc::sync_channel(1);
+        shared.push(Remote::Job(Box::new(move || {
+            executor::with_core(|this| {
+                // SAFETY: the future is `'static`.
+                let handle = unsafe { this.spawn_unchecked(f(), location) };
+                // The reply is sent from a second task so a panic is observed.
+                let reply = async move {
+                    let _ = tx.send(handle.await);
+                };
+                // SAFETY: the future is `'static`.
+                drop(unsafe { this.spawn_unchecked(reply, location) });
+            })
+        })));
+        Ok(rx)
+    }
+
+    fn wait<T>(
+        &self,
+        core: usize,
+        rx: mpsc::Receiver<Result<T, task::JoinError>>,
+    ) -> io::Result<T> {
+        match rx.recv() {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => match err.try_into_panic() {
+                Ok(payload) => panic::resume_unwind(payload),
+                Err(err) => Err(io::Error::other(format!("task on core {core}: {err}"))),
+            },
+            Err(_) => Err(io::Error::other(format!("core {core} stopped before the task finished"))),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        for shared in &self.cores {
+            shared.push(Remote::Shutdown);
+        }
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime").field("cores", &self.cores.len()).finish()
+    }
+}

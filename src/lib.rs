@@ -1,0 +1,28 @@
+//! percore: a thread-per-core async runtime for Linux, on io_uring.
+//!
+//! Each core runs its own completion-based event loop; files, sockets and
+//! timers are async APIs of the core they are used on. This crate is the facade:
+//! it re-exports the runtime ([`percore_runtime`]) and the `#[percore::main]` /
+//! `#[percore::test]` macros.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! # fn main() -> std::io::Result<()> {
+//! percore::run(async {
+//!     let handle = percore::spawn(async {
+//!         percore::time::sleep(Duration::from_millis(1)).await;
+//!         "done"
+//!     });
+//!     assert_eq!(handle.await.unwrap(), "done");
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![doc(test(attr(deny(warnings))))]
+
+pub use percore_macros::{main, test};
+pub use percore_runtime::*;

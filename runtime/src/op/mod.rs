@@ -8,11 +8,13 @@
 mod close;
 mod nop;
 mod openat;
+mod poll_add;
 mod read;
 mod write;
 
 pub use close::Close;
 pub use nop::Nop;
 pub use openat::OpenAt;
+pub use poll_add::PollAdd;
 pub use read::Read;
 pub use write::Write;

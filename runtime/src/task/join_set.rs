@@ -31,7 +31,7 @@ use super::{spawn, JoinError, JoinHandle};
 /// })
 /// .unwrap();
 /// ```
-pub struct JoinSet<T> {
+pub struct JoinSet<T: 'static> {
     tasks: FuturesUnordered<Indexed<T>>,
     next_index: usize,
 }
@@ -200,7 +200,7 @@ impl<T: 'static> Default for JoinSet<T> {
     }
 }
 
-impl<T> Drop for JoinSet<T> {
+impl<T: 'static> Drop for JoinSet<T> {
     fn drop(&mut self) {
         for task in self.tasks.iter() {
             task.handle.abort();
@@ -208,7 +208,7 @@ impl<T> Drop for JoinSet<T> {
     }
 }
 
-impl<T> fmt::Debug for JoinSet<T> {
+impl<T: 'static> fmt::Debug for JoinSet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinSet").field("len", &self.tasks.len()).finish()
     }

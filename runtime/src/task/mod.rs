@@ -151,33 +151,52 @@ impl From<JoinError> for std::io::Error {
 /// ```
 #[must_use = "dropping a JoinHandle detaches the task; `let _ = spawn(..)` says so"]
 pub struct JoinHandle<T> {
-    task: Cell<Option<FallibleTask<Output<T>, TaskMeta>>>,
+    state: Cell<Handle<T>>,
+}
+
+type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Output<T>>>>>;
+
+enum Handle<T> {
+    Running(FallibleTask<Output<T>, TaskMeta>),
+    /// Aborted: waits until the task's future is really dropped (or hands back
+    /// the output of a task that finished first).
+    Cancelling(Cancelling<T>),
+    Joined,
+}
+
+impl<T> Default for Handle<T> {
+    fn default() -> Handle<T> {
+        Handle::Joined
+    }
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn from_task(task: FallibleTask<Output<T>, TaskMeta>) -> JoinHandle<T> {
-        JoinHandle { task: Cell::new(Some(task)) }
-    }
-
-    /// Cancels the task: its future is dropped at the next chance, and awaiting
-    /// this handle gives a cancelled [`JoinError`]. A task that already finished
-    /// keeps its output.
-    pub fn abort(&self) {
-        if let Some(task) = self.task.take() {
-            if task.is_finished() {
-                self.task.set(Some(task));
-            } else {
-                drop(task);
-            }
-        }
+        JoinHandle { state: Cell::new(Handle::Running(task)) }
     }
 
     /// Whether the task has finished (completed, panicked or been cancelled).
     pub fn is_finished(&self) -> bool {
-        let task = self.task.take();
-        let finished = task.as_ref().is_none_or(FallibleTask::is_finished);
-        self.task.set(task);
+        let state = self.state.take();
+        let finished = match &state {
+            Handle::Running(task) => task.is_finished(),
+            Handle::Cancelling(_) | Handle::Joined => true,
+        };
+        self.state.set(state);
         finished
+    }
+}
+
+impl<T: 'static> JoinHandle<T> {
+    /// Cancels the task: its future is dropped at the next chance, and awaiting
+    /// this handle then gives a cancelled [`JoinError`]. A task that already
+    /// finished keeps its output.
+    pub fn abort(&self) {
+        let state = self.state.take();
+        self.state.set(match state {
+            Handle::Running(task) => Handle::Cancelling(Box::pin(task.cancel())),
+            other => other,
+        });
     }
 }
 
@@ -185,15 +204,16 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let slot = self.get_mut().task.get_mut();
-        let Some(task) = slot.as_mut() else {
-            return Poll::Ready(Err(JoinError { repr: Repr::Cancelled }));
+        let state = self.get_mut().state.get_mut();
+        let polled = match state {
+            Handle::Running(task) => Pin::new(task).poll(cx),
+            Handle::Cancelling(cancel) => cancel.as_mut().poll(cx),
+            Handle::Joined => return Poll::Ready(Err(JoinError { repr: Repr::Cancelled })),
         };
-        let output = match Pin::new(task).poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(output) => output,
+        let Poll::Ready(output) = polled else {
+            return Poll::Pending;
         };
-        *slot = None;
+        *state = Handle::Joined;
         Poll::Ready(match output {
             Some(Ok(value)) => Ok(value),
             Some(Err(mut panicked)) => match panicked.payload.take() {
@@ -207,7 +227,7 @@ impl<T> Future for JoinHandle<T> {
 
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
-        if let Some(task) = self.task.get_mut().take() {
+        if let Handle::Running(task) = self.state.take() {
             task.detach();
         }
     }

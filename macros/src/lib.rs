@@ -195,7 +195,10 @@ fn parse_args(kind: Kind, attr: TokenStream2) -> syn::Result<Args> {
             }
         };
         if args.cores.is_some() {
-            return Err(syn::Error::new_spanned(&meta, "`cores` is given more than once"));
+            return Err(syn::Error::new_spanned(
+                &meta,
+                "`cores` is given more than once",
+            ));
         }
         args.cores = Some((parse_cores(value)?, value.span()));
     }
@@ -210,7 +213,9 @@ fn parse_cores(value: &Expr) -> syn::Result<usize> {
         )
     };
     let lit = match value {
-        Expr::Lit(syn::ExprLit { lit: Lit::Int(lit), .. }) => lit,
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(lit), ..
+        }) => lit,
         _ => return Err(not_integer()),
     };
     // The literal is re-emitted unsuffixed as a `usize`, so a suffix other
@@ -367,7 +372,10 @@ mod tests {
 
     fn error_of(kind: Kind, attr: &str, item: &str) -> String {
         let out = expand_str(kind, attr, item);
-        assert!(out.contains("compile_error"), "expected an error, got: {out}");
+        assert!(
+            out.contains("compile_error"),
+            "expected an error, got: {out}"
+        );
         out
     }
 
@@ -394,7 +402,10 @@ mod tests {
             "cores = 2",
             "/// doc\n#[ignore] async fn t() -> Result<(), E> { Ok(()) }",
         );
-        assert!(out.contains("# [:: core :: prelude :: v1 :: test]"), "{out}");
+        assert!(
+            out.contains("# [:: core :: prelude :: v1 :: test]"),
+            "{out}"
+        );
         assert!(out.contains("# [ignore]"), "{out}");
         assert!(out.contains(". cores (2) . build ()"), "{out}");
         assert!(out.contains("run_on (0 , move || async move"), "{out}");
@@ -417,10 +428,15 @@ mod tests {
         assert!(error_of(Kind::Main, "cores = 1.5", "async fn main() {}").contains("integer"));
         // A bad argument still expands the fn (no leftover `async fn main`).
         let out = error_of(Kind::Main, "cores = 0", "async fn main() {}");
-        assert!(out.contains(":: percore :: run") && !out.contains("async fn"), "{out}");
+        assert!(
+            out.contains(":: percore :: run") && !out.contains("async fn"),
+            "{out}"
+        );
         assert!(error_of(Kind::Main, "cores", "async fn main() {}").contains("cores = N"));
-        assert!(error_of(Kind::Main, "cores = 2, cores = 3", "async fn main() {}")
-            .contains("more than once"));
+        assert!(
+            error_of(Kind::Main, "cores = 2, cores = 3", "async fn main() {}")
+                .contains("more than once")
+        );
         assert!(error_of(Kind::Test, "", "#[test] async fn t() {}").contains("remove"));
         assert!(error_of(Kind::Main, "", "struct S;").contains("expected"));
     }

@@ -161,8 +161,15 @@ impl Builder {
     /// A thread or ring could not be set up, or pinning failed; no thread is left
     /// running then.
     pub fn build(self) -> io::Result<Runtime> {
-        let cpus = if self.pin { allowed_cpus()? } else { Vec::new() };
-        let mut runtime = Runtime { cores: Vec::new(), threads: Vec::new() };
+        let cpus = if self.pin {
+            allowed_cpus()?
+        } else {
+            Vec::new()
+        };
+        let mut runtime = Runtime {
+            cores: Vec::new(),
+            threads: Vec::new(),
+        };
         for id in 0..self.cores {
             let cpu = (!cpus.is_empty()).then(|| cpus[id % cpus.len()]);
             let (shared, thread) = start_worker(id, cpu, self.core_config())?;
@@ -252,10 +259,15 @@ fn allowed_cpus() -> io::Result<Vec<usize>> {
     let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
     if rc != 0 {
         let err = io::Error::last_os_error();
-        return Err(io::Error::new(err.kind(), format!("sched_getaffinity: {err}")));
+        return Err(io::Error::new(
+            err.kind(),
+            format!("sched_getaffinity: {err}"),
+        ));
     }
     // SAFETY: CPU_ISSET only reads the set.
-    Ok((0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect())
+    Ok((0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect())
 }
 
 fn pin_to(cpu: usize) -> io::Result<()> {
@@ -367,7 +379,10 @@ impl Runtime {
         let Some(shared) = self.cores.get(core) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("core {core} does not exist; this runtime has {}", self.cores.len()),
+                format!(
+                    "core {core} does not exist; this runtime has {}",
+                    self.cores.len()
+                ),
             ));
         };
         let (tx, rx) = mpsc::sync_channel(1);
@@ -397,7 +412,9 @@ impl Runtime {
                 Ok(payload) => panic::resume_unwind(payload),
                 Err(err) => Err(io::Error::other(format!("task on core {core}: {err}"))),
             },
-            Err(_) => Err(io::Error::other(format!("core {core} stopped before the task finished"))),
+            Err(_) => Err(io::Error::other(format!(
+                "core {core} stopped before the task finished"
+            ))),
         }
     }
 }
@@ -415,6 +432,8 @@ impl Drop for Runtime {
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runtime").field("cores", &self.cores.len()).finish()
+        f.debug_struct("Runtime")
+            .field("cores", &self.cores.len())
+            .finish()
     }
 }

@@ -45,6 +45,8 @@ pub struct Stats {
     pub sq_full: u64,
     /// Operations in flight right now.
     pub in_flight: usize,
+    /// Timers pending right now.
+    pub timers: usize,
 }
 
 /// The executor's own counters; the driver keeps the I/O ones.

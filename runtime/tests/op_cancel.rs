@@ -25,9 +25,17 @@ fn a_read_dropped_in_flight_leaves_the_data_and_frees_its_slot() {
         let mut read = Op::new(Read::new(rx.as_raw_fd(), Vec::with_capacity(64), u64::MAX));
         assert!(poll_once(&mut read).is_pending());
         percore_runtime::yield_now().await; // the loop turns: the SQE reaches the kernel
-        assert_eq!(percore_runtime::stats().in_flight, 1, "the read is in flight");
+        assert_eq!(
+            percore_runtime::stats().in_flight,
+            1,
+            "the read is in flight"
+        );
         drop(read); // the kernel may still own the buffer: it moves to the op table
-        assert_eq!(util::settle(1000).await, 0, "the cancel completed and freed the slot");
+        assert_eq!(
+            util::settle(1000).await,
+            0,
+            "the cancel completed and freed the slot"
+        );
 
         // The cancelled read consumed nothing; a fresh read gets every byte.
         util::write_fd(&tx, b"hello after cancel");
@@ -54,7 +62,11 @@ fn ten_thousand_opens_dropped_after_first_poll_leak_no_fd() {
             percore_runtime::yield_now().await;
         }
         assert_eq!(util::settle(5000).await, 0, "every open's last CQE arrived");
-        assert_eq!(util::fd_count(), start, "fds opened by dropped ops were closed");
+        assert_eq!(
+            util::fd_count(),
+            start,
+            "fds opened by dropped ops were closed"
+        );
     })
     .unwrap();
     assert_eq!(util::fd_count(), before);
@@ -74,7 +86,11 @@ fn an_op_completed_but_never_polled_releases_its_result() {
                 break;
             }
         }
-        assert_eq!(percore_runtime::stats().in_flight, 1, "the completed result waits in its slot");
+        assert_eq!(
+            percore_runtime::stats().in_flight,
+            1,
+            "the completed result waits in its slot"
+        );
         drop(open);
         assert_eq!(percore_runtime::stats().in_flight, 0);
     })
@@ -102,16 +118,27 @@ fn a_multishot_stream_yields_until_dropped_then_its_slot_frees() {
         let mut ready = MultiOp::new(PollAdd::new(rx.as_raw_fd(), libc::POLLIN as u32));
         assert!(poll_once(&mut ready.next()).is_pending());
         util::write_fd(&tx, b"x");
-        let events = ready.next().await.expect("one item").expect("poll succeeds");
+        let events = ready
+            .next()
+            .await
+            .expect("one item")
+            .expect("poll succeeds");
         assert_ne!(events & libc::POLLIN as u32, 0);
         // Still armed: a later readiness change produces another item.
         let mut byte = [0u8; 1];
         // SAFETY: reading one byte into a live 1-byte buffer.
-        assert_eq!(unsafe { libc::read(rx.as_raw_fd(), byte.as_mut_ptr().cast(), 1) }, 1);
+        assert_eq!(
+            unsafe { libc::read(rx.as_raw_fd(), byte.as_mut_ptr().cast(), 1) },
+            1
+        );
         util::write_fd(&tx, b"y");
         assert!(ready.next().await.expect("a second item").is_ok());
         drop(ready);
-        assert_eq!(util::settle(1000).await, 0, "the cancelled multishot's slot is freed");
+        assert_eq!(
+            util::settle(1000).await,
+            0,
+            "the cancelled multishot's slot is freed"
+        );
     })
     .unwrap();
 }
@@ -136,5 +163,9 @@ fn a_runtime_shut_down_with_reads_in_flight_drains_them() {
     .unwrap();
     drop(rx);
     drop(_tx);
-    assert_eq!(util::fd_count(), before, "the ring and its eventfd were closed too");
+    assert_eq!(
+        util::fd_count(),
+        before,
+        "the ring and its eventfd were closed too"
+    );
 }

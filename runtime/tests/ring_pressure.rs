@@ -55,10 +55,17 @@ fn a_cq_smaller_than_the_ops_in_flight_delivers_every_completion() {
             assert_eq!(results.len(), PIPES);
             for (i, (n, buf)) in results.into_iter().enumerate() {
                 assert_eq!(n.unwrap(), 8);
-                assert_eq!(buf, format!("{i:08}").as_bytes(), "read {i} got its own bytes");
+                assert_eq!(
+                    buf,
+                    format!("{i:08}").as_bytes(),
+                    "read {i} got its own bytes"
+                );
             }
             let stats = percore_runtime::stats();
-            assert!(stats.overflows > 0, "the CQ overflowed, yet nothing was lost: {stats:?}");
+            assert!(
+                stats.overflows > 0,
+                "the CQ overflowed, yet nothing was lost: {stats:?}"
+            );
         })
         .unwrap();
 }

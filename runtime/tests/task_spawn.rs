@@ -19,8 +19,9 @@ fn a_million_spawn_join_round_trips() {
         .block_on(async {
             let mut sum = 0u64;
             for chunk in 0..100u64 {
-                let handles: Vec<_> =
-                    (0..10_000u64).map(|i| spawn(async move { chunk * 10_000 + i })).collect();
+                let handles: Vec<_> = (0..10_000u64)
+                    .map(|i| spawn(async move { chunk * 10_000 + i }))
+                    .collect();
                 for handle in handles {
                     sum += handle.await.expect("task completes");
                 }
@@ -139,7 +140,11 @@ fn tasks_left_running_are_dropped_at_shutdown() {
             yield_now().await;
         })
         .unwrap();
-    assert_eq!(dropped.get(), 100, "every idle task's future was dropped on shutdown");
+    assert_eq!(
+        dropped.get(),
+        100,
+        "every idle task's future was dropped on shutdown"
+    );
 }
 
 #[test]
@@ -224,7 +229,10 @@ fn join_set_gathers_and_cancels_on_first_error() {
                     Ok::<u32, String>(i)
                 });
             }
-            assert_eq!(set.try_join_all().await.unwrap(), (0..50).collect::<Vec<_>>());
+            assert_eq!(
+                set.try_join_all().await.unwrap(),
+                (0..50).collect::<Vec<_>>()
+            );
 
             let finished = Rc::new(Cell::new(0));
             let mut set = JoinSet::new();
@@ -242,7 +250,11 @@ fn join_set_gathers_and_cancels_on_first_error() {
             let err = set.try_join_all().await.expect_err("task 3 fails");
             assert!(err.to_string().contains("task 3 failed"), "{err}");
             yield_now().await;
-            assert_eq!(finished.get(), 0, "the others were cancelled, not run to the end");
+            assert_eq!(
+                finished.get(),
+                0,
+                "the others were cancelled, not run to the end"
+            );
         })
         .unwrap();
 }

@@ -62,7 +62,10 @@ fn a_sleep_waits_at_least_its_duration() {
 #[test]
 fn timeout_expires_and_passes_through() {
     percore_runtime::run(async {
-        let slow = time::timeout(Duration::from_millis(5), time::sleep(Duration::from_secs(60)));
+        let slow = time::timeout(
+            Duration::from_millis(5),
+            time::sleep(Duration::from_secs(60)),
+        );
         assert!(slow.await.is_err());
         let fast = time::timeout(Duration::from_secs(60), async { 3 });
         assert_eq!(fast.await, Ok(3));
@@ -94,9 +97,16 @@ fn interval_skips_missed_ticks() {
         every.tick().await;
         std::thread::sleep(Duration::from_millis(11)); // the task is busy for 5+ periods
         let next = every.tick().await;
-        assert_eq!(next, start + Duration::from_millis(2), "the late tick is delivered");
+        assert_eq!(
+            next,
+            start + Duration::from_millis(2),
+            "the late tick is delivered"
+        );
         let after = every.tick().await;
-        assert!(after >= start + Duration::from_millis(12), "missed ticks are skipped");
+        assert!(
+            after >= start + Duration::from_millis(12),
+            "missed ticks are skipped"
+        );
         assert_eq!((after - start).as_millis() % 2, 0, "still on the grid");
     })
     .unwrap();

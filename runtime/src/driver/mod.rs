@@ -21,7 +21,7 @@ use sys::RingFd;
 
 pub use op::{MultiOp, MultishotCode, Op, OpCode};
 pub use setup::{SetupError, TaskRunMode};
-pub(crate) use table::{Key, Lifecycle, Orphan, OpTable, Reaped};
+pub(crate) use table::{Key, Lifecycle, OpTable, Orphan, Reaped};
 
 /// `user_data` of `ASYNC_CANCEL` requests: their CQEs carry nothing we need.
 const CANCEL_TAG: u64 = u64::MAX;
@@ -118,7 +118,9 @@ impl Driver {
     /// Asks the kernel to cancel the op in `key`'s slot. Best effort: the slot stays
     /// until its terminal CQE arrives either way.
     pub(crate) fn cancel(&mut self, key: Key) {
-        let sqe = opcode::AsyncCancel::new(key.user_data()).build().user_data(CANCEL_TAG);
+        let sqe = opcode::AsyncCancel::new(key.user_data())
+            .build()
+            .user_data(CANCEL_TAG);
         // If even this push fails the ring is broken; shutdown's drain still waits
         // for the op, so nothing is freed early.
         let _ = self.push(&sqe);
@@ -240,7 +242,9 @@ impl Driver {
             self.cancel(key);
         }
         if self.eventfd_armed {
-            let sqe = opcode::AsyncCancel::new(WAKE_TAG).build().user_data(CANCEL_TAG);
+            let sqe = opcode::AsyncCancel::new(WAKE_TAG)
+                .build()
+                .user_data(CANCEL_TAG);
             let _ = self.push(&sqe);
         }
         let start = Instant::now();

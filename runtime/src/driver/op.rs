@@ -124,7 +124,11 @@ impl<T: OpCode> Unpin for Op<T> {}
 impl<T: OpCode> Op<T> {
     /// Wraps `data` as a future; nothing is submitted until it is polled.
     pub fn new(data: T) -> Op<T> {
-        Op { data: Some(data), key: None, _not_send: PhantomData }
+        Op {
+            data: Some(data),
+            key: None,
+            _not_send: PhantomData,
+        }
     }
 }
 
@@ -252,7 +256,12 @@ impl<T: MultishotCode> Unpin for MultiOp<T> {}
 impl<T: MultishotCode> MultiOp<T> {
     /// Wraps `data` as a stream; nothing is submitted until it is polled.
     pub fn new(data: T) -> MultiOp<T> {
-        MultiOp { data: Some(data), key: None, done: false, _not_send: PhantomData }
+        MultiOp {
+            data: Some(data),
+            key: None,
+            done: false,
+            _not_send: PhantomData,
+        }
     }
 }
 
@@ -288,7 +297,11 @@ impl<T: MultishotCode> Stream for MultiOp<T> {
         let next = executor::with_driver(|driver| {
             let table = driver.table_mut();
             match table.get_mut(key) {
-                Some(Lifecycle::Streaming { waker, results, done }) => match results.pop_front() {
+                Some(Lifecycle::Streaming {
+                    waker,
+                    results,
+                    done,
+                }) => match results.pop_front() {
                     Some(result) => Some(Some(result)),
                     None if *done => {
                         table.remove(key);

@@ -45,14 +45,21 @@ const REQUIRED: &[(u8, &str)] = &[
 
 /// Creates a ring with `entries` SQ entries and `cq_entries` CQ entries.
 pub(crate) fn build(entries: u32, cq_entries: u32) -> io::Result<(IoUring, TaskRunMode, Probe)> {
-    let attempts = [TaskRunMode::Deferred, TaskRunMode::Cooperative, TaskRunMode::Plain];
+    let attempts = [
+        TaskRunMode::Deferred,
+        TaskRunMode::Cooperative,
+        TaskRunMode::Plain,
+    ];
     let mut last = None;
     for mode in attempts {
         let mut builder = IoUring::builder();
         builder.setup_cqsize(cq_entries).setup_clamp();
         match mode {
             TaskRunMode::Deferred => {
-                builder.setup_single_issuer().setup_defer_taskrun().setup_taskrun_flag();
+                builder
+                    .setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_taskrun_flag();
             }
             TaskRunMode::Cooperative => {
                 builder.setup_coop_taskrun().setup_taskrun_flag();
@@ -76,7 +83,11 @@ pub(crate) fn build(entries: u32, cq_entries: u32) -> io::Result<(IoUring, TaskR
 fn probe(ring: &IoUring) -> io::Result<Probe> {
     let mut probe = Probe::new();
     ring.submitter().register_probe(&mut probe).map_err(|err| {
-        wrap(err, "io_uring probe failed: the kernel is older than 5.6; percore needs Linux 6.1 or newer".into())
+        wrap(
+            err,
+            "io_uring probe failed: the kernel is older than 5.6; percore needs Linux 6.1 or newer"
+                .into(),
+        )
     })?;
     if let Some((_, name)) = REQUIRED.iter().find(|(code, _)| !probe.is_supported(*code)) {
         return Err(wrap(
@@ -142,7 +153,10 @@ fn explain_eperm() -> String {
 }
 
 fn memlock() -> String {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `limit` is a valid, writable rlimit for getrlimit to fill.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } != 0 {
         return "unknown".to_string();
@@ -154,7 +168,11 @@ fn memlock() -> String {
             format!("{} KiB", v / 1024)
         }
     };
-    format!("soft {}, hard {}", show(limit.rlim_cur), show(limit.rlim_max))
+    format!(
+        "soft {}, hard {}",
+        show(limit.rlim_cur),
+        show(limit.rlim_max)
+    )
 }
 
 #[cfg(test)]
@@ -179,7 +197,11 @@ mod tests {
     fn a_ring_builds_here() {
         let (ring, mode, probe) = build(8, 16).expect("io_uring must work on the test machine");
         assert!(ring.params().sq_entries() >= 8);
-        assert_ne!(mode, TaskRunMode::Plain, "kernels ≥ 5.19 accept COOP/DEFER_TASKRUN");
+        assert_ne!(
+            mode,
+            TaskRunMode::Plain,
+            "kernels ≥ 5.19 accept COOP/DEFER_TASKRUN"
+        );
         assert!(probe.is_supported(opcode::Nop::CODE));
     }
 }

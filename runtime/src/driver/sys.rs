@@ -46,7 +46,11 @@ pub(crate) enum RingFd {
 /// Registers `fd` so enters can skip the fd table lookup; `None` if the kernel
 /// cannot (before 5.18) — then enters use the raw fd.
 pub(crate) fn register_ring_fd(fd: RawFd) -> Option<RingFd> {
-    let mut update = RsrcUpdate { offset: u32::MAX, resv: 0, data: fd as u64 };
+    let mut update = RsrcUpdate {
+        offset: u32::MAX,
+        resv: 0,
+        data: fd as u64,
+    };
     // SAFETY: the kernel reads and writes one `io_uring_rsrc_update` at the
     // pointer, which is valid for the duration of the call.
     let rc = unsafe {
@@ -85,7 +89,10 @@ pub(crate) fn enter(
     let (arg_ptr, arg_size) = match &arg {
         Some(arg) => {
             flags |= IORING_ENTER_EXT_ARG;
-            (arg as *const GeteventsArg as usize, std::mem::size_of::<GeteventsArg>())
+            (
+                arg as *const GeteventsArg as usize,
+                std::mem::size_of::<GeteventsArg>(),
+            )
         }
         None => (0, 0),
     };

@@ -18,8 +18,15 @@ use slab::Slab;
 ///   terminal CQE, then hands it back to be completed and dropped.
 pub(crate) enum Lifecycle {
     Waiting(Option<Waker>),
-    Completed { res: i32, flags: u32 },
-    Streaming { waker: Option<Waker>, results: VecDeque<(i32, u32)>, done: bool },
+    Completed {
+        res: i32,
+        flags: u32,
+    },
+    Streaming {
+        waker: Option<Waker>,
+        results: VecDeque<(i32, u32)>,
+        done: bool,
+    },
     Orphaned(Box<dyn Orphan>),
 }
 
@@ -50,7 +57,10 @@ impl Key {
     }
 
     pub(crate) fn from_user_data(user_data: u64) -> Key {
-        Key { index: user_data as u32, generation: (user_data >> 32) as u32 }
+        Key {
+            index: user_data as u32,
+            generation: (user_data >> 32) as u32,
+        }
     }
 }
 
@@ -81,7 +91,10 @@ impl OpTable {
         let index = self.slots.insert(Slot { generation, state });
         // The slab would need 4 billion live ops to overflow u32; the ring caps
         // in-flight ops far below that.
-        Key { index: index as u32, generation }
+        Key {
+            index: index as u32,
+            generation,
+        }
     }
 
     pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut Lifecycle> {
@@ -112,7 +125,11 @@ impl OpTable {
                 *state = Lifecycle::Completed { res, flags };
                 waker.map_or(Reaped::Nothing, Reaped::Wake)
             }
-            Lifecycle::Streaming { waker, results, done } => {
+            Lifecycle::Streaming {
+                waker,
+                results,
+                done,
+            } => {
                 results.push_back((res, flags));
                 *done = !more;
                 waker.take().map_or(Reaped::Nothing, Reaped::Wake)
@@ -135,7 +152,10 @@ impl OpTable {
     pub(crate) fn keys(&self) -> Vec<Key> {
         self.slots
             .iter()
-            .map(|(index, slot)| Key { index: index as u32, generation: slot.generation })
+            .map(|(index, slot)| Key {
+                index: index as u32,
+                generation: slot.generation,
+            })
             .collect()
     }
 
@@ -168,10 +188,16 @@ mod tests {
         assert!(table.remove(old).is_some());
         let new = table.insert(Lifecycle::Waiting(None));
         assert_eq!(old.index, new.index, "the slab reuses the index");
-        assert!(matches!(table.complete(old.user_data(), 5, 0), Reaped::Nothing));
+        assert!(matches!(
+            table.complete(old.user_data(), 5, 0),
+            Reaped::Nothing
+        ));
         assert!(matches!(table.get_mut(new), Some(Lifecycle::Waiting(_))));
         table.complete(new.user_data(), 7, 0);
-        assert!(matches!(table.get_mut(new), Some(Lifecycle::Completed { res: 7, .. })));
+        assert!(matches!(
+            table.get_mut(new),
+            Some(Lifecycle::Completed { res: 7, .. })
+        ));
     }
 
     #[test]

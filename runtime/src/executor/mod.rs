@@ -185,7 +185,11 @@ impl Core {
 
     fn report_stall(&self, location: &'static Location<'static>, duration: Duration) {
         stats::add(&self.counters.stalls, 1);
-        let report = StallReport { core: self.shared.id, duration, location };
+        let report = StallReport {
+            core: self.shared.id,
+            duration,
+            location,
+        };
         match &self.config.on_stall {
             Some(hook) => hook(&report),
             None => eprintln!(
@@ -219,7 +223,9 @@ impl Core {
 
     fn fire_timers(&self) {
         let mut timers = self.timers.borrow_mut();
-        let Some(next) = timers.next_expiration() else { return };
+        let Some(next) = timers.next_expiration() else {
+            return;
+        };
         let now = self.now_tick(Instant::now());
         if next > now {
             return;
@@ -313,7 +319,10 @@ impl Core {
         let mut registry = self.registry.borrow_mut();
         let entry = registry.vacant_entry();
         let key = entry.key();
-        let meta = TaskMeta { shared: self.shared.clone(), location };
+        let meta = TaskMeta {
+            shared: self.shared.clone(),
+            location,
+        };
         // SAFETY: the task is run only by this core (the schedule function routes
         // wakes here); lifetimes are our caller's obligation.
         let (runnable, task) =
@@ -380,6 +389,7 @@ impl Core {
             overflows: io.overflows,
             sq_full: io.sq_full,
             in_flight: driver.in_flight(),
+            timers: self.timers.borrow().len(),
         }
     }
 }
@@ -401,8 +411,7 @@ impl Drop for Enter {
 }
 
 pub(crate) fn nested_error() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Other,
+    io::Error::other(
         "a percore runtime is already running on this thread; starting another one \
          inside it would block it forever: spawn the future instead",
     )
@@ -411,7 +420,10 @@ pub(crate) fn nested_error() -> io::Error {
 /// Reads `CLOCK_MONOTONIC_COARSE`: a few ns (no syscall), ms resolution — enough
 /// to spot polls of tens of ms.
 fn coarse_now() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)

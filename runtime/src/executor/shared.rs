@@ -43,7 +43,10 @@ impl Shared {
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
             let err = io::Error::last_os_error();
-            return Err(io::Error::new(err.kind(), format!("eventfd for core wakeups: {err}")));
+            return Err(io::Error::new(
+                err.kind(),
+                format!("eventfd for core wakeups: {err}"),
+            ));
         }
         Ok(Shared {
             id,
@@ -62,7 +65,10 @@ impl Shared {
     pub(crate) fn push(&self, item: Remote) {
         // A panic while holding this lock cannot leave the Vec inconsistent, so a
         // poisoned lock is still usable.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner()).push(item);
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(item);
         self.has_remote.store(true, Ordering::Release);
         if self.parked.load(Ordering::SeqCst) {
             self.notify();
@@ -91,7 +97,11 @@ impl Shared {
     /// (then the core must not block).
     pub(crate) fn park(&self) -> bool {
         self.parked.store(true, Ordering::SeqCst);
-        let empty = self.queue.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+        let empty = self
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty();
         if !empty {
             self.parked.store(false, Ordering::SeqCst);
         }
@@ -105,6 +115,8 @@ impl Shared {
 
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared").field("core", &self.id).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("core", &self.id)
+            .finish_non_exhaustive()
     }
 }

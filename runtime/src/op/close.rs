@@ -14,7 +14,9 @@ pub struct Close {
 impl Close {
     /// Closes `fd`; ownership passes to the op, so the fd is closed exactly once.
     pub fn new(fd: OwnedFd) -> Close {
-        Close { fd: fd.into_raw_fd() }
+        Close {
+            fd: fd.into_raw_fd(),
+        }
     }
 }
 

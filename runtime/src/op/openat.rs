@@ -32,7 +32,11 @@ impl OpenAt {
                 format!("path {} contains a NUL byte", path.display()),
             )
         })?;
-        Ok(OpenAt { path, flags: flags | libc::O_CLOEXEC, mode })
+        Ok(OpenAt {
+            path,
+            flags: flags | libc::O_CLOEXEC,
+            mode,
+        })
     }
 }
 

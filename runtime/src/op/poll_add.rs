@@ -40,7 +40,9 @@ unsafe impl MultishotCode for PollAdd {
     type Item = io::Result<u32>;
 
     fn sqe(&mut self) -> squeue::Entry {
-        opcode::PollAdd::new(types::Fd(self.fd), self.events).multi(true).build()
+        opcode::PollAdd::new(types::Fd(self.fd), self.events)
+            .multi(true)
+            .build()
     }
 
     fn next(&mut self, res: io::Result<u32>, _flags: u32) -> io::Result<u32> {

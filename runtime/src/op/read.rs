@@ -31,7 +31,9 @@ unsafe impl<B: IoBufMut> OpCode for Read<B> {
         let spare = (self.buf.bytes_total() - init).min(u32::MAX as usize) as u32;
         // SAFETY: `init <= bytes_total`, so the offset stays inside the allocation.
         let ptr = unsafe { self.buf.stable_mut_ptr().add(init) };
-        opcode::Read::new(types::Fd(self.fd), ptr, spare).offset(self.offset).build()
+        opcode::Read::new(types::Fd(self.fd), ptr, spare)
+            .offset(self.offset)
+            .build()
     }
 
     fn complete(mut self, res: std::io::Result<u32>, _flags: u32) -> BufResult<usize, B> {

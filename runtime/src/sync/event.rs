@@ -18,14 +18,14 @@ use super::waiters::{WaitState, WaiterList, WakeList};
 /// # Examples
 ///
 /// ```
-/// use percore::sync::Event;
+/// use percore_runtime::sync::Event;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let ready = Event::new();
 /// ready.set();
 /// ready.wait().await;
 /// assert!(ready.is_set());
-/// # });
+/// # }).unwrap();
 /// ```
 pub struct Event {
     state: RefCell<State>,
@@ -42,7 +42,7 @@ impl Event {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Event;
+    /// use percore_runtime::sync::Event;
     ///
     /// assert!(!Event::new().is_set());
     /// ```
@@ -60,7 +60,7 @@ impl Event {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Event;
+    /// use percore_runtime::sync::Event;
     ///
     /// let event = Event::new();
     /// event.set();
@@ -81,7 +81,7 @@ impl Event {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Event;
+    /// use percore_runtime::sync::Event;
     ///
     /// let event = Event::new();
     /// event.set();
@@ -97,7 +97,7 @@ impl Event {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Event;
+    /// use percore_runtime::sync::Event;
     ///
     /// let event = Event::new();
     /// assert!(!event.is_set());
@@ -116,15 +116,15 @@ impl Event {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Event;
+    /// use percore_runtime::sync::Event;
     /// use std::rc::Rc;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let event = Rc::new(Event::new());
     /// let setter = event.clone();
     /// let set_later = async move { setter.set() };
     /// futures_util::future::join(event.wait(), set_later).await;
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn wait(&self) -> Wait<'_> {
         Wait {
@@ -155,14 +155,14 @@ impl fmt::Debug for Event {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::{Event, Wait};
+/// use percore_runtime::sync::{Event, Wait};
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let event = Event::new();
 /// event.set();
 /// let fut: Wait<'_> = event.wait();
 /// fut.await;
-/// # });
+/// # }).unwrap();
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Wait<'a> {

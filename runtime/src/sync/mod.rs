@@ -33,10 +33,10 @@
 //! # Examples
 //!
 //! ```
-//! use percore::sync::{mpsc, Mutex};
+//! use percore_runtime::sync::{mpsc, Mutex};
 //! use std::rc::Rc;
 //!
-//! # futures_executor::block_on(async {
+//! # percore_runtime::run(async {
 //! let total = Rc::new(Mutex::new(0));
 //! let (tx, mut rx) = mpsc::channel(16);
 //! for i in 1..=3 {
@@ -47,7 +47,7 @@
 //!     *total.lock().await += i;
 //! }
 //! assert_eq!(*total.lock().await, 6);
-//! # });
+//! # }).unwrap();
 //! ```
 #![forbid(unsafe_code)]
 

@@ -7,9 +7,9 @@
 //! # Examples
 //!
 //! ```
-//! use percore::sync::mpsc;
+//! use percore_runtime::sync::mpsc;
 //!
-//! # futures_executor::block_on(async {
+//! # percore_runtime::run(async {
 //! let (tx, mut rx) = mpsc::channel(8);
 //! for i in 0..3 {
 //!     tx.send(i).await.expect("receiver is alive");
@@ -20,7 +20,7 @@
 //!     got.push(i);
 //! }
 //! assert_eq!(got, [0, 1, 2]);
-//! # });
+//! # }).unwrap();
 //! ```
 
 use std::fmt;
@@ -45,7 +45,7 @@ pub use super::mpsc_unbounded::{unbounded_channel, UnboundedReceiver, UnboundedS
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc;
+/// use percore_runtime::sync::mpsc;
 ///
 /// let (tx, mut rx) = mpsc::channel(1);
 /// tx.try_send(1).expect("room for one");
@@ -63,16 +63,16 @@ pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc;
+/// use percore_runtime::sync::mpsc;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (tx, mut rx) = mpsc::channel(4);
 /// let tx2 = tx.clone();
 /// tx.send('a').await.expect("receiver is alive");
 /// tx2.send('b').await.expect("receiver is alive");
 /// assert_eq!(rx.recv().await, Some('a'));
 /// assert_eq!(rx.recv().await, Some('b'));
-/// # });
+/// # }).unwrap();
 /// ```
 pub struct Sender<T> {
     tx: Tx<T>,
@@ -95,13 +95,13 @@ impl<T> Sender<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let (tx, mut rx) = mpsc::channel(1);
     /// tx.send(1).await.expect("receiver is alive");
     /// assert_eq!(rx.recv().await, Some(1));
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn send(&self, value: T) -> SendFuture<'_, T> {
         SendFuture {
@@ -121,7 +121,7 @@ impl<T> Sender<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc::{self, TrySendError};
+    /// use percore_runtime::sync::mpsc::{self, TrySendError};
     ///
     /// let (tx, _rx) = mpsc::channel(1);
     /// tx.try_send(1).expect("room for one");
@@ -140,7 +140,7 @@ impl<T> Sender<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (tx, rx) = mpsc::channel::<()>(1);
     /// drop(rx);
@@ -172,14 +172,14 @@ impl<T> fmt::Debug for Sender<T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc::{self, SendError, SendFuture};
+/// use percore_runtime::sync::mpsc::{self, SendError, SendFuture};
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (tx, rx) = mpsc::channel(1);
 /// drop(rx);
 /// let fut: SendFuture<'_, u8> = tx.send(1);
 /// assert_eq!(fut.await, Err(SendError(1)));
-/// # });
+/// # }).unwrap();
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct SendFuture<'a, T> {

@@ -226,14 +226,14 @@ impl<T> Drop for Rx<T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc::{self, Recv};
+/// use percore_runtime::sync::mpsc::{self, Recv};
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (tx, mut rx) = mpsc::channel(1);
 /// tx.try_send(3).expect("room");
 /// let fut: Recv<'_, i32> = rx.recv();
 /// assert_eq!(fut.await, Some(3));
-/// # });
+/// # }).unwrap();
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Recv<'a, T> {
@@ -260,7 +260,7 @@ impl<T> fmt::Debug for Recv<'_, T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc::{self, SendError};
+/// use percore_runtime::sync::mpsc::{self, SendError};
 ///
 /// let (tx, rx) = mpsc::unbounded_channel();
 /// drop(rx);
@@ -290,7 +290,7 @@ impl<T> Error for SendError<T> {}
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc::{self, TrySendError};
+/// use percore_runtime::sync::mpsc::{self, TrySendError};
 ///
 /// let (tx, mut rx) = mpsc::channel(1);
 /// tx.try_send(1).expect("room");
@@ -312,7 +312,7 @@ impl<T> TrySendError<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc::TrySendError;
+    /// use percore_runtime::sync::mpsc::TrySendError;
     ///
     /// assert_eq!(TrySendError::Full(4).into_inner(), 4);
     /// ```
@@ -349,7 +349,7 @@ impl<T> Error for TrySendError<T> {}
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc::{self, TryRecvError};
+/// use percore_runtime::sync::mpsc::{self, TryRecvError};
 ///
 /// let (tx, mut rx) = mpsc::unbounded_channel::<()>();
 /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));

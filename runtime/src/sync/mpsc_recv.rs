@@ -13,16 +13,16 @@ use super::mpsc_chan::{Recv, Rx, TryRecvError};
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc;
+/// use percore_runtime::sync::mpsc;
 /// use futures_util::StreamExt;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (tx, rx) = mpsc::channel(4);
 /// tx.try_send(1).expect("room");
 /// tx.try_send(2).expect("room");
 /// drop(tx);
 /// assert_eq!(rx.collect::<Vec<_>>().await, [1, 2]);
-/// # });
+/// # }).unwrap();
 /// ```
 pub struct Receiver<T> {
     pub(super) rx: Rx<T>,
@@ -40,15 +40,15 @@ impl<T> Receiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let (tx, mut rx) = mpsc::channel(1);
     /// tx.send(5).await.expect("receiver is alive");
     /// drop(tx);
     /// assert_eq!(rx.recv().await, Some(5));
     /// assert_eq!(rx.recv().await, None);
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn recv(&mut self) -> Recv<'_, T> {
         Recv { rx: &mut self.rx }
@@ -64,7 +64,7 @@ impl<T> Receiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc::{self, TryRecvError};
+    /// use percore_runtime::sync::mpsc::{self, TryRecvError};
     ///
     /// let (tx, mut rx) = mpsc::channel::<u8>(1);
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
@@ -81,7 +81,7 @@ impl<T> Receiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (tx, mut rx) = mpsc::channel(2);
     /// tx.try_send(1).expect("room");
@@ -98,7 +98,7 @@ impl<T> Receiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (tx, rx) = mpsc::channel(2);
     /// tx.try_send(()).expect("room");
@@ -113,7 +113,7 @@ impl<T> Receiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (_tx, rx) = mpsc::channel::<()>(2);
     /// assert!(rx.is_empty());

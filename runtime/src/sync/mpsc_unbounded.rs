@@ -17,16 +17,16 @@ use super::mpsc_chan::{Chan, Recv, Rx, SendError, TryRecvError, Tx};
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc;
+/// use percore_runtime::sync::mpsc;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (tx, mut rx) = mpsc::unbounded_channel();
 /// for i in 0..1000 {
 ///     tx.send(i).expect("receiver is alive");
 /// }
 /// assert_eq!(rx.len(), 1000);
 /// assert_eq!(rx.recv().await, Some(0));
-/// # });
+/// # }).unwrap();
 /// ```
 pub fn unbounded_channel<T>() -> (UnboundedSender<T>, UnboundedReceiver<T>) {
     let (tx, rx) = Chan::open(None);
@@ -38,7 +38,7 @@ pub fn unbounded_channel<T>() -> (UnboundedSender<T>, UnboundedReceiver<T>) {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc;
+/// use percore_runtime::sync::mpsc;
 ///
 /// let (tx, mut rx) = mpsc::unbounded_channel();
 /// tx.clone().send(1).expect("receiver is alive");
@@ -58,7 +58,7 @@ impl<T> UnboundedSender<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (tx, rx) = mpsc::unbounded_channel();
     /// tx.send(1).expect("receiver is alive");
@@ -78,7 +78,7 @@ impl<T> UnboundedSender<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (tx, mut rx) = mpsc::unbounded_channel::<()>();
     /// rx.close();
@@ -110,15 +110,15 @@ impl<T> fmt::Debug for UnboundedSender<T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::mpsc;
+/// use percore_runtime::sync::mpsc;
 /// use futures_util::StreamExt;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (tx, rx) = mpsc::unbounded_channel();
 /// tx.send('x').expect("receiver is alive");
 /// drop(tx);
 /// assert_eq!(rx.collect::<String>().await, "x");
-/// # });
+/// # }).unwrap();
 /// ```
 pub struct UnboundedReceiver<T> {
     rx: Rx<T>,
@@ -136,15 +136,15 @@ impl<T> UnboundedReceiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let (tx, mut rx) = mpsc::unbounded_channel();
     /// tx.send(5).expect("receiver is alive");
     /// drop(tx);
     /// assert_eq!(rx.recv().await, Some(5));
     /// assert_eq!(rx.recv().await, None);
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn recv(&mut self) -> Recv<'_, T> {
         Recv { rx: &mut self.rx }
@@ -160,7 +160,7 @@ impl<T> UnboundedReceiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (tx, mut rx) = mpsc::unbounded_channel();
     /// tx.send(1).expect("receiver is alive");
@@ -176,7 +176,7 @@ impl<T> UnboundedReceiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (tx, mut rx) = mpsc::unbounded_channel();
     /// tx.send(1).expect("receiver is alive");
@@ -193,7 +193,7 @@ impl<T> UnboundedReceiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (tx, rx) = mpsc::unbounded_channel();
     /// tx.send(()).expect("receiver is alive");
@@ -208,7 +208,7 @@ impl<T> UnboundedReceiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::mpsc;
+    /// use percore_runtime::sync::mpsc;
     ///
     /// let (_tx, rx) = mpsc::unbounded_channel::<()>();
     /// assert!(rx.is_empty());

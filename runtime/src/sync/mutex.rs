@@ -19,14 +19,14 @@ use super::waiters::{WaitState, WaiterList, WakeList};
 /// # Examples
 ///
 /// ```
-/// use percore::sync::Mutex;
+/// use percore_runtime::sync::Mutex;
 /// use std::rc::Rc;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let count = Rc::new(Mutex::new(0));
 /// *count.lock().await += 1;
 /// assert_eq!(*count.lock().await, 1);
-/// # });
+/// # }).unwrap();
 /// ```
 pub struct Mutex<T: ?Sized> {
     state: RefCell<State>,
@@ -46,7 +46,7 @@ impl<T> Mutex<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Mutex;
+    /// use percore_runtime::sync::Mutex;
     ///
     /// let mutex = Mutex::new(5);
     /// assert_eq!(mutex.into_inner(), 5);
@@ -66,7 +66,7 @@ impl<T> Mutex<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Mutex;
+    /// use percore_runtime::sync::Mutex;
     ///
     /// assert_eq!(Mutex::new("hi").into_inner(), "hi");
     /// ```
@@ -87,13 +87,13 @@ impl<T: ?Sized> Mutex<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Mutex;
+    /// use percore_runtime::sync::Mutex;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let mutex = Mutex::new(vec![1]);
     /// mutex.lock().await.push(2);
     /// assert_eq!(*mutex.lock().await, [1, 2]);
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn lock(&self) -> Lock<'_, T> {
         Lock {
@@ -109,7 +109,7 @@ impl<T: ?Sized> Mutex<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Mutex;
+    /// use percore_runtime::sync::Mutex;
     ///
     /// let mutex = Mutex::new(1);
     /// let guard = mutex.try_lock().expect("nobody holds it");
@@ -132,7 +132,7 @@ impl<T: ?Sized> Mutex<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Mutex;
+    /// use percore_runtime::sync::Mutex;
     ///
     /// let mutex = Mutex::new(());
     /// let _guard = mutex.try_lock();
@@ -147,7 +147,7 @@ impl<T: ?Sized> Mutex<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Mutex;
+    /// use percore_runtime::sync::Mutex;
     ///
     /// let mut mutex = Mutex::new(1);
     /// *mutex.get_mut() = 2;
@@ -208,14 +208,14 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::{Lock, Mutex, MutexGuard};
+/// use percore_runtime::sync::{Lock, Mutex, MutexGuard};
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let mutex = Mutex::new(1);
 /// let fut: Lock<'_, i32> = mutex.lock();
 /// let guard: MutexGuard<'_, i32> = fut.await;
 /// assert_eq!(*guard, 1);
-/// # });
+/// # }).unwrap();
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Lock<'a, T: ?Sized> {
@@ -273,7 +273,7 @@ impl<T: ?Sized> fmt::Debug for Lock<'_, T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::Mutex;
+/// use percore_runtime::sync::Mutex;
 ///
 /// let mutex = Mutex::new(String::from("a"));
 /// let mut guard = mutex.try_lock().expect("unlocked");

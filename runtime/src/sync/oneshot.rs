@@ -3,13 +3,13 @@
 //! # Examples
 //!
 //! ```
-//! use percore::sync::oneshot;
+//! use percore_runtime::sync::oneshot;
 //!
-//! # futures_executor::block_on(async {
+//! # percore_runtime::run(async {
 //! let (tx, rx) = oneshot::channel();
 //! tx.send("done").expect("receiver is alive");
 //! assert_eq!(rx.await, Ok("done"));
-//! # });
+//! # }).unwrap();
 //! ```
 
 use std::cell::RefCell;
@@ -25,13 +25,13 @@ use std::task::{Context, Poll, Waker};
 /// # Examples
 ///
 /// ```
-/// use percore::sync::oneshot;
+/// use percore_runtime::sync::oneshot;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (tx, rx) = oneshot::channel::<u32>();
 /// drop(tx);
 /// assert!(rx.await.is_err());
-/// # });
+/// # }).unwrap();
 /// ```
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
     let inner = Rc::new(RefCell::new(Inner {
@@ -63,7 +63,7 @@ struct Inner<T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::oneshot;
+/// use percore_runtime::sync::oneshot;
 ///
 /// let (tx, mut rx) = oneshot::channel();
 /// tx.send(1).expect("receiver is alive");
@@ -83,7 +83,7 @@ impl<T> Sender<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::oneshot;
+    /// use percore_runtime::sync::oneshot;
     ///
     /// let (tx, rx) = oneshot::channel();
     /// drop(rx);
@@ -110,7 +110,7 @@ impl<T> Sender<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::oneshot;
+    /// use percore_runtime::sync::oneshot;
     ///
     /// let (tx, mut rx) = oneshot::channel::<()>();
     /// rx.close();
@@ -131,13 +131,13 @@ impl<T> Sender<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::oneshot;
+    /// use percore_runtime::sync::oneshot;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let (mut tx, rx) = oneshot::channel::<()>();
     /// drop(rx);
     /// tx.closed().await;
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn closed(&mut self) -> Closed<'_, T> {
         Closed { sender: self }
@@ -170,14 +170,14 @@ impl<T> fmt::Debug for Sender<T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::oneshot::{self, Closed};
+/// use percore_runtime::sync::oneshot::{self, Closed};
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (mut tx, rx) = oneshot::channel::<()>();
 /// drop(rx);
 /// let fut: Closed<'_, ()> = tx.closed();
 /// fut.await;
-/// # });
+/// # }).unwrap();
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Closed<'a, T> {
@@ -215,14 +215,14 @@ impl<T> fmt::Debug for Closed<'_, T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::oneshot;
+/// use percore_runtime::sync::oneshot;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (tx, rx) = oneshot::channel();
 /// let send = async move { tx.send(7).expect("receiver is alive") };
 /// let (got, ()) = futures_util::future::join(rx, send).await;
 /// assert_eq!(got, Ok(7));
-/// # });
+/// # }).unwrap();
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Receiver<T> {
@@ -241,7 +241,7 @@ impl<T> Receiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::oneshot::{self, TryRecvError};
+    /// use percore_runtime::sync::oneshot::{self, TryRecvError};
     ///
     /// let (tx, mut rx) = oneshot::channel();
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
@@ -263,7 +263,7 @@ impl<T> Receiver<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::oneshot;
+    /// use percore_runtime::sync::oneshot;
     ///
     /// let (tx, mut rx) = oneshot::channel();
     /// rx.close();
@@ -318,12 +318,12 @@ impl<T> fmt::Debug for Receiver<T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::oneshot;
+/// use percore_runtime::sync::oneshot;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let (_, rx) = oneshot::channel::<()>();
 /// assert_eq!(rx.await.unwrap_err().to_string(), "oneshot sender dropped");
-/// # });
+/// # }).unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecvError(());
@@ -341,7 +341,7 @@ impl Error for RecvError {}
 /// # Examples
 ///
 /// ```
-/// use percore::sync::oneshot::{self, TryRecvError};
+/// use percore_runtime::sync::oneshot::{self, TryRecvError};
 ///
 /// let (tx, mut rx) = oneshot::channel::<()>();
 /// drop(tx);

@@ -18,9 +18,9 @@ use super::waiters::{WaitState, WaiterList, WakeList};
 /// # Examples
 ///
 /// ```
-/// use percore::sync::RwLock;
+/// use percore_runtime::sync::RwLock;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let lock = RwLock::new(1);
 /// {
 ///     let (a, b) = (lock.read().await, lock.read().await);
@@ -28,7 +28,7 @@ use super::waiters::{WaitState, WaiterList, WakeList};
 /// }
 /// *lock.write().await += 1;
 /// assert_eq!(*lock.read().await, 2);
-/// # });
+/// # }).unwrap();
 /// ```
 pub struct RwLock<T: ?Sized> {
     state: RefCell<State>,
@@ -101,7 +101,7 @@ impl<T> RwLock<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::RwLock;
+    /// use percore_runtime::sync::RwLock;
     ///
     /// let lock = RwLock::new(3);
     /// assert_eq!(lock.into_inner(), 3);
@@ -122,7 +122,7 @@ impl<T> RwLock<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::RwLock;
+    /// use percore_runtime::sync::RwLock;
     ///
     /// assert_eq!(RwLock::new('x').into_inner(), 'x');
     /// ```
@@ -143,12 +143,12 @@ impl<T: ?Sized> RwLock<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::RwLock;
+    /// use percore_runtime::sync::RwLock;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let lock = RwLock::new(5);
     /// assert_eq!(*lock.read().await, 5);
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn read(&self) -> ReadLock<'_, T> {
         ReadLock {
@@ -166,13 +166,13 @@ impl<T: ?Sized> RwLock<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::RwLock;
+    /// use percore_runtime::sync::RwLock;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let lock = RwLock::new(5);
     /// *lock.write().await = 6;
     /// assert_eq!(*lock.read().await, 6);
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn write(&self) -> WriteLock<'_, T> {
         WriteLock {
@@ -188,7 +188,7 @@ impl<T: ?Sized> RwLock<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::RwLock;
+    /// use percore_runtime::sync::RwLock;
     ///
     /// let lock = RwLock::new(0);
     /// let reader = lock.try_read().expect("unlocked");
@@ -206,7 +206,7 @@ impl<T: ?Sized> RwLock<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::RwLock;
+    /// use percore_runtime::sync::RwLock;
     ///
     /// let lock = RwLock::new(0);
     /// let writer = lock.try_write().expect("unlocked");
@@ -223,7 +223,7 @@ impl<T: ?Sized> RwLock<T> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::RwLock;
+    /// use percore_runtime::sync::RwLock;
     ///
     /// let mut lock = RwLock::new(1);
     /// *lock.get_mut() += 1;
@@ -306,13 +306,13 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::{ReadLock, RwLock};
+/// use percore_runtime::sync::{ReadLock, RwLock};
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let lock = RwLock::new(1);
 /// let fut: ReadLock<'_, i32> = lock.read();
 /// assert_eq!(*fut.await, 1);
-/// # });
+/// # }).unwrap();
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct ReadLock<'a, T: ?Sized> {
@@ -342,13 +342,13 @@ impl<T: ?Sized> Drop for ReadLock<'_, T> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::{RwLock, WriteLock};
+/// use percore_runtime::sync::{RwLock, WriteLock};
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let lock = RwLock::new(1);
 /// let fut: WriteLock<'_, i32> = lock.write();
 /// *fut.await = 2;
-/// # });
+/// # }).unwrap();
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct WriteLock<'a, T: ?Sized> {

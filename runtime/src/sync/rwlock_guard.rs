@@ -21,7 +21,7 @@ impl Drop for Release<'_> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::RwLock;
+/// use percore_runtime::sync::RwLock;
 ///
 /// let lock = RwLock::new(vec![1, 2]);
 /// let guard = lock.try_read().expect("unlocked");
@@ -39,7 +39,7 @@ pub struct RwLockReadGuard<'a, T: ?Sized> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::RwLock;
+/// use percore_runtime::sync::RwLock;
 ///
 /// let lock = RwLock::new(vec![1]);
 /// lock.try_write().expect("unlocked").push(2);

@@ -19,16 +19,16 @@ use super::waiters::{WaitState, WaiterList, WakeList};
 /// # Examples
 ///
 /// ```
-/// use percore::sync::Semaphore;
+/// use percore_runtime::sync::Semaphore;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let sem = Semaphore::new(2);
 /// let a = sem.acquire().await.expect("open");
 /// let _b = sem.acquire().await.expect("open");
 /// assert!(sem.try_acquire().is_err());
 /// drop(a);
 /// assert_eq!(sem.available_permits(), 1);
-/// # });
+/// # }).unwrap();
 /// ```
 pub struct Semaphore {
     state: RefCell<State>,
@@ -69,7 +69,7 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
     /// assert_eq!(Semaphore::new(3).available_permits(), 3);
     /// ```
@@ -98,13 +98,13 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let sem = Semaphore::new(1);
     /// let permit = sem.acquire().await.expect("not closed");
     /// assert_eq!(permit.num_permits(), 1);
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn acquire(&self) -> Acquire<'_> {
         self.acquire_many(1)
@@ -124,15 +124,15 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let sem = Semaphore::new(5);
     /// let permit = sem.acquire_many(3).await.expect("not closed");
     /// assert_eq!(sem.available_permits(), 2);
     /// drop(permit);
     /// assert_eq!(sem.available_permits(), 5);
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn acquire_many(&self, n: usize) -> Acquire<'_> {
         Acquire {
@@ -152,7 +152,7 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::{Semaphore, TryAcquireError};
+    /// use percore_runtime::sync::{Semaphore, TryAcquireError};
     ///
     /// let sem = Semaphore::new(1);
     /// let _permit = sem.try_acquire().expect("one is free");
@@ -171,7 +171,7 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
     /// let sem = Semaphore::new(3);
     /// assert!(sem.try_acquire_many(4).is_err());
@@ -201,7 +201,7 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
     /// let sem = Semaphore::new(0);
     /// sem.add_permits(2);
@@ -225,7 +225,7 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
     /// let sem = Semaphore::new(2);
     /// let _p = sem.try_acquire();
@@ -242,14 +242,14 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
-    /// # futures_executor::block_on(async {
+    /// # percore_runtime::run(async {
     /// let sem = Semaphore::new(1);
     /// sem.close();
     /// assert!(sem.is_closed());
     /// assert!(sem.acquire().await.is_err());
-    /// # });
+    /// # }).unwrap();
     /// ```
     pub fn close(&self) {
         let mut wakes = WakeList::new();
@@ -266,7 +266,7 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
     /// assert!(!Semaphore::new(1).is_closed());
     /// ```
@@ -295,13 +295,13 @@ impl fmt::Debug for Semaphore {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::{Acquire, Semaphore};
+/// use percore_runtime::sync::{Acquire, Semaphore};
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let sem = Semaphore::new(1);
 /// let fut: Acquire<'_> = sem.acquire();
 /// assert!(fut.await.is_ok());
-/// # });
+/// # }).unwrap();
 /// ```
 #[must_use = "futures do nothing unless you `.await` or poll them"]
 pub struct Acquire<'a> {

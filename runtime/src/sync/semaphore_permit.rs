@@ -10,7 +10,7 @@ use super::Semaphore;
 /// # Examples
 ///
 /// ```
-/// use percore::sync::Semaphore;
+/// use percore_runtime::sync::Semaphore;
 ///
 /// let sem = Semaphore::new(1);
 /// {
@@ -35,7 +35,7 @@ impl<'a> Permit<'a> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
     /// let sem = Semaphore::new(2);
     /// sem.try_acquire().expect("free").forget();
@@ -50,7 +50,7 @@ impl<'a> Permit<'a> {
     /// # Examples
     ///
     /// ```
-    /// use percore::sync::Semaphore;
+    /// use percore_runtime::sync::Semaphore;
     ///
     /// let sem = Semaphore::new(4);
     /// assert_eq!(sem.try_acquire_many(3).expect("free").num_permits(), 3);
@@ -81,14 +81,14 @@ impl fmt::Debug for Permit<'_> {
 /// # Examples
 ///
 /// ```
-/// use percore::sync::Semaphore;
+/// use percore_runtime::sync::Semaphore;
 ///
-/// # futures_executor::block_on(async {
+/// # percore_runtime::run(async {
 /// let sem = Semaphore::new(0);
 /// sem.close();
 /// let err = sem.acquire().await.unwrap_err();
 /// assert_eq!(err.to_string(), "semaphore closed");
-/// # });
+/// # }).unwrap();
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcquireError(pub(super) ());
@@ -106,7 +106,7 @@ impl Error for AcquireError {}
 /// # Examples
 ///
 /// ```
-/// use percore::sync::{Semaphore, TryAcquireError};
+/// use percore_runtime::sync::{Semaphore, TryAcquireError};
 ///
 /// let sem = Semaphore::new(0);
 /// assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);

@@ -47,7 +47,9 @@ impl<T> Future for Indexed<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let index = self.index;
-        Pin::new(&mut self.handle).poll(cx).map(|result| (index, result))
+        Pin::new(&mut self.handle)
+            .poll(cx)
+            .map(|result| (index, result))
     }
 }
 
@@ -81,7 +83,10 @@ impl<E: std::error::Error + 'static> std::error::Error for TryJoinError<E> {
 impl<T: 'static> JoinSet<T> {
     /// An empty set.
     pub fn new() -> JoinSet<T> {
-        JoinSet { tasks: FuturesUnordered::new(), next_index: 0 }
+        JoinSet {
+            tasks: FuturesUnordered::new(),
+            next_index: 0,
+        }
     }
 
     /// Spawns `future` on the current core into the set.
@@ -95,7 +100,10 @@ impl<T: 'static> JoinSet<T> {
         F: Future<Output = T> + 'static,
     {
         let handle = spawn(future);
-        self.tasks.push(Indexed { index: self.next_index, handle });
+        self.tasks.push(Indexed {
+            index: self.next_index,
+            handle,
+        });
         self.next_index += 1;
     }
 
@@ -135,14 +143,13 @@ impl<T: 'static> JoinSet<T> {
         while let Some((index, result)) = self.tasks.next().await {
             match result {
                 Ok(value) => outputs[index] = Some(value),
-                Err(err) => match err.try_into_panic() {
-                    Ok(payload) => {
+                // A cancelled task (by `abort_all`) has no output to report.
+                Err(err) => {
+                    if let Ok(payload) = err.try_into_panic() {
                         self.abort_all();
                         std::panic::resume_unwind(payload)
                     }
-                    // Cancelled by `abort_all`: it has no output to report.
-                    Err(_) => {}
-                },
+                }
             }
         }
         outputs.into_iter().flatten().collect()
@@ -210,6 +217,8 @@ impl<T: 'static> Drop for JoinSet<T> {
 
 impl<T: 'static> fmt::Debug for JoinSet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinSet").field("len", &self.tasks.len()).finish()
+        f.debug_struct("JoinSet")
+            .field("len", &self.tasks.len())
+            .finish()
     }
 }

@@ -50,7 +50,9 @@ pub(crate) struct Panicked {
 
 impl Drop for Panicked {
     fn drop(&mut self) {
-        let Some(payload) = self.payload.take() else { return };
+        let Some(payload) = self.payload.take() else {
+            return;
+        };
         eprintln!(
             "percore: a task spawned at {} on core {} panicked and nobody awaited it: {}",
             self.location,
@@ -156,23 +158,21 @@ pub struct JoinHandle<T> {
 
 type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Output<T>>>>>;
 
+#[derive(Default)]
 enum Handle<T> {
     Running(FallibleTask<Output<T>, TaskMeta>),
     /// Aborted: waits until the task's future is really dropped (or hands back
     /// the output of a task that finished first).
     Cancelling(Cancelling<T>),
+    #[default]
     Joined,
-}
-
-impl<T> Default for Handle<T> {
-    fn default() -> Handle<T> {
-        Handle::Joined
-    }
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn from_task(task: FallibleTask<Output<T>, TaskMeta>) -> JoinHandle<T> {
-        JoinHandle { state: Cell::new(Handle::Running(task)) }
+        JoinHandle {
+            state: Cell::new(Handle::Running(task)),
+        }
     }
 
     /// Whether the task has finished (completed, panicked or been cancelled).
@@ -208,7 +208,11 @@ impl<T> Future for JoinHandle<T> {
         let polled = match state {
             Handle::Running(task) => Pin::new(task).poll(cx),
             Handle::Cancelling(cancel) => cancel.as_mut().poll(cx),
-            Handle::Joined => return Poll::Ready(Err(JoinError { repr: Repr::Cancelled })),
+            Handle::Joined => {
+                return Poll::Ready(Err(JoinError {
+                    repr: Repr::Cancelled,
+                }))
+            }
         };
         let Poll::Ready(output) = polled else {
             return Poll::Pending;
@@ -217,10 +221,16 @@ impl<T> Future for JoinHandle<T> {
         Poll::Ready(match output {
             Some(Ok(value)) => Ok(value),
             Some(Err(mut panicked)) => match panicked.payload.take() {
-                Some(payload) => Err(JoinError { repr: Repr::Panic(payload) }),
-                None => Err(JoinError { repr: Repr::Cancelled }),
+                Some(payload) => Err(JoinError {
+                    repr: Repr::Panic(payload),
+                }),
+                None => Err(JoinError {
+                    repr: Repr::Cancelled,
+                }),
             },
-            None => Err(JoinError { repr: Repr::Cancelled }),
+            None => Err(JoinError {
+                repr: Repr::Cancelled,
+            }),
         })
     }
 }
@@ -235,7 +245,9 @@ impl<T> Drop for JoinHandle<T> {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("finished", &self.is_finished()).finish()
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }
 
@@ -329,10 +341,19 @@ pub(crate) unsafe fn build<F: Future>(
     meta: TaskMeta,
     key: usize,
     policy: UnhandledPanic,
-) -> (Runnable<TaskMeta>, FallibleTask<Output<F::Output>, TaskMeta>) {
+) -> (
+    Runnable<TaskMeta>,
+    FallibleTask<Output<F::Output>, TaskMeta>,
+) {
     let core = meta.shared.id;
     let location = meta.location;
-    let task_future = TaskFuture { future, key: Some(key), meta_core: core, location, policy };
+    let task_future = TaskFuture {
+        future,
+        key: Some(key),
+        meta_core: core,
+        location,
+        policy,
+    };
     // SAFETY: the schedule function is `Send + Sync` (it only touches the thread
     // local and the `Arc<Shared>` in the metadata), so wakers may cross threads;
     // the future is only polled on its core (caller's obligation); lifetimes are
@@ -379,10 +400,14 @@ mod tests {
 
     #[test]
     fn join_error_says_what_happened() {
-        let cancelled = JoinError { repr: Repr::Cancelled };
+        let cancelled = JoinError {
+            repr: Repr::Cancelled,
+        };
         assert!(cancelled.is_cancelled() && !cancelled.is_panic());
         assert_eq!(cancelled.to_string(), "task was cancelled");
-        let panicked = JoinError { repr: Repr::Panic(Box::new("boom")) };
+        let panicked = JoinError {
+            repr: Repr::Panic(Box::new("boom")),
+        };
         assert!(panicked.is_panic());
         assert_eq!(panicked.to_string(), "task panicked: boom");
         assert!(panicked.try_into_panic().is_ok());

@@ -41,7 +41,11 @@ use wheel::TimerKey;
 ///
 /// Polling panics outside a percore runtime.
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now().checked_add(duration).unwrap_or_else(far_future))
+    sleep_until(
+        Instant::now()
+            .checked_add(duration)
+            .unwrap_or_else(far_future),
+    )
 }
 
 /// Waits until `deadline`.
@@ -50,7 +54,10 @@ pub fn sleep(duration: Duration) -> Sleep {
 ///
 /// Polling panics outside a percore runtime.
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep { deadline, key: None }
+    Sleep {
+        deadline,
+        key: None,
+    }
 }
 
 /// About 30 years from now: "never", for a deadline that would overflow.
@@ -127,7 +134,9 @@ impl Drop for Sleep {
 
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Sleep").field("deadline", &self.deadline).finish()
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .finish()
     }
 }
 
@@ -137,12 +146,18 @@ impl fmt::Debug for Sleep {
 ///
 /// [`Elapsed`] if the time ran out first; `future` is dropped then.
 pub fn timeout<F: Future>(duration: Duration, future: F) -> Timeout<F> {
-    Timeout { future, sleep: sleep(duration) }
+    Timeout {
+        future,
+        sleep: sleep(duration),
+    }
 }
 
 /// Runs `future` until `deadline` at most.
 pub fn timeout_at<F: Future>(deadline: Instant, future: F) -> Timeout<F> {
-    Timeout { future, sleep: sleep_until(deadline) }
+    Timeout {
+        future,
+        sleep: sleep_until(deadline),
+    }
 }
 
 /// The future of [`timeout`]: `Ok(output)` or `Err(Elapsed)`.
@@ -228,7 +243,10 @@ pub fn interval(period: Duration) -> Interval {
 /// If `period` is zero.
 pub fn interval_at(start: Instant, period: Duration) -> Interval {
     assert!(!period.is_zero(), "interval period must be non-zero");
-    Interval { period, sleep: sleep_until(start) }
+    Interval {
+        period,
+        sleep: sleep_until(start),
+    }
 }
 
 /// The timer of [`interval`].

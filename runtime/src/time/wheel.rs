@@ -114,6 +114,7 @@ impl Wheel {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn elapsed(&self) -> u64 {
         self.elapsed
     }
@@ -122,6 +123,7 @@ impl Wheel {
         self.len
     }
 
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }

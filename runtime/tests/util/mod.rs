@@ -18,12 +18,19 @@ pub fn write_fd(fd: &OwnedFd, data: &[u8]) {
     use std::os::fd::AsRawFd;
     // SAFETY: `data` is valid for `data.len()` bytes.
     let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-    assert_eq!(n, data.len() as isize, "write: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        n,
+        data.len() as isize,
+        "write: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Number of open fds of this process.
 pub fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd is readable").count()
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd is readable")
+        .count()
 }
 
 /// Yields until no op is in flight on this core, at most `rounds` times.

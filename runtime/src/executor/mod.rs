@@ -65,7 +65,9 @@ pub(crate) struct Core {
     pub(crate) timers: RefCell<Wheel>,
     /// Tick 0 of the timer wheel.
     pub(crate) origin: Instant,
-    /// A waker for every live task, so shutdown can reach idle tasks and drop them.
+    /// A waker for every task that waits (polled, not finished), so shutdown can
+    /// reach idle tasks and drop them on this thread. Tasks never polled sit in
+    /// the run queue instead, and shutdown drops them from there.
     registry: RefCell<Slab<Waker>>,
     shutting_down: Cell<bool>,
     /// Set by a `Remote::Shutdown`; a worker's main future waits for it.
@@ -316,25 +318,18 @@ impl Core {
         future: F,
         location: &'static Location<'static>,
     ) -> JoinHandle<F::Output> {
-        let mut registry = self.registry.borrow_mut();
-        let entry = registry.vacant_entry();
-        let key = entry.key();
         let meta = TaskMeta {
             shared: self.shared.clone(),
             location,
         };
         // SAFETY: the task is run only by this core (the schedule function routes
         // wakes here); lifetimes are our caller's obligation.
-        let (runnable, task) =
-            unsafe { task::build(future, meta, key, self.config.unhandled_panic) };
+        let (runnable, task) = unsafe { task::build(future, meta) };
         if self.shutting_down.get() {
             // No new work during shutdown: the task is cancelled before it runs.
-            drop(registry);
             drop(runnable);
             return JoinHandle::from_task(task);
         }
-        entry.insert(runnable.waker());
-        drop(registry);
         stats::add(&self.counters.spawned, 1);
         self.run_queue.borrow_mut().push_back(runnable);
         JoinHandle::from_task(task)
@@ -464,6 +459,18 @@ pub(crate) fn schedule(runnable: Runnable<TaskMeta>, _yielded: bool) {
     }
     let shared = runnable.metadata().shared.clone();
     shared.push(Remote::Task(runnable));
+}
+
+/// Registers a task that is about to wait, so shutdown can wake and drop it.
+pub(crate) fn register(waker: &Waker) -> usize {
+    with_core(|core| core.registry.borrow_mut().insert(waker.clone()))
+}
+
+/// The current core's policy for panics nobody observes.
+pub(crate) fn unhandled_panic_policy() -> UnhandledPanic {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    unsafe { core.as_ref() }.map_or(UnhandledPanic::Report, |core| core.config.unhandled_panic)
 }
 
 /// Removes a finished task from its core's registry.

@@ -75,7 +75,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
     }
 }
 
-type Output<T> = Result<T, Panicked>;
+type Output<T> = Result<T, Box<Panicked>>;
 
 /// Why a task did not produce its output.
 pub struct JoinError {
@@ -282,18 +282,21 @@ where
     })
 }
 
-/// The future a task runs: the user's future, with panics caught and the task
-/// removed from its core's registry when it ends.
-pub(crate) struct TaskFuture<F> {
+/// The future a task runs: the user's future, with panics caught, registered in
+/// its core's registry while it waits (so shutdown can reach it).
+///
+/// Kept small on purpose — it is part of every task's allocation: the spawn site
+/// and core are read from the task's metadata, which the cell stores anyway.
+pub(crate) struct TaskFuture<'a, F> {
     future: F,
-    /// The task's key in its core's registry, until it ends.
-    key: Option<usize>,
-    meta_core: usize,
-    location: &'static Location<'static>,
-    policy: UnhandledPanic,
+    meta: &'a TaskMeta,
+    /// The task's key in its core's registry, or `UNREGISTERED`.
+    key: usize,
 }
 
-impl<F: Future> Future for TaskFuture<F> {
+const UNREGISTERED: usize = usize::MAX;
+
+impl<F: Future> Future for TaskFuture<'_, F> {
     type Output = Output<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -304,27 +307,38 @@ impl<F: Future> Future for TaskFuture<F> {
         let future = unsafe { Pin::new_unchecked(&mut this.future) };
         let result = panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
         let output = match result {
-            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Pending) => {
+                // Only a task that waits needs to be found at shutdown; one that
+                // finishes in its first poll never touches the registry.
+                if this.key == UNREGISTERED {
+                    this.key = executor::register(cx.waker());
+                }
+                return Poll::Pending;
+            }
             Ok(Poll::Ready(value)) => Ok(value),
-            Err(payload) => Err(Panicked {
+            Err(payload) => Err(Box::new(Panicked {
                 payload: Some(payload),
-                location: this.location,
-                core: this.meta_core,
-                policy: this.policy,
-            }),
+                location: this.meta.location,
+                core: this.meta.shared.id,
+                policy: executor::unhandled_panic_policy(),
+            })),
         };
-        if let Some(key) = this.key.take() {
-            executor::deregister(key);
-        }
+        this.deregister();
         Poll::Ready(output)
     }
 }
 
-impl<F> Drop for TaskFuture<F> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            executor::deregister(key);
+impl<F> TaskFuture<'_, F> {
+    fn deregister(&mut self) {
+        if self.key != UNREGISTERED {
+            executor::deregister(std::mem::replace(&mut self.key, UNREGISTERED));
         }
+    }
+}
+
+impl<F> Drop for TaskFuture<'_, F> {
+    fn drop(&mut self) {
+        self.deregister();
     }
 }
 
@@ -339,29 +353,17 @@ impl<F> Drop for TaskFuture<F> {
 pub(crate) unsafe fn build<F: Future>(
     future: F,
     meta: TaskMeta,
-    key: usize,
-    policy: UnhandledPanic,
-) -> (
-    Runnable<TaskMeta>,
-    FallibleTask<Output<F::Output>, TaskMeta>,
-) {
-    let core = meta.shared.id;
-    let location = meta.location;
-    let task_future = TaskFuture {
-        future,
-        key: Some(key),
-        meta_core: core,
-        location,
-        policy,
-    };
+) -> (Runnable<TaskMeta>, FallibleTask<Output<F::Output>, TaskMeta>) {
     // SAFETY: the schedule function is `Send + Sync` (it only touches the thread
     // local and the `Arc<Shared>` in the metadata), so wakers may cross threads;
     // the future is only polled on its core (caller's obligation); lifetimes are
-    // the caller's obligation too.
+    // the caller's obligation too. The future borrows the metadata, which the
+    // cell drops only after the future.
     let (runnable, task) = unsafe {
-        Builder::new()
-            .metadata(meta)
-            .spawn_unchecked(move |_| task_future, WithInfo(schedule))
+        Builder::new().metadata(meta).spawn_unchecked(
+            move |meta| TaskFuture { future, meta, key: UNREGISTERED },
+            WithInfo(schedule),
+        )
     };
     (runnable, task.fallible())
 }

@@ -35,7 +35,9 @@ fn run_on_targets_one_core_and_tasks_stay_there() {
 #[test]
 fn run_on_a_missing_core_is_an_error() {
     let runtime = Runtime::builder().cores(1).build().unwrap();
-    let err = runtime.run_on(3, || async {}).expect_err("core 3 does not exist");
+    let err = runtime
+        .run_on(3, || async {})
+        .expect_err("core 3 does not exist");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("core 3"), "{err}");
 }
@@ -54,7 +56,8 @@ fn a_panic_on_a_core_is_resumed_in_the_caller_and_the_core_lives_on() {
 fn run_on_from_inside_a_core_is_refused() {
     let runtime = std::sync::Arc::new(Runtime::builder().cores(1).build().unwrap());
     let inner = runtime.clone();
-    let refused = percore_runtime::run(async move { inner.run_on(0, || async {}).is_err() }).unwrap();
+    let refused =
+        percore_runtime::run(async move { inner.run_on(0, || async {}).is_err() }).unwrap();
     assert!(refused, "blocking a core on itself would deadlock");
 }
 
@@ -63,7 +66,9 @@ fn dropping_the_runtime_stops_its_threads_and_drops_their_tasks() {
     let runtime = Runtime::builder().cores(2).build().unwrap();
     runtime
         .run_on_all(|_| async {
-            drop(percore_runtime::spawn(percore_runtime::time::sleep(Duration::from_secs(3600))));
+            drop(percore_runtime::spawn(percore_runtime::time::sleep(
+                Duration::from_secs(3600),
+            )));
         })
         .unwrap();
     let start = std::time::Instant::now();

@@ -27,7 +27,10 @@ fn mutex_serialises_tasks_that_sleep_while_holding_it() {
         }
         let log = log.lock().await;
         for pair in log.chunks(2) {
-            assert_eq!(pair[0].1, pair[1].1, "nobody entered while another held the lock");
+            assert_eq!(
+                pair[0].1, pair[1].1,
+                "nobody entered while another held the lock"
+            );
         }
         assert_eq!(log.len(), 10);
     })

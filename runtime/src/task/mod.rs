@@ -353,7 +353,10 @@ impl<F> Drop for TaskFuture<'_, F> {
 pub(crate) unsafe fn build<F: Future>(
     future: F,
     meta: TaskMeta,
-) -> (Runnable<TaskMeta>, FallibleTask<Output<F::Output>, TaskMeta>) {
+) -> (
+    Runnable<TaskMeta>,
+    FallibleTask<Output<F::Output>, TaskMeta>,
+) {
     // SAFETY: the schedule function is `Send + Sync` (it only touches the thread
     // local and the `Arc<Shared>` in the metadata), so wakers may cross threads;
     // the future is only polled on its core (caller's obligation); lifetimes are
@@ -361,7 +364,11 @@ pub(crate) unsafe fn build<F: Future>(
     // cell drops only after the future.
     let (runnable, task) = unsafe {
         Builder::new().metadata(meta).spawn_unchecked(
-            move |meta| TaskFuture { future, meta, key: UNREGISTERED },
+            move |meta| TaskFuture {
+                future,
+                meta,
+                key: UNREGISTERED,
+            },
             WithInfo(schedule),
         )
     };

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Every check CI runs: formatting, lints, all tests (unit, integration, doc), docs.
+# Runs the same on a laptop: `ci/test.sh` from the repository root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy --all-targets -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test --workspace"
+cargo test --workspace
+
+echo "== cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+echo "== ci/test.sh: all checks passed"

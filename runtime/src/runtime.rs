@@ -386,7 +386,7 @@ impl Runtime {
             ));
         };
         let (tx, rx) = mpsc::sync_channel(1);
-        shared.push(Remote::Job(Box::new(move || {
+        let job = Remote::Job(Box::new(move || {
             executor::with_core(|this| {
                 // SAFETY: the future is `'static`.
                 let handle = unsafe { this.spawn_unchecked(f(), location) };
@@ -397,7 +397,10 @@ impl Runtime {
                 // SAFETY: the future is `'static`.
                 drop(unsafe { this.spawn_unchecked(reply, location) });
             })
-        })));
+        }));
+        if shared.push(job).is_err() {
+            return Err(io::Error::other(format!("core {core} has stopped")));
+        }
         Ok(rx)
     }
 
@@ -422,7 +425,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         for shared in &self.cores {
-            shared.push(Remote::Shutdown);
+            let _ = shared.push(Remote::Shutdown);
         }
         for thread in self.threads.drain(..) {
             let _ = thread.join();

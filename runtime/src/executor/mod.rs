@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use async_task::Runnable;
 use slab::Slab;
 
 pub(crate) use shared::{Remote, Shared};
 
 use crate::driver::{Driver, Wait};
 use crate::stats::{self, Counters};
-use crate::task::{self, JoinHandle, TaskMeta, UnhandledPanic};
+use crate::task::raw::{self, Runnable};
+use crate::task::{JoinHandle, UnhandledPanic};
 use crate::time::wheel::Wheel;
 use crate::Stats;
 
@@ -60,7 +60,7 @@ thread_local! {
 
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
-    run_queue: RefCell<VecDeque<Runnable<TaskMeta>>>,
+    run_queue: RefCell<VecDeque<Runnable>>,
     pub(crate) driver: RefCell<Driver>,
     pub(crate) timers: RefCell<Wheel>,
     /// Tick 0 of the timer wheel.
@@ -174,7 +174,7 @@ impl Core {
             let Some(runnable) = next else {
                 return stats::add(&self.counters.polls, polled as u64);
             };
-            let location = runnable.metadata().location;
+            let location = runnable.location();
             runnable.run();
             let end = coarse_now();
             if end.saturating_sub(start) >= threshold {
@@ -210,7 +210,8 @@ impl Core {
         stats::add(&self.counters.remote_wakes, items.len() as u64);
         for item in items.drain(..) {
             match item {
-                Remote::Task(runnable) => self.run_queue.borrow_mut().push_back(runnable),
+                Remote::Task(notified) => notified.schedule(),
+                Remote::Destroy(task) => task.destroy(),
                 Remote::Job(job) => job(),
                 Remote::Shutdown => {
                     self.stop.set(true);
@@ -318,21 +319,17 @@ impl Core {
         future: F,
         location: &'static Location<'static>,
     ) -> JoinHandle<F::Output> {
-        let meta = TaskMeta {
-            shared: self.shared.clone(),
-            location,
-        };
-        // SAFETY: the task is run only by this core (the schedule function routes
-        // wakes here); lifetimes are our caller's obligation.
-        let (runnable, task) = unsafe { task::build(future, meta) };
+        // SAFETY: lifetimes are our caller's obligation.
+        let (runnable, join) = unsafe { raw::allocate(future, self.shared.clone(), location) };
+        let handle = JoinHandle::from_join(raw::Join::new(join));
         if self.shutting_down.get() {
             // No new work during shutdown: the task is cancelled before it runs.
             drop(runnable);
-            return JoinHandle::from_task(task);
+            return handle;
         }
         stats::add(&self.counters.spawned, 1);
         self.run_queue.borrow_mut().push_back(runnable);
-        JoinHandle::from_task(task)
+        handle
     }
 
     /// Drops every task still alive (on this thread, as `!Send` futures require),
@@ -346,16 +343,12 @@ impl Core {
             }
             let mut remote = Vec::new();
             self.shared.take(&mut remote);
-            for item in remote {
-                if let Remote::Task(runnable) = item {
-                    self.run_queue.borrow_mut().push_back(runnable);
-                }
-            }
+            self.drop_remote(remote);
             let mut dropped = false;
             loop {
                 let next = self.run_queue.borrow_mut().pop_front();
                 let Some(runnable) = next else { break };
-                drop(runnable);
+                runnable.cancel();
                 dropped = true;
             }
             self.complete_io();
@@ -365,6 +358,25 @@ impl Core {
         }
         // Sleeping timers hold wakers of tasks that are gone now.
         *self.timers.borrow_mut() = Wheel::new();
+        // From now on a wake from another thread is refused at once (and the
+        // task, already cancelled, freed by whoever drops it).
+        let late = self.shared.close();
+        self.drop_remote(late);
+        loop {
+            let next = self.run_queue.borrow_mut().pop_front();
+            let Some(runnable) = next else { break };
+            runnable.cancel();
+        }
+    }
+
+    fn drop_remote(&self, items: Vec<Remote>) {
+        for item in items {
+            match item {
+                Remote::Task(notified) => notified.schedule(),
+                Remote::Destroy(task) => task.destroy(),
+                Remote::Job(_) | Remote::Shutdown => {}
+            }
+        }
     }
 
     pub(crate) fn stats(&self) -> Stats {
@@ -448,22 +460,25 @@ pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
     with_core(|core| f(&mut core.driver.borrow_mut()))
 }
 
-pub(crate) fn schedule(runnable: Runnable<TaskMeta>, _yielded: bool) {
+/// Whether this thread runs the core that `shared` belongs to.
+pub(crate) fn is_owner(shared: &Arc<Shared>) -> bool {
     let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
     // SAFETY: as in `with_core`.
-    if let Some(core) = unsafe { core.as_ref() } {
-        if Arc::ptr_eq(&core.shared, &runnable.metadata().shared) {
-            core.run_queue.borrow_mut().push_back(runnable);
-            return;
-        }
-    }
-    let shared = runnable.metadata().shared.clone();
-    shared.push(Remote::Task(runnable));
+    unsafe { core.as_ref() }.is_some_and(|core| Arc::ptr_eq(&core.shared, shared))
+}
+
+/// Queues a task on this thread's core; only called when `is_owner` held.
+pub(crate) fn push_local(runnable: Runnable) {
+    with_core(|core| core.run_queue.borrow_mut().push_back(runnable));
 }
 
 /// Registers a task that is about to wait, so shutdown can wake and drop it.
-pub(crate) fn register(waker: &Waker) -> usize {
-    with_core(|core| core.registry.borrow_mut().insert(waker.clone()))
+pub(crate) fn register(waker: &Waker) -> u32 {
+    with_core(|core| {
+        let key = core.registry.borrow_mut().insert(waker.clone());
+        // More than 4 billion waiting tasks would exhaust memory long before.
+        u32::try_from(key).unwrap_or(raw::UNREGISTERED)
+    })
 }
 
 /// The current core's policy for panics nobody observes.
@@ -479,7 +494,8 @@ pub(crate) fn deregister(key: usize) {
     // SAFETY: as in `with_core`.
     if let Some(core) = unsafe { core.as_ref() } {
         if !core.shutting_down.get() {
-            core.registry.borrow_mut().try_remove(key);
+            let waker = core.registry.borrow_mut().try_remove(key);
+            drop(waker); // after the borrow: it drops a task reference
         }
     }
 }

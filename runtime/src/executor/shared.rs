@@ -8,26 +8,32 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::{fmt, io};
 
-use async_task::Runnable;
-
-use crate::task::TaskMeta;
+use crate::task::raw::{Notified, TaskRef};
 
 /// Work that reaches a core from elsewhere.
 pub(crate) enum Remote {
     /// A task woken on another thread.
-    Task(Runnable<TaskMeta>),
+    Task(Notified),
+    /// A task whose last reference was dropped on another thread, to be freed here.
+    Destroy(TaskRef),
     /// A closure to run on the core (it usually spawns a task).
     Job(Box<dyn FnOnce() + Send>),
     /// Stop the core's loop once its current work is dropped.
     Shutdown,
 }
 
+struct Queue {
+    items: Vec<Remote>,
+    /// The core has shut down: nothing pushed now would ever be taken.
+    closed: bool,
+}
+
 pub(crate) struct Shared {
     pub(crate) id: usize,
-    queue: Mutex<Vec<Remote>>,
+    queue: Mutex<Queue>,
     /// Set by senders after pushing; lets the core skip the lock when idle.
     has_remote: AtomicBool,
     /// The core is (about to be) blocked in `io_uring_enter`.
@@ -50,7 +56,10 @@ impl Shared {
         }
         Ok(Shared {
             id,
-            queue: Mutex::new(Vec::new()),
+            queue: Mutex::new(Queue {
+                items: Vec::new(),
+                closed: false,
+            }),
             has_remote: AtomicBool::new(false),
             parked: AtomicBool::new(false),
             // SAFETY: `fd` was just returned by eventfd and nothing else owns it.
@@ -62,17 +71,30 @@ impl Shared {
         self.eventfd.as_raw_fd()
     }
 
-    pub(crate) fn push(&self, item: Remote) {
-        // A panic while holding this lock cannot leave the Vec inconsistent, so a
-        // poisoned lock is still usable.
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(item);
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding this lock cannot leave the queue inconsistent (a
+        // push or a take is one call), so a poisoned lock is still usable.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `item` for the core and wakes it if parked.
+    ///
+    /// # Errors
+    ///
+    /// Gives `item` back if the core has shut down.
+    pub(crate) fn push(&self, item: Remote) -> Result<(), Remote> {
+        {
+            let mut queue = self.queue();
+            if queue.closed {
+                return Err(item);
+            }
+            queue.items.push(item);
+        }
         self.has_remote.store(true, Ordering::Release);
         if self.parked.load(Ordering::SeqCst) {
             self.notify();
         }
+        Ok(())
     }
 
     fn notify(&self) {
@@ -89,19 +111,21 @@ impl Shared {
     /// Takes everything queued.
     pub(crate) fn take(&self, into: &mut Vec<Remote>) {
         self.has_remote.store(false, Ordering::Relaxed);
-        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        into.append(&mut queue);
+        into.append(&mut self.queue().items);
+    }
+
+    /// Refuses everything from now on and returns what was still queued.
+    pub(crate) fn close(&self) -> Vec<Remote> {
+        let mut queue = self.queue();
+        queue.closed = true;
+        std::mem::take(&mut queue.items)
     }
 
     /// Announces that the core is about to block; false if work arrived meanwhile
     /// (then the core must not block).
     pub(crate) fn park(&self) -> bool {
         self.parked.store(true, Ordering::SeqCst);
-        let empty = self
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty();
+        let empty = self.queue().items.is_empty();
         if !empty {
             self.parked.store(false, Ordering::SeqCst);
         }

@@ -1,32 +1,24 @@
 //! Tasks: spawning, join handles, panics.
 //!
-//! A task is one allocation (the `async-task` cell) holding the future, its
-//! output and a header; wakers are `Send + Sync` and route a wake from another
-//! thread through the owning core's remote queue.
+//! A task is one allocation ([`raw`]) holding a header and the future, then its
+//! output; wakers are `Send + Sync` and route a wake from another thread through
+//! the owning core's remote queue.
 
 mod join_set;
+pub(crate) mod raw;
 
 use std::any::Any;
-use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
-use std::panic::{self, AssertUnwindSafe, Location};
+use std::panic::Location;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::marker::PhantomData;
 use std::task::{Context, Poll};
-
-use async_task::{Builder, FallibleTask, Runnable, ScheduleInfo, WithInfo};
 
 pub use join_set::{JoinSet, TryJoinError};
 
-use crate::executor::{self, Shared};
-
-/// What a task carries besides its future: where it belongs and where it came from.
-#[derive(Debug)]
-pub(crate) struct TaskMeta {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) location: &'static Location<'static>,
-}
+use crate::executor;
+use raw::{Join, Output};
 
 /// What to do with a panic in a task whose `JoinHandle` was dropped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,7 +67,6 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
     }
 }
 
-type Output<T> = Result<T, Box<Panicked>>;
 
 /// Why a task did not produce its output.
 pub struct JoinError {
@@ -153,50 +144,27 @@ impl From<JoinError> for std::io::Error {
 /// ```
 #[must_use = "dropping a JoinHandle detaches the task; `let _ = spawn(..)` says so"]
 pub struct JoinHandle<T> {
-    state: Cell<Handle<T>>,
-}
-
-type Cancelling<T> = Pin<Box<dyn Future<Output = Option<Output<T>>>>>;
-
-#[derive(Default)]
-enum Handle<T> {
-    Running(FallibleTask<Output<T>, TaskMeta>),
-    /// Aborted: waits until the task's future is really dropped (or hands back
-    /// the output of a task that finished first).
-    Cancelling(Cancelling<T>),
-    #[default]
-    Joined,
+    join: Join,
+    /// `!Send`: the task's state lives on its core, so does its handle.
+    _marker: PhantomData<(fn() -> T, *const ())>,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn from_task(task: FallibleTask<Output<T>, TaskMeta>) -> JoinHandle<T> {
-        JoinHandle {
-            state: Cell::new(Handle::Running(task)),
-        }
+    pub(crate) fn from_join(join: Join) -> JoinHandle<T> {
+        JoinHandle { join, _marker: PhantomData }
     }
 
     /// Whether the task has finished (completed, panicked or been cancelled).
     pub fn is_finished(&self) -> bool {
-        let state = self.state.take();
-        let finished = match &state {
-            Handle::Running(task) => task.is_finished(),
-            Handle::Cancelling(_) | Handle::Joined => true,
-        };
-        self.state.set(state);
-        finished
+        self.join.is_finished()
     }
-}
 
-impl<T: 'static> JoinHandle<T> {
-    /// Cancels the task: its future is dropped at the next chance, and awaiting
-    /// this handle then gives a cancelled [`JoinError`]. A task that already
-    /// finished keeps its output.
+    /// Cancels the task. Its future is dropped right away if it is idle, else as
+    /// soon as its current poll (or its turn in the run queue) ends; awaiting this
+    /// handle then gives a cancelled [`JoinError`]. A task that already finished
+    /// keeps its output.
     pub fn abort(&self) {
-        let state = self.state.take();
-        self.state.set(match state {
-            Handle::Running(task) => Handle::Cancelling(Box::pin(task.cancel())),
-            other => other,
-        });
+        self.join.abort();
     }
 }
 
@@ -204,20 +172,11 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let state = self.get_mut().state.get_mut();
-        let polled = match state {
-            Handle::Running(task) => Pin::new(task).poll(cx),
-            Handle::Cancelling(cancel) => cancel.as_mut().poll(cx),
-            Handle::Joined => {
-                return Poll::Ready(Err(JoinError {
-                    repr: Repr::Cancelled,
-                }))
-            }
+        let this = self.get_mut();
+        let output: Option<Output<T>> = match this.join.poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(output) => output,
         };
-        let Poll::Ready(output) = polled else {
-            return Poll::Pending;
-        };
-        *state = Handle::Joined;
         Poll::Ready(match output {
             Some(Ok(value)) => Ok(value),
             Some(Err(mut panicked)) => match panicked.payload.take() {
@@ -232,14 +191,6 @@ impl<T> Future for JoinHandle<T> {
                 repr: Repr::Cancelled,
             }),
         })
-    }
-}
-
-impl<T> Drop for JoinHandle<T> {
-    fn drop(&mut self) {
-        if let Handle::Running(task) = self.state.take() {
-            task.detach();
-        }
     }
 }
 
@@ -280,103 +231,6 @@ where
         // SAFETY: `F: 'static`, so nothing it borrows can die first.
         unsafe { core.spawn_unchecked(future, location) }
     })
-}
-
-/// The future a task runs: the user's future, with panics caught, registered in
-/// its core's registry while it waits (so shutdown can reach it).
-///
-/// Kept small on purpose — it is part of every task's allocation: the spawn site
-/// and core are read from the task's metadata, which the cell stores anyway.
-pub(crate) struct TaskFuture<'a, F> {
-    future: F,
-    meta: &'a TaskMeta,
-    /// The task's key in its core's registry, or `UNREGISTERED`.
-    key: usize,
-}
-
-const UNREGISTERED: usize = usize::MAX;
-
-impl<F: Future> Future for TaskFuture<'_, F> {
-    type Output = Output<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of `self`,
-        // and `TaskFuture` has no `Unpin` impl of its own nor a `Drop` that moves it.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: see above; `this` itself stays pinned.
-        let future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let result = panic::catch_unwind(AssertUnwindSafe(|| future.poll(cx)));
-        let output = match result {
-            Ok(Poll::Pending) => {
-                // Only a task that waits needs to be found at shutdown; one that
-                // finishes in its first poll never touches the registry.
-                if this.key == UNREGISTERED {
-                    this.key = executor::register(cx.waker());
-                }
-                return Poll::Pending;
-            }
-            Ok(Poll::Ready(value)) => Ok(value),
-            Err(payload) => Err(Box::new(Panicked {
-                payload: Some(payload),
-                location: this.meta.location,
-                core: this.meta.shared.id,
-                policy: executor::unhandled_panic_policy(),
-            })),
-        };
-        this.deregister();
-        Poll::Ready(output)
-    }
-}
-
-impl<F> TaskFuture<'_, F> {
-    fn deregister(&mut self) {
-        if self.key != UNREGISTERED {
-            executor::deregister(std::mem::replace(&mut self.key, UNREGISTERED));
-        }
-    }
-}
-
-impl<F> Drop for TaskFuture<'_, F> {
-    fn drop(&mut self) {
-        self.deregister();
-    }
-}
-
-/// Builds the task cell for `future`, scheduled through `meta.shared`'s core.
-///
-/// # Safety
-///
-/// - The returned runnable and waker must only be *run* on the core of
-///   `meta.shared` (the schedule function guarantees that for wakes).
-/// - If `F` is not `'static`, everything it borrows must outlive the task's
-///   future, i.e. the future must be completed or dropped first.
-pub(crate) unsafe fn build<F: Future>(
-    future: F,
-    meta: TaskMeta,
-) -> (
-    Runnable<TaskMeta>,
-    FallibleTask<Output<F::Output>, TaskMeta>,
-) {
-    // SAFETY: the schedule function is `Send + Sync` (it only touches the thread
-    // local and the `Arc<Shared>` in the metadata), so wakers may cross threads;
-    // the future is only polled on its core (caller's obligation); lifetimes are
-    // the caller's obligation too. The future borrows the metadata, which the
-    // cell drops only after the future.
-    let (runnable, task) = unsafe {
-        Builder::new().metadata(meta).spawn_unchecked(
-            move |meta| TaskFuture {
-                future,
-                meta,
-                key: UNREGISTERED,
-            },
-            WithInfo(schedule),
-        )
-    };
-    (runnable, task.fallible())
-}
-
-fn schedule(runnable: Runnable<TaskMeta>, info: ScheduleInfo) {
-    executor::schedule(runnable, info.woken_while_running);
 }
 
 /// Yields to the other tasks of this core once.

@@ -10,9 +10,9 @@ pub(crate) mod raw;
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::Location;
 use std::pin::Pin;
-use std::marker::PhantomData;
 use std::task::{Context, Poll};
 
 pub use join_set::{JoinSet, TryJoinError};
@@ -66,7 +66,6 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
         "Box<dyn Any>"
     }
 }
-
 
 /// Why a task did not produce its output.
 pub struct JoinError {
@@ -151,7 +150,10 @@ pub struct JoinHandle<T> {
 
 impl<T> JoinHandle<T> {
     pub(crate) fn from_join(join: Join) -> JoinHandle<T> {
-        JoinHandle { join, _marker: PhantomData }
+        JoinHandle {
+            join,
+            _marker: PhantomData,
+        }
     }
 
     /// Whether the task has finished (completed, panicked or been cancelled).

@@ -183,7 +183,9 @@ pub(crate) unsafe fn allocate<F: Future>(
             location,
             join_waker: UnsafeCell::new(None),
         },
-        stage: UnsafeCell::new(Stage { future: ManuallyDrop::new(future) }),
+        stage: UnsafeCell::new(Stage {
+            future: ManuallyDrop::new(future),
+        }),
     });
     // SAFETY: `Box::into_raw` never returns null.
     let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell)) }.cast::<Header>();
@@ -417,7 +419,10 @@ fn wake(ptr: NonNull<Header>) {
     if executor::is_owner(&h.shared) {
         return schedule_local(ptr);
     }
-    if let Err(Remote::Task(notified)) = h.shared.push(Remote::Task(Notified(ptr))) {
+    // Our own `Arc`: once pushed, the task may be freed by its core before `push`
+    // returns, and with it the task's `Arc<Shared>`.
+    let shared = h.shared.clone();
+    if let Err(Remote::Task(notified)) = shared.push(Remote::Task(Notified(ptr))) {
         // The core is gone; the task was cancelled with it.
         drop(notified);
     }

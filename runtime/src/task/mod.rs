@@ -144,15 +144,17 @@ impl From<JoinError> for std::io::Error {
 #[must_use = "dropping a JoinHandle detaches the task; `let _ = spawn(..)` says so"]
 pub struct JoinHandle<T> {
     join: Join,
+    output: PhantomData<fn() -> T>,
     /// `!Send`: the task's state lives on its core, so does its handle.
-    _marker: PhantomData<(fn() -> T, *const ())>,
+    not_send: PhantomData<*const ()>,
 }
 
 impl<T> JoinHandle<T> {
     pub(crate) fn from_join(join: Join) -> JoinHandle<T> {
         JoinHandle {
             join,
-            _marker: PhantomData,
+            output: PhantomData,
+            not_send: PhantomData,
         }
     }
 

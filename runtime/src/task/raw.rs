@@ -220,10 +220,9 @@ unsafe fn drop_ref(ptr: NonNull<Header>) {
     if h.state.get() & FUTURE_GONE == 0 && !executor::is_owner(&h.shared) {
         // The future may be `!Send`: it is dropped on its own core.
         let shared = h.shared.clone();
-        if let Err(Remote::Destroy(task)) = shared.push(Remote::Destroy(TaskRef(ptr))) {
-            // Its core is gone: leaking is the only sound choice.
-            std::mem::forget(task);
-        }
+        // If its core is gone, the push fails and the task is leaked (a `TaskRef`
+        // frees nothing when dropped): the only sound choice.
+        let _ = shared.push(Remote::Destroy(TaskRef(ptr)));
         return;
     }
     // SAFETY: this was the last reference, and we are on the task's core or the

@@ -47,6 +47,9 @@ pub struct Stats {
     pub in_flight: usize,
     /// Timers pending right now.
     pub timers: usize,
+    /// Tasks alive right now (spawned and not yet freed, including finished
+    /// tasks whose `JoinHandle` or a `Waker` is still held).
+    pub tasks: usize,
 }
 
 /// The executor's own counters; the driver keeps the I/O ones.

@@ -281,3 +281,99 @@ fn spawn_outside_a_runtime_panics_with_a_clear_message() {
     let msg = err.downcast_ref::<&str>().copied().unwrap_or_default();
     assert!(msg.contains("inside a percore runtime"), "{msg}");
 }
+
+#[test]
+fn a_waker_cloned_and_dropped_on_another_thread_frees_its_task_on_its_core() {
+    quiet()
+        .block_on(async {
+            let baseline = percore_runtime::stats().tasks;
+            let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+            let keeper = std::thread::spawn(move || {
+                // Holds the clones until the tasks are done, then drops them here.
+                let wakers: Vec<_> = rx.iter().collect();
+                std::thread::sleep(Duration::from_millis(20));
+                drop(wakers);
+            });
+            for _ in 0..100 {
+                let tx = tx.clone();
+                let mut polled = false;
+                spawn(std::future::poll_fn(move |cx| {
+                    if polled {
+                        return std::task::Poll::Ready(());
+                    }
+                    polled = true;
+                    // Clone from the borrowed waker on a foreign thread.
+                    let borrowed: &std::task::Waker = cx.waker();
+                    std::thread::scope(|s| {
+                        s.spawn(|| tx.send(borrowed.clone()).unwrap());
+                    });
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }))
+                .await
+                .unwrap();
+            }
+            drop(tx);
+            assert!(
+                percore_runtime::stats().tasks >= baseline + 100,
+                "wakers keep tasks alive"
+            );
+            keeper.join().unwrap();
+            for _ in 0..100 {
+                if percore_runtime::stats().tasks == baseline {
+                    break;
+                }
+                percore_runtime::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_eq!(
+                percore_runtime::stats().tasks,
+                baseline,
+                "every task was freed on its core"
+            );
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_waker_that_outlives_its_runtime_is_harmless() {
+    let (tx, rx) = std::sync::mpsc::channel::<std::task::Waker>();
+    quiet()
+        .block_on(async move {
+            let task = spawn(std::future::poll_fn(move |cx| {
+                tx.send(cx.waker().clone()).unwrap();
+                std::task::Poll::<()>::Pending
+            }));
+            yield_now().await;
+            drop(task);
+        })
+        .unwrap();
+    let waker = rx.recv().unwrap();
+    // The runtime is gone: waking and dropping from another thread must not crash.
+    std::thread::spawn(move || {
+        waker.wake_by_ref();
+        waker.wake();
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn finished_tasks_are_freed() {
+    quiet()
+        .block_on(async {
+            let baseline = percore_runtime::stats().tasks;
+            let handles: Vec<_> = (0..1000).map(|i| spawn(async move { i })).collect();
+            assert_eq!(percore_runtime::stats().tasks, baseline + 1000);
+            for handle in handles {
+                handle.await.unwrap();
+            }
+            for _ in 0..1000 {
+                drop(spawn(async { yield_now().await }));
+            }
+            for _ in 0..3 {
+                yield_now().await;
+            }
+            assert_eq!(percore_runtime::stats().tasks, baseline);
+        })
+        .unwrap();
+}

@@ -70,6 +70,9 @@ pub(crate) struct Core {
     /// the run queue instead, and shutdown drops them from there.
     registry: RefCell<Slab<Waker>>,
     shutting_down: Cell<bool>,
+    /// Tasks allocated and not yet freed; if some outlive the core, it leaks
+    /// `shared`, which their wakers may still reach.
+    live_tasks: Cell<usize>,
     /// Set by a `Remote::Shutdown`; a worker's main future waits for it.
     pub(crate) stop: Cell<bool>,
     pub(crate) stop_waker: Cell<Option<Waker>>,
@@ -91,6 +94,7 @@ impl Core {
             origin: Instant::now(),
             registry: RefCell::new(Slab::new()),
             shutting_down: Cell::new(false),
+            live_tasks: Cell::new(0),
             stop: Cell::new(false),
             stop_waker: Cell::new(None),
             counters: Counters::default(),
@@ -211,7 +215,7 @@ impl Core {
         for item in items.drain(..) {
             match item {
                 Remote::Task(notified) => notified.schedule(),
-                Remote::Destroy(task) => task.destroy(),
+                Remote::Release(task) => task.release(),
                 Remote::Job(job) => job(),
                 Remote::Shutdown => {
                     self.stop.set(true);
@@ -320,7 +324,8 @@ impl Core {
         location: &'static Location<'static>,
     ) -> JoinHandle<F::Output> {
         // SAFETY: lifetimes are our caller's obligation.
-        let (runnable, join) = unsafe { raw::allocate(future, self.shared.clone(), location) };
+        let (runnable, join) = unsafe { raw::allocate(future, &self.shared, location) };
+        self.live_tasks.set(self.live_tasks.get() + 1);
         let handle = JoinHandle::from_join(raw::Join::new(join));
         if self.shutting_down.get() {
             // No new work during shutdown: the task is cancelled before it runs.
@@ -373,7 +378,7 @@ impl Core {
         for item in items {
             match item {
                 Remote::Task(notified) => notified.schedule(),
-                Remote::Destroy(task) => task.destroy(),
+                Remote::Release(task) => task.release(),
                 Remote::Job(_) | Remote::Shutdown => {}
             }
         }
@@ -397,6 +402,18 @@ impl Core {
             sq_full: io.sq_full,
             in_flight: driver.in_flight(),
             timers: self.timers.borrow().len(),
+            tasks: self.live_tasks.get(),
+        }
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        if self.live_tasks.get() > 0 {
+            // Tasks outlive the core (a `JoinHandle` returned from `run`, a waker
+            // kept by another thread): they point at `shared`, so it must never
+            // be freed. One small struct, leaked on purpose.
+            std::mem::forget(self.shared.clone());
         }
     }
 }
@@ -461,10 +478,21 @@ pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
 }
 
 /// Whether this thread runs the core that `shared` belongs to.
-pub(crate) fn is_owner(shared: &Arc<Shared>) -> bool {
+pub(crate) fn is_owner(shared: &Shared) -> bool {
     let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
     // SAFETY: as in `with_core`.
-    unsafe { core.as_ref() }.is_some_and(|core| Arc::ptr_eq(&core.shared, shared))
+    unsafe { core.as_ref() }.is_some_and(|core| ptr::eq(&*core.shared, shared))
+}
+
+/// Counts a freed task of `shared`'s core, if that core is running here.
+pub(crate) fn task_freed(shared: &Shared) {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    if let Some(core) = unsafe { core.as_ref() } {
+        if ptr::eq(&*core.shared, shared) {
+            core.live_tasks.set(core.live_tasks.get() - 1);
+        }
+    }
 }
 
 /// Queues a task on this thread's core; only called when `is_owner` held.

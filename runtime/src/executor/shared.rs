@@ -17,8 +17,8 @@ use crate::task::raw::{Notified, TaskRef};
 pub(crate) enum Remote {
     /// A task woken on another thread.
     Task(Notified),
-    /// A task whose last reference was dropped on another thread, to be freed here.
-    Destroy(TaskRef),
+    /// A task's last waker was dropped on another thread: release its reference here.
+    Release(TaskRef),
     /// A closure to run on the core (it usually spawns a task).
     Job(Box<dyn FnOnce() + Send>),
     /// Stop the core's loop once its current work is dropped.

@@ -6,22 +6,33 @@
 //! state is a plain `Cell` touched only by the owning core, and the only atomic is
 //! the reference count — what `Waker: Send + Sync` really needs.
 //!
+//! # References
+//!
+//! Two counts keep a task alive. `local` (a `Cell`, owning core only) counts the
+//! `Runnable` in the run queue, the `JoinHandle`, and one reference held for all
+//! wakers together (the *group* reference). `wakers` (atomic) counts `Waker`s,
+//! which may live on any thread, plus a `GONE` bit. The group reference is held
+//! while the future is alive, and after that until the last waker is dropped:
+//! whoever takes `wakers` to `GONE | 0` — the owning core when the future goes
+//! away with no waker left, or the thread dropping the last waker — releases it
+//! (another thread asks the owning core to, with `Remote::Release`). The task is
+//! freed when `local` reaches zero, which only happens on the owning core.
+//!
+//! So spawning, running, completing and joining a task that never hands out a
+//! waker costs no atomic read-modify-write at all, and a task is always freed on
+//! its core.
+//!
 //! # Invariants
 //!
-//! - `state` is read and written only on the owning core (the thread whose
-//!   `Core` is `header.shared`), or by whoever drops the *last* reference (then
-//!   nobody else can touch the task; the `Acquire` fence orders it after every
-//!   earlier write).
-//! - Each `Runnable`, `Notified`, `JoinHandle` and `Waker` holds one reference.
-//! - `SCHEDULED` ⇔ exactly one `Runnable` for the task sits in its core's run queue.
+//! - `state`, `local`, `key`, `join_waker` and the stage are touched only on the
+//!   owning core (the thread whose `Core` owns `header.shared`).
+//! - `SCHEDULED` ⇔ exactly one `Runnable` for the task sits in its core's queue.
 //! - The stage holds the future until `FUTURE_GONE`, then the output while
-//!   `OUTPUT`, then nothing. Only the owning core touches the stage, except the
-//!   last reference holder when `FUTURE_GONE` and not `OUTPUT` (nothing to touch).
-//! - The output is stored only while a `JoinHandle` exists (`HANDLE`); a handle
-//!   dropped with the output stored drops it (on the owning core: the handle is
-//!   `!Send`). So when the count reaches zero there is never an output left, and a
-//!   future left is dropped on its core (`Remote::Destroy`) — `!Send` data never
-//!   crosses threads.
+//!   `OUTPUT`, then nothing. The output is stored only while a `JoinHandle`
+//!   exists (`HANDLE`), and a handle dropped with it stored drops it. So when
+//!   `local` reaches zero the stage is empty and only memory is freed.
+//! - The `Shared` behind `header.shared` outlives every task that points to it:
+//!   the core leaks it (one small struct) if tasks are still alive when it stops.
 
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
@@ -30,8 +41,7 @@ use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::ptr::NonNull;
-use std::sync::atomic::{self, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::Panicked;
@@ -58,13 +68,20 @@ pub(crate) const UNREGISTERED: u32 = u32::MAX;
 /// What a finished task produced: its value, or the panic that ended it.
 pub(crate) type Output<T> = Result<T, Box<Panicked>>;
 
+/// Set in `Header::wakers` once the future is gone (see "References").
+const GONE: usize = 1 << (usize::BITS - 1);
+
 pub(crate) struct Header {
-    refs: AtomicUsize,
-    state: Cell<u8>,
+    /// Live `Waker`s, plus `GONE`.
+    wakers: AtomicUsize,
+    /// Runnable + handle + the wakers' group reference.
+    local: Cell<u32>,
     /// The task's key in its core's registry of waiting tasks.
     pub(crate) key: Cell<u32>,
+    state: Cell<u8>,
     vtable: &'static Vtable,
-    pub(crate) shared: Arc<Shared>,
+    /// The core's remote side; valid for the task's whole life (see invariants).
+    shared: NonNull<Shared>,
     pub(crate) location: &'static Location<'static>,
     /// Whoever awaits the `JoinHandle`.
     join_waker: UnsafeCell<Option<Waker>>,
@@ -166,20 +183,23 @@ impl<F: Future> Cell_<F> {
 ///
 /// # Safety
 ///
-/// If `F` is not `'static`, what it borrows must outlive the future (the caller
-/// completes or drops it first).
+/// - If `F` is not `'static`, what it borrows must outlive the future (the caller
+///   completes or drops it first).
+/// - `shared` must outlive the task (the core leaks it if tasks outlive the core).
 pub(crate) unsafe fn allocate<F: Future>(
     future: F,
-    shared: Arc<Shared>,
+    shared: &Shared,
     location: &'static Location<'static>,
 ) -> (Runnable, NonNull<Header>) {
     let cell = Box::new(Cell_ {
         header: Header {
-            refs: AtomicUsize::new(2),
-            state: Cell::new(SCHEDULED | HANDLE),
+            wakers: AtomicUsize::new(0),
+            // The runnable, the handle, and the wakers' group reference.
+            local: Cell::new(3),
             key: Cell::new(UNREGISTERED),
+            state: Cell::new(SCHEDULED | HANDLE),
             vtable: &Cell_::<F>::VTABLE,
-            shared,
+            shared: NonNull::from(shared),
             location,
             join_waker: UnsafeCell::new(None),
         },
@@ -197,79 +217,78 @@ fn header<'a>(ptr: NonNull<Header>) -> &'a Header {
     unsafe { ptr.as_ref() }
 }
 
-/// Adds a reference.
-fn add_ref(ptr: NonNull<Header>) {
-    // Relaxed, as for `Arc::clone`: the new reference is made from an existing one.
-    let old = header(ptr).refs.fetch_add(1, Ordering::Relaxed);
-    if old > usize::MAX / 2 {
-        std::process::abort();
-    }
+fn shared<'a>(h: &Header) -> &'a Shared {
+    // SAFETY: the `Shared` outlives the task (module invariants).
+    unsafe { h.shared.as_ref() }
 }
 
-/// Drops a reference; the last one frees the task (or sends it home to be freed).
-///
-/// # Safety
-///
-/// The caller owns one reference to the live task at `ptr`.
-unsafe fn drop_ref(ptr: NonNull<Header>) {
-    if header(ptr).refs.fetch_sub(1, Ordering::Release) != 1 {
-        return;
-    }
-    atomic::fence(Ordering::Acquire);
+/// Adds a local reference. Owning core only.
+fn local_ref(h: &Header) {
+    h.local.set(h.local.get() + 1);
+}
+
+/// Drops a local reference; the last one frees the task. Owning core only.
+fn local_unref(ptr: NonNull<Header>) {
     let h = header(ptr);
-    if h.state.get() & FUTURE_GONE == 0 && !executor::is_owner(&h.shared) {
-        // The future may be `!Send`: it is dropped on its own core.
-        let shared = h.shared.clone();
-        // If its core is gone, the push fails and the task is leaked (a `TaskRef`
-        // frees nothing when dropped): the only sound choice.
-        let _ = shared.push(Remote::Destroy(TaskRef(ptr)));
-        return;
+    let left = h.local.get() - 1;
+    h.local.set(left);
+    if left == 0 {
+        let dealloc = h.vtable.dealloc;
+        executor::task_freed(shared(h));
+        // SAFETY: no reference is left, and the stage is empty (module invariants).
+        unsafe { dealloc(ptr) };
     }
-    // SAFETY: this was the last reference, and we are on the task's core or the
-    // future is gone; no output is left (see the module invariants).
-    unsafe { destroy(ptr) };
 }
 
-/// Drops what is left of the future, then frees the cell.
-///
-/// # Safety
-///
-/// No reference is left; on the task's core if the future is still live.
-unsafe fn destroy(ptr: NonNull<Header>) {
+/// Drops one waker reference, from any thread; the last one after the future is
+/// gone releases the group reference.
+fn waker_unref(ptr: NonNull<Header>) {
     let h = header(ptr);
-    let state = h.state.get();
-    if state & FUTURE_GONE == 0 {
-        // SAFETY: the future is live and nothing else can reach it.
-        unsafe { (h.vtable.drop_future)(ptr) };
+    if h.wakers.fetch_sub(1, Ordering::AcqRel) == GONE | 1 {
+        release_group(ptr);
     }
-    if state & OUTPUT != 0 {
-        // SAFETY: the output is live and nothing else can reach it.
-        unsafe { (h.vtable.drop_output)(ptr) };
-    }
-    let dealloc = h.vtable.dealloc;
-    // SAFETY: nothing is live in the stage any more.
-    unsafe { dealloc(ptr) };
 }
 
-/// A task sent home to be destroyed (its last reference was dropped elsewhere).
+/// Releases the wakers' group reference, from any thread.
+fn release_group(ptr: NonNull<Header>) {
+    let h = header(ptr);
+    if executor::is_owner(shared(h)) {
+        return local_unref(ptr);
+    }
+    // If the core is gone, the push fails and the task is leaked (a `TaskRef`
+    // frees nothing when dropped): the only sound choice.
+    let _ = shared(h).push(Remote::Release(TaskRef(ptr)));
+}
+
+/// The future is gone: no new waker can appear, so the group reference goes
+/// now, or with the last waker. Owning core only, outside any poll.
+fn future_gone(ptr: NonNull<Header>) {
+    let h = header(ptr);
+    // No poll is running, so no borrowed waker exists to clone from: zero wakers
+    // now means zero forever, and no atomic read-modify-write is needed.
+    if h.wakers.load(Ordering::Acquire) == 0 || h.wakers.fetch_or(GONE, Ordering::AcqRel) == 0 {
+        local_unref(ptr);
+    }
+}
+
+/// A request, from another thread, to drop a task's group reference on its core.
 pub(crate) struct TaskRef(NonNull<Header>);
 
-// SAFETY: a `TaskRef` only travels to the task's own core, which destroys it.
+// SAFETY: a `TaskRef` only travels to the task's own core, which alone uses it.
 unsafe impl Send for TaskRef {}
 
 impl TaskRef {
-    /// Frees the task; runs on its core.
-    pub(crate) fn destroy(self) {
-        // SAFETY: the sender dropped the last reference and we are on the core.
-        unsafe { destroy(self.0) }
+    /// Drops the group reference; runs on the task's core.
+    pub(crate) fn release(self) {
+        local_unref(self.0);
     }
 }
 
-/// A task to be scheduled, from a wake on another thread; holds one reference.
+/// A task to be scheduled, from a wake on another thread; holds one waker reference.
 pub(crate) struct Notified(NonNull<Header>);
 
-// SAFETY: a `Notified` only carries a reference (atomic count) to the task's own
-// core, which alone looks at the state.
+// SAFETY: a `Notified` only carries a waker reference (atomic count) to the task's
+// own core, which alone looks at the state.
 unsafe impl Send for Notified {}
 
 impl Notified {
@@ -277,17 +296,17 @@ impl Notified {
     pub(crate) fn schedule(self) {
         let ptr = ManuallyDrop::new(self).0;
         schedule_local(ptr);
+        waker_unref(ptr);
     }
 }
 
 impl Drop for Notified {
     fn drop(&mut self) {
-        // SAFETY: we own one reference.
-        unsafe { drop_ref(self.0) }
+        waker_unref(self.0);
     }
 }
 
-/// A scheduled task in a run queue; holds one reference.
+/// A scheduled task in a run queue; holds one local reference.
 pub(crate) struct Runnable(NonNull<Header>);
 
 impl Runnable {
@@ -300,9 +319,10 @@ impl Runnable {
         let ptr = ManuallyDrop::new(self).0;
         let h = header(ptr);
         let state = h.state.get() & !SCHEDULED;
-        if state & (CLOSED | COMPLETE) != 0 {
+        if state & (CLOSED | COMPLETE | FUTURE_GONE) != 0 {
             h.state.set(state);
-            return finish_closed(ptr);
+            drop_future(ptr);
+            return local_unref(ptr);
         }
         h.state.set(state | RUNNING);
         let waker = ManuallyDrop::new(borrowed_waker(ptr));
@@ -311,30 +331,24 @@ impl Runnable {
         // COMPLETE, not CLOSED, so not FUTURE_GONE).
         let poll = unsafe { (h.vtable.poll)(ptr, &mut cx) };
         let state = h.state.get() & !RUNNING;
+        h.state.set(state);
         match poll {
-            Poll::Ready(()) => complete(ptr, state),
-            Poll::Pending if state & CLOSED != 0 => {
-                h.state.set(state);
-                finish_closed(ptr);
-            }
+            Poll::Ready(()) => complete(ptr),
+            // Aborted during its own poll.
+            Poll::Pending if state & CLOSED != 0 => drop_future(ptr),
             Poll::Pending => {
-                h.state.set(state);
                 if h.key.get() == UNREGISTERED {
                     // The first time it waits, the task becomes findable by shutdown.
                     h.key.set(executor::register(&waker));
                 }
-                // SAFETY: the runnable's reference.
-                unsafe { drop_ref(ptr) };
             }
         }
+        local_unref(ptr);
     }
 
     /// Cancels the task without polling it (shutdown).
     pub(crate) fn cancel(self) {
-        let ptr = ManuallyDrop::new(self).0;
-        let h = header(ptr);
-        h.state.set((h.state.get() & !SCHEDULED) | CLOSED);
-        finish_closed(ptr);
+        drop(self);
     }
 }
 
@@ -343,45 +357,44 @@ impl Drop for Runnable {
         let ptr = self.0;
         let h = header(ptr);
         h.state.set((h.state.get() & !SCHEDULED) | CLOSED);
-        finish_closed(ptr);
+        drop_future(ptr);
+        local_unref(ptr);
     }
 }
 
-/// The future finished: store or drop the output, wake the joiner, drop the
-/// runnable's reference.
-fn complete(ptr: NonNull<Header>, state: u8) {
+/// The future finished (its output is in the stage): keep the output for the
+/// handle or drop it, and wake the joiner.
+fn complete(ptr: NonNull<Header>) {
     let h = header(ptr);
-    let mut state = state | COMPLETE | FUTURE_GONE;
+    let state = h.state.get() | COMPLETE | FUTURE_GONE;
     if state & HANDLE != 0 {
-        state |= OUTPUT;
-        h.state.set(state);
+        h.state.set(state | OUTPUT);
     } else {
         h.state.set(state);
-        // SAFETY: the output was just stored, nobody can take it: drop it (a panic
-        // nobody observes is reported by `Panicked`'s drop).
+        // SAFETY: the output was just stored and nobody can take it: drop it (a
+        // panic nobody observes is reported by `Panicked`'s drop).
         unsafe { (h.vtable.drop_output)(ptr) };
     }
     deregister(h);
     wake_joiner(h);
-    // SAFETY: the runnable's reference.
-    unsafe { drop_ref(ptr) };
+    future_gone(ptr);
 }
 
-/// The task was cancelled: drop its future if still there, wake the joiner, drop
-/// the caller's reference.
-fn finish_closed(ptr: NonNull<Header>) {
+/// Drops the future if it is still there (cancellation), and wakes the joiner.
+/// The caller holds a local reference.
+fn drop_future(ptr: NonNull<Header>) {
     let h = header(ptr);
     let state = h.state.get();
-    if state & FUTURE_GONE == 0 {
-        h.state.set(state | FUTURE_GONE);
-        // SAFETY: on the task's core (run queues are core-local); the future is
-        // live and is never touched again.
-        unsafe { (h.vtable.drop_future)(ptr) };
+    if state & FUTURE_GONE != 0 {
+        return;
     }
+    h.state.set(state | FUTURE_GONE);
+    // SAFETY: on the task's core (run queues and handles are core-local); the
+    // future is live, not being polled, and never touched again.
+    unsafe { (h.vtable.drop_future)(ptr) };
     deregister(h);
     wake_joiner(h);
-    // SAFETY: the caller's reference.
-    unsafe { drop_ref(ptr) };
+    future_gone(ptr);
 }
 
 fn deregister(h: &Header) {
@@ -399,29 +412,27 @@ fn wake_joiner(h: &Header) {
     }
 }
 
-/// Makes the task ready to run, consuming one reference. Must run on its core.
+/// Queues the task on its core if it can run; takes its own local reference.
+/// Owning core only.
 fn schedule_local(ptr: NonNull<Header>) {
     let h = header(ptr);
     let state = h.state.get();
     if state & (SCHEDULED | COMPLETE | FUTURE_GONE) != 0 {
-        // Already queued, or nothing left to run.
-        // SAFETY: the consumed reference.
-        return unsafe { drop_ref(ptr) };
+        return; // already queued, or nothing left to run
     }
     h.state.set(state | SCHEDULED);
+    local_ref(h);
     executor::push_local(Runnable(ptr));
 }
 
-/// Wakes the task from any thread, consuming one reference.
+/// Wakes the task from any thread, consuming one waker reference.
 fn wake(ptr: NonNull<Header>) {
     let h = header(ptr);
-    if executor::is_owner(&h.shared) {
-        return schedule_local(ptr);
+    if executor::is_owner(shared(h)) {
+        schedule_local(ptr);
+        return waker_unref(ptr);
     }
-    // Our own `Arc`: once pushed, the task may be freed by its core before `push`
-    // returns, and with it the task's `Arc<Shared>`.
-    let shared = h.shared.clone();
-    if let Err(Remote::Task(notified)) = shared.push(Remote::Task(Notified(ptr))) {
+    if let Err(Remote::Task(notified)) = shared(h).push(Remote::Task(Notified(ptr))) {
         // The core is gone; the task was cancelled with it.
         drop(notified);
     }
@@ -430,38 +441,48 @@ fn wake(ptr: NonNull<Header>) {
 static WAKER_VTABLE: RawWakerVTable =
     RawWakerVTable::new(waker_clone, waker_wake, waker_wake_by_ref, waker_drop);
 
-/// A waker for the task without taking a reference; must not be dropped.
+/// A waker for the task without a reference of its own; must not be dropped.
 fn borrowed_waker(ptr: NonNull<Header>) -> Waker {
     // SAFETY: the vtable's functions uphold the `RawWaker` contract for a pointer
-    // to a live task header, and are sound on any thread (see the invariants).
+    // to a live task header, and are sound on any thread (see "References").
     unsafe { Waker::from_raw(RawWaker::new(ptr.as_ptr() as *const (), &WAKER_VTABLE)) }
 }
 
+fn waker_ptr(data: *const ()) -> NonNull<Header> {
+    // SAFETY: wakers are only made from task header pointers, never null.
+    unsafe { NonNull::new_unchecked(data as *mut Header) }
+}
+
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
-    // SAFETY: `data` is a live task header (a waker holds a reference).
-    let ptr = unsafe { NonNull::new_unchecked(data as *mut Header) };
-    add_ref(ptr);
+    // Relaxed, as for `Arc::clone`: made from a waker that keeps the task alive.
+    let old = header(waker_ptr(data))
+        .wakers
+        .fetch_add(1, Ordering::Relaxed);
+    if old & !GONE > usize::MAX / 4 {
+        std::process::abort();
+    }
     RawWaker::new(data, &WAKER_VTABLE)
 }
 
 unsafe fn waker_wake(data: *const ()) {
-    // SAFETY: as in `waker_clone`; the waker's reference is consumed.
-    wake(unsafe { NonNull::new_unchecked(data as *mut Header) });
+    wake(waker_ptr(data));
 }
 
 unsafe fn waker_wake_by_ref(data: *const ()) {
-    // SAFETY: as in `waker_clone`.
-    let ptr = unsafe { NonNull::new_unchecked(data as *mut Header) };
-    add_ref(ptr);
+    let ptr = waker_ptr(data);
+    let h = header(ptr);
+    if executor::is_owner(shared(h)) {
+        return schedule_local(ptr);
+    }
+    h.wakers.fetch_add(1, Ordering::Relaxed);
     wake(ptr);
 }
 
 unsafe fn waker_drop(data: *const ()) {
-    // SAFETY: as in `waker_clone`; the waker's reference is dropped.
-    unsafe { drop_ref(NonNull::new_unchecked(data as *mut Header)) };
+    waker_unref(waker_ptr(data));
 }
 
-/// The join side, owned by a `JoinHandle` on the task's core.
+/// The join side, owned by a `JoinHandle` on the task's core; a local reference.
 pub(crate) struct Join(NonNull<Header>);
 
 impl Join {
@@ -508,9 +529,9 @@ impl Join {
         }
         h.state.set(state | CLOSED);
         if state & (SCHEDULED | RUNNING) == 0 {
-            // Idle: nothing will run it again, so finish it here.
-            add_ref(self.0);
-            finish_closed(self.0);
+            // Idle: nothing will run it again, so drop it here (our handle's
+            // reference keeps the cell alive meanwhile).
+            drop_future(self.0);
         }
         // Scheduled: its runnable sees CLOSED. Running (aborting itself): `run`
         // sees CLOSED after the poll.
@@ -528,8 +549,7 @@ impl Drop for Join {
         }
         // SAFETY: as in `Join::poll`.
         drop(unsafe { (*h.join_waker.get()).take() });
-        // SAFETY: the handle's reference.
-        unsafe { drop_ref(self.0) };
+        local_unref(self.0);
     }
 }
 
@@ -539,7 +559,7 @@ impl Panicked {
         Panicked {
             payload: Some(payload),
             location: h.location,
-            core: h.shared.id,
+            core: shared(h).id,
             policy: executor::unhandled_panic_policy(),
         }
     }

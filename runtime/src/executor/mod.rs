@@ -6,12 +6,13 @@
 
 mod shared;
 
+use std::alloc::Layout;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::panic::Location;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ pub(crate) use shared::{Remote, Shared};
 
 use crate::driver::{Driver, Wait};
 use crate::stats::{self, Counters};
+use crate::task::arena::Arena;
 use crate::task::raw::{self, Runnable};
 use crate::task::{JoinHandle, UnhandledPanic};
 use crate::time::wheel::Wheel;
@@ -73,6 +75,9 @@ pub(crate) struct Core {
     /// Tasks allocated and not yet freed; if some outlive the core, it leaks
     /// `shared`, which their wakers may still reach.
     live_tasks: Cell<usize>,
+    /// Where this core's task cells live; leaked with `shared` if tasks outlive
+    /// the core.
+    arena: std::mem::ManuallyDrop<Arena>,
     /// Set by a `Remote::Shutdown`; a worker's main future waits for it.
     pub(crate) stop: Cell<bool>,
     pub(crate) stop_waker: Cell<Option<Waker>>,
@@ -95,6 +100,7 @@ impl Core {
             registry: RefCell::new(Slab::new()),
             shutting_down: Cell::new(false),
             live_tasks: Cell::new(0),
+            arena: std::mem::ManuallyDrop::new(Arena::new()),
             stop: Cell::new(false),
             stop_waker: Cell::new(None),
             counters: Counters::default(),
@@ -324,7 +330,8 @@ impl Core {
         location: &'static Location<'static>,
     ) -> JoinHandle<F::Output> {
         // SAFETY: lifetimes are our caller's obligation.
-        let (runnable, join) = unsafe { raw::allocate(future, &self.shared, location) };
+        let (runnable, join) =
+            unsafe { raw::allocate(future, &self.shared, &self.arena, location) };
         self.live_tasks.set(self.live_tasks.get() + 1);
         let handle = JoinHandle::from_join(raw::Join::new(join));
         if self.shutting_down.get() {
@@ -415,6 +422,11 @@ impl Drop for Core {
             // be freed. One small struct, leaked on purpose.
             std::mem::forget(self.shared.clone());
         }
+        // SAFETY: `arena` is not used after this; it is taken exactly once.
+        let arena = unsafe { std::mem::ManuallyDrop::take(&mut self.arena) };
+        if self.live_tasks.get() > 0 {
+            arena.leak();
+        }
     }
 }
 
@@ -484,14 +496,36 @@ pub(crate) fn is_owner(shared: &Shared) -> bool {
     unsafe { core.as_ref() }.is_some_and(|core| ptr::eq(&*core.shared, shared))
 }
 
-/// Counts a freed task of `shared`'s core, if that core is running here.
-pub(crate) fn task_freed(shared: &Shared) {
+/// Frees a task cell of `shared`'s core.
+///
+/// # Safety
+///
+/// `cell` is unused; it came from that core's arena if `from_arena`, else from
+/// the global allocator with `layout`.
+pub(crate) unsafe fn free_task(
+    shared: &Shared,
+    cell: NonNull<u8>,
+    layout: Layout,
+    from_arena: bool,
+) {
     let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
     // SAFETY: as in `with_core`.
-    if let Some(core) = unsafe { core.as_ref() } {
-        if ptr::eq(&*core.shared, shared) {
+    let home = unsafe { core.as_ref() }.filter(|core| ptr::eq(&*core.shared, shared));
+    match (home, from_arena) {
+        (Some(core), true) => {
             core.live_tasks.set(core.live_tasks.get() - 1);
+            // SAFETY: the caller's guarantee: it came from this arena.
+            unsafe { core.arena.free(cell, layout) };
         }
+        (Some(core), false) => {
+            core.live_tasks.set(core.live_tasks.get() - 1);
+            // SAFETY: the caller's guarantee: it came from the global allocator.
+            unsafe { std::alloc::dealloc(cell.as_ptr(), layout) };
+        }
+        // Its core is gone; that core leaked its arena because this task was alive.
+        (None, true) => {}
+        // SAFETY: as above.
+        (None, false) => unsafe { std::alloc::dealloc(cell.as_ptr(), layout) },
     }
 }
 

@@ -4,6 +4,7 @@
 //! output; wakers are `Send + Sync` and route a wake from another thread through
 //! the owning core's remote queue.
 
+pub(crate) mod arena;
 mod join_set;
 pub(crate) mod raw;
 

@@ -34,16 +34,18 @@
 //! - The `Shared` behind `header.shared` outlives every task that points to it:
 //!   the core leaks it (one small struct) if tasks are still alive when it stops.
 
+use std::alloc::{self, Layout};
 use std::any::Any;
 use std::cell::{Cell, UnsafeCell};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::pin::Pin;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
+use super::arena::Arena;
 use super::Panicked;
 use crate::executor::{self, Remote, Shared};
 
@@ -61,6 +63,8 @@ const HANDLE: u8 = 1 << 4;
 const FUTURE_GONE: u8 = 1 << 5;
 /// The output is stored in the stage.
 const OUTPUT: u8 = 1 << 6;
+/// The cell came from the core's arena (else from the global allocator).
+const ARENA: u8 = 1 << 7;
 
 /// Registry key of a task that is not registered.
 pub(crate) const UNREGISTERED: u32 = u32::MAX;
@@ -94,7 +98,8 @@ struct Vtable {
     drop_output: unsafe fn(NonNull<Header>),
     /// Moves the output into `*dst` (a `MaybeUninit<Output<T>>`).
     read_output: unsafe fn(NonNull<Header>, *mut ()),
-    dealloc: unsafe fn(NonNull<Header>),
+    /// Layout of the whole cell.
+    layout: Layout,
 }
 
 #[repr(C)]
@@ -115,7 +120,7 @@ impl<F: Future> Cell_<F> {
         drop_future: Self::drop_future,
         drop_output: Self::drop_output,
         read_output: Self::read_output,
-        dealloc: Self::dealloc,
+        layout: Layout::new::<Cell_<F>>(),
     };
 
     /// # Safety
@@ -168,15 +173,6 @@ impl<F: Future> Cell_<F> {
             dst.cast::<Output<F::Output>>().write(output);
         }
     }
-
-    /// # Safety
-    ///
-    /// No reference is left and the stage holds nothing live.
-    unsafe fn dealloc(ptr: NonNull<Header>) {
-        // SAFETY: the cell was made by `Box::into_raw` in `allocate`; the union's
-        // contents are `ManuallyDrop`, so only the header is dropped.
-        drop(unsafe { Box::from_raw(ptr.cast::<Cell_<F>>().as_ptr()) });
-    }
 }
 
 /// Allocates a task. Returns its first `Runnable` and its `JoinHandle` pointer.
@@ -189,15 +185,28 @@ impl<F: Future> Cell_<F> {
 pub(crate) unsafe fn allocate<F: Future>(
     future: F,
     shared: &Shared,
+    arena: &Arena,
     location: &'static Location<'static>,
 ) -> (Runnable, NonNull<Header>) {
-    let cell = Box::new(Cell_ {
+    let layout = Layout::new::<Cell_<F>>();
+    let (memory, from) = match arena.alloc(layout) {
+        Some(memory) => (memory, ARENA),
+        None => {
+            // SAFETY: the layout has a non-zero size (the header alone is).
+            let memory = unsafe { alloc::alloc(layout) };
+            match NonNull::new(memory) {
+                Some(memory) => (memory, 0),
+                None => alloc::handle_alloc_error(layout),
+            }
+        }
+    };
+    let cell = Cell_ {
         header: Header {
             wakers: AtomicUsize::new(0),
             // The runnable, the handle, and the wakers' group reference.
             local: Cell::new(3),
             key: Cell::new(UNREGISTERED),
-            state: Cell::new(SCHEDULED | HANDLE),
+            state: Cell::new(SCHEDULED | HANDLE | from),
             vtable: &Cell_::<F>::VTABLE,
             shared: NonNull::from(shared),
             location,
@@ -206,10 +215,11 @@ pub(crate) unsafe fn allocate<F: Future>(
         stage: UnsafeCell::new(Stage {
             future: ManuallyDrop::new(future),
         }),
-    });
-    // SAFETY: `Box::into_raw` never returns null.
-    let ptr = unsafe { NonNull::new_unchecked(Box::into_raw(cell)) }.cast::<Header>();
-    (Runnable(ptr), ptr)
+    };
+    let ptr = memory.cast::<Cell_<F>>();
+    // SAFETY: `memory` is fresh, writable and laid out for a `Cell_<F>`.
+    unsafe { ptr.as_ptr().write(cell) };
+    (Runnable(ptr.cast()), ptr.cast())
 }
 
 fn header<'a>(ptr: NonNull<Header>) -> &'a Header {
@@ -233,10 +243,15 @@ fn local_unref(ptr: NonNull<Header>) {
     let left = h.local.get() - 1;
     h.local.set(left);
     if left == 0 {
-        let dealloc = h.vtable.dealloc;
-        executor::task_freed(shared(h));
-        // SAFETY: no reference is left, and the stage is empty (module invariants).
-        unsafe { dealloc(ptr) };
+        let layout = h.vtable.layout;
+        let from_arena = h.state.get() & ARENA != 0;
+        let shared = shared(h);
+        // SAFETY: no reference is left, and the stage is empty (module
+        // invariants): only the header has drop glue (its join waker slot).
+        unsafe { ptr::drop_in_place(ptr.as_ptr()) };
+        // SAFETY: the cell is unused; it came from the arena of `shared`'s core if
+        // `from_arena`, else from the global allocator with `layout`.
+        unsafe { executor::free_task(shared, ptr.cast(), layout, from_arena) };
     }
 }
 

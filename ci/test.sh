@@ -16,4 +16,7 @@ cargo test --workspace
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
+echo "== valgrind (task cells, sync, timers)"
+ci/valgrind.sh
+
 echo "== ci/test.sh: all checks passed"

@@ -15,8 +15,42 @@ use crate::executor;
 
 /// One io_uring operation: the data the kernel may touch, and how to read its result.
 ///
-/// Implement it to run any opcode the [`io_uring`] crate can build; [`Op::new`]
-/// then makes it a future.
+/// Implement it to run any opcode the [`io_uring`] crate can build (re-exported
+/// as `percore_runtime::io_uring`); [`Op::new`] then makes it a future.
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use std::os::fd::{AsRawFd, RawFd};
+///
+/// use percore_runtime::io_uring::{opcode, squeue, types};
+/// use percore_runtime::{Op, OpCode};
+///
+/// /// `fsync(2)` as an io_uring operation.
+/// struct Fsync {
+///     fd: RawFd,
+/// }
+///
+/// // SAFETY: the entry points at no memory at all.
+/// unsafe impl OpCode for Fsync {
+///     type Output = io::Result<()>;
+///
+///     fn sqe(&mut self) -> squeue::Entry {
+///         opcode::Fsync::new(types::Fd(self.fd)).build()
+///     }
+///
+///     fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
+///         res.map(drop)
+///     }
+/// }
+///
+/// # fn main() -> io::Result<()> {
+/// let file = std::fs::File::create(std::env::temp_dir().join("percore-doc-fsync"))?;
+/// percore_runtime::run(async { Op::new(Fsync { fd: file.as_raw_fd() }).await })??;
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # Safety
 ///

@@ -42,6 +42,9 @@ pub mod sync;
 pub mod task;
 pub mod time;
 
+/// The `io-uring` crate this runtime is built on, for implementing [`OpCode`].
+pub use io_uring;
+
 pub use buf::{BufResult, IoBuf, IoBufMut};
 pub use driver::{MultiOp, MultishotCode, Op, OpCode, SetupError, TaskRunMode};
 pub use executor::{current_core, stats, StallReport};

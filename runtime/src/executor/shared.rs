@@ -3,8 +3,13 @@
 //! A locked queue for now; the lock-free inbox replaces it (issue 3). The
 //! `parked` flag and the queue are ordered through the mutex so no wake is lost:
 //! the core sets `parked` *before* it looks at the queue under the lock, and a
-//! sender reads `parked` *after* it pushed under the lock. Whichever lock section
-//! comes second sees the other side's write.
+//! sender reads `parked` after it pushed, under the same lock. Whichever lock
+//! section comes second sees the other side's write.
+//!
+//! Lifetime: tasks point at their core's `Shared` without owning it. The core
+//! frees it only if no task is left (else it leaks it on purpose), and a sender
+//! touches it only while it holds a reference to a live task — plus the lock
+//! section of `push`, which the core must enter after it to take the item.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,17 +88,20 @@ impl Shared {
     ///
     /// Gives `item` back if the core has shut down.
     pub(crate) fn push(&self, item: Remote) -> Result<(), Remote> {
-        {
-            let mut queue = self.queue();
-            if queue.closed {
-                return Err(item);
-            }
-            queue.items.push(item);
+        // Everything happens under the lock: once a task's last reference has
+        // been handed over, its core may free the task — and then this `Shared`
+        // — as soon as it has taken the item, so a sender must not touch `self`
+        // after unlocking.
+        let mut queue = self.queue();
+        if queue.closed {
+            return Err(item);
         }
+        queue.items.push(item);
         self.has_remote.store(true, Ordering::Release);
         if self.parked.load(Ordering::SeqCst) {
             self.notify();
         }
+        drop(queue);
         Ok(())
     }
 

@@ -79,6 +79,20 @@ enum Repr {
 }
 
 impl JoinError {
+    /// A cancelled-task error (also: a blocking job that could not be started).
+    pub(crate) fn cancelled() -> JoinError {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+
+    /// A panicked-task error carrying `payload`.
+    pub(crate) fn panic(payload: Box<dyn Any + Send>) -> JoinError {
+        JoinError {
+            repr: Repr::Panic(payload),
+        }
+    }
+
     /// The task was aborted, or dropped when its runtime shut down.
     pub fn is_cancelled(&self) -> bool {
         matches!(self.repr, Repr::Cancelled)

@@ -32,6 +32,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
+mod blocking;
 mod buf;
 mod driver;
 mod executor;
@@ -45,6 +46,7 @@ pub mod time;
 /// The `io-uring` crate this runtime is built on, for implementing [`OpCode`].
 pub use io_uring;
 
+pub use blocking::{spawn_blocking, BlockingHandle, BlockingPool};
 pub use buf::{BufResult, IoBuf, IoBufMut};
 pub use driver::{MultiOp, MultishotCode, Op, OpCode, SetupError, TaskRunMode};
 pub use executor::{current_core, stats, StallReport};

@@ -1,6 +1,6 @@
 //! Tasks: spawning, join handles, panics.
 //!
-//! A task is one allocation ([`raw`]) holding a header and the future, then its
+//! A task is one allocation (`raw.rs`) holding a header and the future, then its
 //! output; wakers are `Send + Sync` and route a wake from another thread through
 //! the owning core's remote queue.
 

@@ -16,6 +16,9 @@ cargo test --workspace
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
+echo "== loom models (channels)"
+ci/loom.sh
+
 echo "== valgrind (task cells, sync, timers)"
 ci/valgrind.sh
 

@@ -34,8 +34,10 @@
 
 mod blocking;
 mod buf;
+pub mod channel;
 mod driver;
 mod executor;
+mod loom;
 pub mod op;
 mod runtime;
 mod stats;

@@ -69,3 +69,25 @@ fn a_cq_smaller_than_the_ops_in_flight_delivers_every_completion() {
         })
         .unwrap();
 }
+
+#[test]
+fn completions_reaped_while_pushing_to_a_full_sq_wake_their_tasks() {
+    // Eight NOPs fill the 8-entry SQ; pushing the read next forces a submit and a
+    // reap *while the task is being polled*. The NOPs' completion must still wake
+    // the task, though the only op left in flight (the read) never completes.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = Builder::new().ring_entries(8).block_on(async {
+            let (rx, _tx) = util::pipe();
+            let nops = join_all((0..8).map(|_| Op::new(Nop::new())));
+            let read = Op::new(Read::new(rx.as_raw_fd(), Vec::with_capacity(8), u64::MAX));
+            match futures_util::future::select(Box::pin(nops), read).await {
+                futures_util::future::Either::Left((results, _read)) => results.len(),
+                futures_util::future::Either::Right(_) => 0,
+            }
+        });
+        let _ = done_tx.send(result.map_err(|e| e.to_string()));
+    });
+    let finished = done_rx.recv_timeout(std::time::Duration::from_secs(20));
+    assert_eq!(finished.expect("the task was woken, not left asleep"), Ok(8));
+}

@@ -162,6 +162,9 @@ impl Core {
                 self.drain_remote();
             }
             self.fire_timers();
+            // A full SQ makes the driver reap while tasks run; wake those tasks
+            // now, or the loop could park with them still asleep.
+            self.complete_io();
             let idle = self.run_queue.borrow().is_empty();
             self.io(idle)?;
         }

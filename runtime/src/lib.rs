@@ -53,6 +53,7 @@ pub use buf::{BufResult, IoBuf, IoBufMut};
 pub use driver::{MultiOp, MultishotCode, Op, OpCode, SetupError, TaskRunMode};
 pub use executor::{current_core, stats, StallReport};
 pub use runtime::{run, Builder, Runtime};
+pub use runtime::{spawn_on, RemoteJoinHandle};
 pub use stats::Stats;
 pub use task::{spawn, yield_now, JoinError, JoinHandle, UnhandledPanic};
 

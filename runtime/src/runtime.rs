@@ -1,16 +1,22 @@
 //! Starting cores: [`run`] on the current thread, [`Runtime`] for one pinned
-//! worker thread per core.
+//! worker thread per core; [`spawn_on`] another core.
+
+mod remote;
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::panic::{self, Location};
+use std::pin::pin;
 use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread::JoinHandle as ThreadHandle;
 use std::time::Duration;
 
+pub use remote::{spawn_on, RemoteJoinHandle};
+
 use crate::executor::{self, Config, Core, Remote, Shared, StallHook, StallReport};
-use crate::task::{self, UnhandledPanic};
+use crate::task::UnhandledPanic;
 
 /// Runs `future` to completion on a new single-core runtime on this thread.
 ///
@@ -176,6 +182,23 @@ impl Builder {
             runtime.cores.push(shared);
             runtime.threads.push(thread);
         }
+        // Tell every core its peers, for `spawn_on`. Each core takes its remote
+        // queue in order, so this runs before any job sent after `build`.
+        let peers: Arc<[Arc<Shared>]> = runtime.cores.iter().cloned().collect();
+        for shared in &runtime.cores {
+            let peers = Arc::clone(&peers);
+            let job = Remote::Job(Box::new(move || {
+                executor::with_core(|core| {
+                    let _ = core.peers.set(peers);
+                });
+            }));
+            if shared.push(job).is_err() {
+                return Err(io::Error::other(format!(
+                    "core {} stopped while starting",
+                    shared.id
+                )));
+            }
+        }
         Ok(runtime)
     }
 }
@@ -304,6 +327,66 @@ impl Runtime {
     }
 
     /// Builds a future with `f` on core `core`, runs it there as a task, and
+    /// returns a `Send` handle to its output, without waiting. The future need
+    /// not be `Send`; only the closure and the output cross threads.
+    ///
+    /// Callable from any thread: a plain thread, or a task on any core (on the
+    /// target core itself, the task is spawned directly). From a task of this
+    /// runtime, the free function [`spawn_on`] does the same without a
+    /// `Runtime` at hand.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) if `core` is out of range;
+    /// an error if the core has stopped. If it stops before the task finishes,
+    /// the handle resolves to a cancelled [`JoinError`](crate::JoinError).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use percore_runtime::Runtime;
+    ///
+    /// let runtime = Runtime::builder().cores(2).build().unwrap();
+    /// let handle = runtime
+    ///     .spawn_on(1, || {
+    ///         let local = Rc::new(20); // need not be Send: it stays on core 1
+    ///         async move { *local + percore_runtime::current_core() as i32 }
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(futures_executor::block_on(handle).unwrap(), 21);
+    ///
+    /// let err = runtime.spawn_on(5, || async {}).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    #[track_caller]
+    pub fn spawn_on<F, Fut>(&self, core: usize, f: F) -> io::Result<RemoteJoinHandle<Fut::Output>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        self.spawn_at(core, f, Location::caller())
+    }
+
+    fn spawn_at<F, Fut>(
+        &self,
+        core: usize,
+        f: F,
+        location: &'static Location<'static>,
+    ) -> io::Result<RemoteJoinHandle<Fut::Output>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future + 'static,
+        Fut::Output: Send + 'static,
+    {
+        let Some(shared) = self.cores.get(core) else {
+            return Err(remote::no_such_core(core, self.cores.len()));
+        };
+        remote::spawn_to(shared, f, location)
+    }
+
+    /// Builds a future with `f` on core `core`, runs it there as a task, and
     /// blocks this thread until it finishes. The future need not be `Send`; only
     /// the closure and the output cross threads.
     ///
@@ -322,8 +405,9 @@ impl Runtime {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
-        let rx = self.submit(core, f, Location::caller())?;
-        self.wait(core, rx)
+        refuse_on_core()?;
+        let handle = self.spawn_at(core, f, Location::caller())?;
+        wait(core, handle)
     }
 
     /// Runs `f(core)` on every core at once and collects each core's output, in
@@ -343,82 +427,66 @@ impl Runtime {
         Fut: Future + 'static,
         Fut::Output: Send + 'static,
     {
+        refuse_on_core()?;
         let location = Location::caller();
         let f = Arc::new(f);
-        let receivers = (0..self.cores.len())
+        let handles = (0..self.cores.len())
             .map(|core| {
                 let f = f.clone();
-                self.submit(core, move || f(core), location)
+                self.spawn_at(core, move || f(core), location)
             })
             .collect::<io::Result<Vec<_>>>()?;
-        let mut outputs = Vec::with_capacity(receivers.len());
-        for (core, rx) in receivers.into_iter().enumerate() {
-            outputs.push(self.wait(core, rx)?);
+        let mut outputs = Vec::with_capacity(handles.len());
+        for (core, handle) in handles.into_iter().enumerate() {
+            outputs.push(wait(core, handle)?);
         }
         Ok(outputs)
     }
+}
 
-    fn submit<F, Fut>(
-        &self,
-        core: usize,
-        f: F,
-        location: &'static Location<'static>,
-    ) -> io::Result<mpsc::Receiver<Result<Fut::Output, task::JoinError>>>
-    where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future + 'static,
-        Fut::Output: Send + 'static,
-    {
-        if executor::has_core() {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "Runtime::run_on blocks its thread and was called from a percore core; \
-                 spawn the work instead",
-            ));
-        }
-        let Some(shared) = self.cores.get(core) else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "core {core} does not exist; this runtime has {}",
-                    self.cores.len()
-                ),
-            ));
-        };
-        let (tx, rx) = mpsc::sync_channel(1);
-        let job = Remote::Job(Box::new(move || {
-            executor::with_core(|this| {
-                // SAFETY: the future is `'static`.
-                let handle = unsafe { this.spawn_unchecked(f(), location) };
-                // The reply is sent from a second task so a panic is observed.
-                let reply = async move {
-                    let _ = tx.send(handle.await);
-                };
-                // SAFETY: the future is `'static`.
-                drop(unsafe { this.spawn_unchecked(reply, location) });
-            })
-        }));
-        if shared.push(job).is_err() {
-            return Err(io::Error::other(format!("core {core} has stopped")));
-        }
-        Ok(rx)
+fn refuse_on_core() -> io::Result<()> {
+    if executor::has_core() {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "Runtime::run_on blocks its thread and was called from a percore core; \
+             spawn the work instead (Runtime::spawn_on)",
+        ));
     }
+    Ok(())
+}
 
-    fn wait<T>(
-        &self,
-        core: usize,
-        rx: mpsc::Receiver<Result<T, task::JoinError>>,
-    ) -> io::Result<T> {
-        match rx.recv() {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => match err.try_into_panic() {
-                Ok(payload) => panic::resume_unwind(payload),
-                Err(err) => Err(io::Error::other(format!("task on core {core}: {err}"))),
-            },
+/// Blocks this (non-core) thread until the task of `handle` finishes.
+fn wait<T>(core: usize, handle: RemoteJoinHandle<T>) -> io::Result<T> {
+    match block_on(handle) {
+        Ok(value) => Ok(value),
+        Err(err) => match err.try_into_panic() {
+            Ok(payload) => panic::resume_unwind(payload),
             Err(_) => Err(io::Error::other(format!(
                 "core {core} stopped before the task finished"
             ))),
+        },
+    }
+}
+
+/// Polls `future` on this thread, parking it between wakes.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
         }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 

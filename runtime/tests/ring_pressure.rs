@@ -89,5 +89,8 @@ fn completions_reaped_while_pushing_to_a_full_sq_wake_their_tasks() {
         let _ = done_tx.send(result.map_err(|e| e.to_string()));
     });
     let finished = done_rx.recv_timeout(std::time::Duration::from_secs(20));
-    assert_eq!(finished.expect("the task was woken, not left asleep"), Ok(8));
+    assert_eq!(
+        finished.expect("the task was woken, not left asleep"),
+        Ok(8)
+    );
 }

@@ -7,7 +7,7 @@
 mod shared;
 
 use std::alloc::Layout;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
@@ -82,6 +82,9 @@ pub(crate) struct Core {
     pub(crate) stop: Cell<bool>,
     pub(crate) stop_waker: Cell<Option<Waker>>,
     pub(crate) counters: Counters,
+    /// Every core of this core's `Runtime`, by index (for `spawn_on`); set by
+    /// `Builder::build` once all are started, never for a `run` core.
+    pub(crate) peers: OnceCell<Arc<[Arc<Shared>]>>,
     config: Config,
     wake_buf: RefCell<Vec<Waker>>,
     remote_buf: RefCell<Vec<Remote>>,
@@ -104,6 +107,7 @@ impl Core {
             stop: Cell::new(false),
             stop_waker: Cell::new(None),
             counters: Counters::default(),
+            peers: OnceCell::new(),
             config,
             wake_buf: RefCell::new(Vec::new()),
             remote_buf: RefCell::new(Vec::new()),

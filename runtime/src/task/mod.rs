@@ -245,7 +245,16 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let location = Location::caller();
+    spawn_at(future, Location::caller())
+}
+
+/// [`spawn`] with an explicit spawn site (for callers that are themselves
+/// `#[track_caller]` or forward one).
+pub(crate) fn spawn_at<F>(future: F, location: &'static Location<'static>) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
     executor::with_core(|core| {
         // SAFETY: `F: 'static`, so nothing it borrows can die first.
         unsafe { core.spawn_unchecked(future, location) }

@@ -13,7 +13,7 @@ pub(crate) use std::hint;
 
 #[cfg(not(loom))]
 pub(crate) mod sync {
-    pub(crate) use std::sync::{Arc, Mutex};
+    pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
 
     pub(crate) mod atomic {
         #[allow(unused_imports)]

@@ -17,7 +17,7 @@ fn a_hundred_thousand_sleeps_fire_in_deadline_order_and_never_early() {
             // tasks takes tens of ms in a debug build), so each one waits in the
             // wheel; a deadline already past at its first poll is ready at once,
             // in spawn order.
-            let base = Instant::now() + Duration::from_millis(500);
+            let base = Instant::now() + Duration::from_millis(1500);
             let fired = Rc::new(RefCell::new(Vec::with_capacity(100_000)));
             let handles: Vec<_> = (0..100_000u64)
                 .map(|i| {
@@ -81,8 +81,13 @@ fn interval_ticks_on_schedule_without_drift() {
         let start = Instant::now();
         let period = Duration::from_millis(3);
         let ticks: Vec<Instant> = time::interval_at(start, period).take(5).collect().await;
-        for (n, tick) in ticks.iter().enumerate() {
-            assert_eq!(*tick, start + period * n as u32, "tick {n} is on the grid");
+        assert_eq!(ticks[0], start);
+        for pair in ticks.windows(2) {
+            // On a loaded machine a tick can be missed (and is skipped, not
+            // burst), but every tick stays on the start + n × period grid.
+            assert!(pair[1] > pair[0], "ticks move forward");
+            let offset = (pair[1] - start).as_nanos();
+            assert_eq!(offset % period.as_nanos(), 0, "tick is on the grid: {offset} ns");
         }
         assert!(start.elapsed() >= period * 4);
     })

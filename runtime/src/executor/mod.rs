@@ -4,6 +4,7 @@
 //! expired timers, then makes at most one `io_uring_enter` — blocking in it only
 //! when nothing is ready — and wakes the tasks whose operations completed.
 
+mod inbox;
 mod shared;
 
 use std::alloc::Layout;

@@ -6,6 +6,9 @@
 //!   from another.
 //! - [`mpsc`]: any number of senders (clone the [`mpsc::Sender`]), one
 //!   receiver; a lock-free bounded queue that keeps each sender's order.
+//! - [`mesh`]: every core of a runtime connected to every other by one
+//!   `spsc` channel per ordered pair, a fair receive from all peers, and
+//!   [`shard_of`](mesh::shard_of) to send a key to the core that owns it.
 //!
 //! Both ends are `Send` and work from any thread: a percore core, a plain
 //! thread with any executor (`futures_executor::block_on`), or a thread that
@@ -54,6 +57,7 @@
 
 mod atomic_waker;
 mod error;
+pub mod mesh;
 pub mod mpsc;
 mod ring;
 pub mod spsc;

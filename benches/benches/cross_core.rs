@@ -72,16 +72,27 @@ fn message_sum(messages: u64) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Contender {
     Percore,
+    /// percore with `spin_before_park(SPIN)`: idle cores poll before parking.
+    PercoreSpin,
     Tokio,
     Crossbeam,
 }
 
-const CONTENDERS: [Contender; 3] = [Contender::Percore, Contender::Tokio, Contender::Crossbeam];
+const CONTENDERS: [Contender; 4] = [
+    Contender::Percore,
+    Contender::PercoreSpin,
+    Contender::Tokio,
+    Contender::Crossbeam,
+];
+
+/// How long `percore+spin` lets an idle core poll before parking.
+const SPIN: Duration = Duration::from_micros(50);
 
 impl Contender {
     fn name(self) -> &'static str {
         match self {
             Contender::Percore => "percore",
+            Contender::PercoreSpin => "percore+spin",
             Contender::Tokio => "tokio",
             Contender::Crossbeam => "crossbeam",
         }
@@ -90,9 +101,10 @@ impl Contender {
 
 // ---------------------------------------------------------------- percore
 
-fn percore_runtime() -> percore::Runtime {
+fn percore_runtime(spin: Duration) -> percore::Runtime {
     percore::Runtime::builder()
         .cores(2)
+        .spin_before_park(spin)
         .pin(true)
         // The throughput receiver can stay ready for many polls in a row;
         // that is the workload, not a stall.
@@ -101,8 +113,8 @@ fn percore_runtime() -> percore::Runtime {
         .expect("percore runtime failed to start")
 }
 
-fn percore_ping_pong(round_trips: u64) -> Duration {
-    let runtime = percore_runtime();
+fn percore_ping_pong(round_trips: u64, spin: Duration) -> Duration {
+    let runtime = percore_runtime(spin);
     let (mut to_b, mut from_a) = spsc::channel::<u64>(LATENCY_CAPACITY);
     let (mut to_a, mut from_b) = spsc::channel::<u64>(LATENCY_CAPACITY);
     let echo = runtime
@@ -133,8 +145,8 @@ fn percore_ping_pong(round_trips: u64) -> Duration {
         .expect("percore: run_on(0) failed")
 }
 
-fn percore_stream(messages: u64) -> Duration {
-    let runtime = percore_runtime();
+fn percore_stream(messages: u64, spin: Duration) -> Duration {
+    let runtime = percore_runtime(spin);
     let (mut data_tx, mut data_rx) = spsc::channel::<u64>(THROUGHPUT_CAPACITY);
     let (mut ack_tx, mut ack_rx) = spsc::channel::<u64>(1);
     let sink = runtime
@@ -312,7 +324,8 @@ fn crossbeam_stream(messages: u64, cpus: &[usize]) -> Duration {
 
 fn ping_pong(contender: Contender, round_trips: u64, cpus: &[usize]) -> Duration {
     guarded(contender, "ping-pong", || match contender {
-        Contender::Percore => percore_ping_pong(round_trips),
+        Contender::Percore => percore_ping_pong(round_trips, Duration::ZERO),
+        Contender::PercoreSpin => percore_ping_pong(round_trips, SPIN),
         Contender::Tokio => tokio_ping_pong(round_trips, cpus),
         Contender::Crossbeam => crossbeam_ping_pong(round_trips, cpus),
     })
@@ -320,7 +333,8 @@ fn ping_pong(contender: Contender, round_trips: u64, cpus: &[usize]) -> Duration
 
 fn stream(contender: Contender, messages: u64, cpus: &[usize]) -> Duration {
     guarded(contender, "throughput", || match contender {
-        Contender::Percore => percore_stream(messages),
+        Contender::Percore => percore_stream(messages, Duration::ZERO),
+        Contender::PercoreSpin => percore_stream(messages, SPIN),
         Contender::Tokio => tokio_stream(messages, cpus),
         Contender::Crossbeam => crossbeam_stream(messages, cpus),
     })
@@ -419,11 +433,14 @@ impl Figure {
 
 /// Prints one measurement's table: median and min time as figures, and the
 /// ratios of percore's figures to the others'.
-fn print_measurement(title: &str, figure: Figure, samples: &[Vec<Duration>; 3]) {
-    let summaries = [0, 1, 2].map(|i| summarize(samples[i].clone()));
+fn print_measurement(title: &str, figure: Figure, samples: &[Vec<Duration>; 4]) {
+    let summaries = [0, 1, 2, 3].map(|i| summarize(samples[i].clone()));
     println!("{title}");
     // "min" is the fastest run: the lowest latency, or the highest throughput.
-    println!("  {:<10}  {:>12}  {:>12}", "contender", "median", "min time");
+    println!(
+        "  {:<10}  {:>12}  {:>12}",
+        "contender", "median", "min time"
+    );
     for (c, s) in CONTENDERS.iter().zip(&summaries) {
         println!(
             "  {:<10}  {:>12}  {:>12}",
@@ -432,13 +449,15 @@ fn print_measurement(title: &str, figure: Figure, samples: &[Vec<Duration>; 3]) 
             figure.show(figure.of(s.min))
         );
     }
-    let [p, t, c] = summaries;
-    for (name, other) in [("tokio", t), ("crossbeam", c)] {
-        println!(
-            "  percore/{name:<10} {:.2}x (median)  {:.2}x (min time)",
-            figure.of(p.median) / figure.of(other.median),
-            figure.of(p.min) / figure.of(other.min)
-        );
+    let [p, ps, t, c] = summaries;
+    for (mine, ours) in [("percore", p), ("percore+spin", ps)] {
+        for (name, other) in [("tokio", t), ("crossbeam", c)] {
+            println!(
+                "  {mine}/{name:<10} {:.2}x (median)  {:.2}x (min time)",
+                figure.of(ours.median) / figure.of(other.median),
+                figure.of(ours.min) / figure.of(other.min)
+            );
+        }
     }
     println!();
 }
@@ -492,13 +511,13 @@ fn main() {
         "  throughput: {} u64 A -> B, capacity {THROUGHPUT_CAPACITY}, until B acknowledges the sum",
         count(messages)
     );
-    println!("  percore spsc (2 pinned cores), tokio mpsc (multi-thread, 2 pinned workers), crossbeam bounded (2 pinned threads)");
-    println!("  per round:                    percore      tokio  crossbeam");
+    println!("  percore spsc (2 pinned cores; +spin: spin_before_park(50 µs)), tokio mpsc (multi-thread, 2 pinned workers), crossbeam bounded (2 pinned threads)");
+    println!("  per round:                    percore   +spin      tokio  crossbeam");
 
     let latency = Figure::NsPerRoundTrip(round_trips);
     let throughput = Figure::MessagesPerSec(messages);
-    let mut latency_samples: [Vec<Duration>; 3] = Default::default();
-    let mut throughput_samples: [Vec<Duration>; 3] = Default::default();
+    let mut latency_samples: [Vec<Duration>; 4] = Default::default();
+    let mut throughput_samples: [Vec<Duration>; 4] = Default::default();
     for round in 0..rounds {
         // Rotate who goes first so drift on a noisy machine hits all alike.
         for k in 0..CONTENDERS.len() {
@@ -513,9 +532,9 @@ fn main() {
             ("latency ns/rt", latency, &latency_samples),
             ("throughput M/s", throughput, &throughput_samples),
         ] {
-            let [p, t, c] = samples.each_ref().map(|s| figure.of(s[round]));
+            let [p, ps, t, c] = samples.each_ref().map(|s| figure.of(s[round]));
             println!(
-                "  round {}/{rounds} {name:<14}  {p:10.2} {t:10.2} {c:10.2}",
+                "  round {}/{rounds} {name:<14}  {p:10.2} {ps:10.2} {t:10.2} {c:10.2}",
                 round + 1
             );
         }

@@ -87,7 +87,11 @@ fn interval_ticks_on_schedule_without_drift() {
             // burst), but every tick stays on the start + n × period grid.
             assert!(pair[1] > pair[0], "ticks move forward");
             let offset = (pair[1] - start).as_nanos();
-            assert_eq!(offset % period.as_nanos(), 0, "tick is on the grid: {offset} ns");
+            assert_eq!(
+                offset % period.as_nanos(),
+                0,
+                "tick is on the grid: {offset} ns"
+            );
         }
         assert!(start.elapsed() >= period * 4);
     })

@@ -51,6 +51,8 @@ pub(crate) struct Config {
     pub(crate) entries: u32,
     pub(crate) cq_entries: u32,
     pub(crate) budget: usize,
+    /// How long an idle core polls before it parks.
+    pub(crate) spin: Duration,
     pub(crate) stall_threshold: Option<Duration>,
     pub(crate) on_stall: Option<StallHook>,
     pub(crate) unhandled_panic: UnhandledPanic,
@@ -263,6 +265,9 @@ impl Core {
 
     /// One pass over the ring; blocks only if `idle` and no timer is due.
     fn io(&self, idle: bool) -> io::Result<()> {
+        if idle && !self.config.spin.is_zero() && self.spin()? {
+            return Ok(());
+        }
         let wait = if idle { self.park_timeout() } else { None };
         let turned = match wait {
             Some(timeout) if self.shared.park() => {
@@ -275,6 +280,28 @@ impl Core {
         };
         self.complete_io();
         turned
+    }
+
+    /// Before parking, polls the inbox and the ring for up to `config.spin`
+    /// (shared memory only; the kernel is entered only if completion work is
+    /// flagged). True if work turned up, so the loop goes on without parking.
+    fn spin(&self) -> io::Result<bool> {
+        let deadline = Instant::now() + self.config.spin;
+        loop {
+            if self.shared.has_remote() {
+                return Ok(true);
+            }
+            self.driver.borrow_mut().turn(Wait::No)?;
+            self.complete_io();
+            if !self.run_queue.borrow().is_empty() {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline || self.park_timeout().is_none() {
+                return Ok(self.park_timeout().is_none());
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// `None`: do not block. `Some(None)`: block until woken. `Some(Some(d))`:

@@ -75,3 +75,37 @@ fn dropping_the_runtime_stops_its_threads_and_drops_their_tasks() {
     drop(runtime); // joins the workers: their hour-long sleepers are dropped, not awaited
     assert!(start.elapsed() < Duration::from_secs(30));
 }
+
+#[test]
+fn a_sleep_moved_to_another_core_leaves_that_cores_timers_alone() {
+    use std::future::Future;
+    let runtime = std::sync::Arc::new(Runtime::builder().cores(2).build().unwrap());
+    // Core 0 polls a sleep once, registering it in core 0's wheel, then hands it over.
+    let sleep = runtime
+        .run_on(0, || async {
+            let mut sleep = Box::pin(percore_runtime::time::sleep(Duration::from_millis(30)));
+            std::future::poll_fn(|cx| {
+                assert!(sleep.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+            sleep
+        })
+        .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let rt = runtime.clone();
+    std::thread::spawn(move || {
+        let result = rt.run_on(1, move || async move {
+            // Core 1's own timer (same slot and generation numbers as the moved
+            // one's key in a fresh wheel) must still wake its own task.
+            let own =
+                percore_runtime::spawn(percore_runtime::time::sleep(Duration::from_millis(10)));
+            percore_runtime::yield_now().await; // `own` registers its timer first
+            sleep.await;
+            own.await.is_ok()
+        });
+        let _ = done_tx.send(result.map_err(|e| e.to_string()));
+    });
+    let done = done_rx.recv_timeout(Duration::from_secs(20));
+    assert_eq!(done.expect("both timers fired"), Ok(true));
+}

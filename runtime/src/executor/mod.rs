@@ -70,6 +70,9 @@ pub(crate) struct Core {
     pub(crate) timers: RefCell<Wheel>,
     /// Tick 0 of the timer wheel.
     pub(crate) origin: Instant,
+    /// Unique among all cores this process ever ran: timer keys carry it, so a
+    /// timer polled on another core is never mistaken for one of this wheel's.
+    pub(crate) uid: u64,
     /// A waker for every task that waits (polled, not finished), so shutdown can
     /// reach idle tasks and drop them on this thread. Tasks never polled sit in
     /// the run queue instead, and shutdown drops them from there.
@@ -103,6 +106,10 @@ impl Core {
             driver: RefCell::new(driver),
             timers: RefCell::new(Wheel::new()),
             origin: Instant::now(),
+            uid: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
             registry: RefCell::new(Slab::new()),
             shutting_down: Cell::new(false),
             live_tasks: Cell::new(0),

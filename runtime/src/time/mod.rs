@@ -73,7 +73,8 @@ fn far_future() -> Instant {
 #[must_use = "a Sleep does nothing unless awaited"]
 pub struct Sleep {
     deadline: Instant,
-    key: Option<TimerKey>,
+    /// The timer in the wheel of the core (by `uid`) that last polled it.
+    key: Option<(TimerKey, u64)>,
 }
 
 impl Sleep {
@@ -94,9 +95,15 @@ impl Sleep {
     }
 
     fn cancel(&mut self) {
-        if let Some(key) = self.key.take() {
+        if let Some((key, uid)) = self.key.take() {
             if executor::has_core() {
-                executor::with_core(|core| core.timers.borrow_mut().remove(key));
+                executor::with_core(|core| {
+                    // A timer left on another core just fires there once, waking
+                    // this task spuriously; it cannot be removed from here.
+                    if core.uid == uid {
+                        core.timers.borrow_mut().remove(key);
+                    }
+                });
             }
         }
     }
@@ -109,8 +116,8 @@ impl Future for Sleep {
         let this = self.get_mut();
         executor::with_core(|core| {
             let mut timers = core.timers.borrow_mut();
-            if let Some(key) = this.key {
-                if timers.is_pending(key) {
+            if let Some((key, uid)) = this.key {
+                if uid == core.uid && timers.is_pending(key) {
                     timers.set_waker(key, cx.waker());
                     return Poll::Pending;
                 }
@@ -120,7 +127,7 @@ impl Future for Sleep {
                 return Poll::Ready(());
             }
             let tick = core.deadline_tick(this.deadline);
-            this.key = Some(timers.insert(tick, cx.waker().clone()));
+            this.key = Some((timers.insert(tick, cx.waker().clone()), core.uid));
             Poll::Pending
         })
     }

@@ -41,8 +41,7 @@ use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use futures_util::task::AtomicWaker;
-
+use crate::task::result_slot::ResultSlot;
 use crate::task::JoinError;
 
 /// How many threads the default pool of [`spawn_blocking`] starts at most: 64.
@@ -250,13 +249,7 @@ impl BlockingPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        let slot = Arc::new(Slot {
-            state: Mutex::new(SlotState::Pending),
-            waker: AtomicWaker::new(),
-        });
-        let completer = Completer {
-            slot: Arc::clone(&slot),
-        };
+        let (slot, completer) = ResultSlot::new(());
         let job: Job = Box::new(move || {
             let result = panic::catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::panic);
             completer.complete(result);
@@ -411,74 +404,6 @@ fn worker(inner: Arc<Inner>) {
     }
 }
 
-/// What a pool thread and a [`BlockingHandle`] share.
-struct Slot<R> {
-    state: Mutex<SlotState<R>>,
-    waker: AtomicWaker,
-}
-
-enum SlotState<R> {
-    /// The job has not finished.
-    Pending,
-    /// The job finished (or was dropped unrun: a cancelled `JoinError`).
-    Done(Result<R, JoinError>),
-    /// The handle took the result.
-    Taken,
-}
-
-impl<R> Slot<R> {
-    fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The result, if the job has finished and it was not taken yet.
-    fn take(&self) -> Option<Result<R, JoinError>> {
-        let mut state = self.lock();
-        match std::mem::replace(&mut *state, SlotState::Taken) {
-            SlotState::Done(result) => Some(result),
-            other => {
-                *state = other;
-                None
-            }
-        }
-    }
-}
-
-/// The job's side of the slot. It completes the slot exactly once: with the
-/// job's result, or — if the job is dropped without running — with a cancelled
-/// `JoinError`, so a handle never waits forever.
-struct Completer<R> {
-    slot: Arc<Slot<R>>,
-}
-
-impl<R> Completer<R> {
-    fn complete(self, result: Result<R, JoinError>) {
-        self.fill(result);
-        // `Drop` finds the slot filled and does nothing.
-    }
-
-    fn fill(&self, result: Result<R, JoinError>) {
-        {
-            let mut state = self.slot.lock();
-            if !matches!(*state, SlotState::Pending) {
-                return;
-            }
-            *state = SlotState::Done(result);
-        }
-        // If the handle was dropped, nobody is registered and the result is
-        // dropped with the last `Arc`: here, on the pool thread.
-        self.slot.waker.wake();
-    }
-}
-
-impl<R> Drop for Completer<R> {
-    fn drop(&mut self) {
-        self.fill(Err(JoinError::cancelled()));
-    }
-}
-
 /// A future for the result of a blocking job, from [`spawn_blocking`] or
 /// [`BlockingPool::spawn`].
 ///
@@ -499,7 +424,7 @@ impl<R> Drop for Completer<R> {
 /// ```
 #[must_use = "dropping a BlockingHandle detaches the job; `let _ = spawn_blocking(..)` says so"]
 pub struct BlockingHandle<R> {
-    slot: Arc<Slot<R>>,
+    slot: Arc<ResultSlot<R>>,
 }
 
 impl<R> BlockingHandle<R> {
@@ -516,7 +441,7 @@ impl<R> BlockingHandle<R> {
     /// assert_eq!(percore_runtime::run(handle).unwrap().unwrap(), 1);
     /// ```
     pub fn is_finished(&self) -> bool {
-        !matches!(*self.slot.lock(), SlotState::Pending)
+        self.slot.is_finished()
     }
 }
 
@@ -527,22 +452,7 @@ impl<R> Future for BlockingHandle<R> {
     ///
     /// If polled again after it returned `Ready`.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(result) = self.slot.take() {
-            return Poll::Ready(result);
-        }
-        // Register, then look again: a job finishing in between either sees the
-        // new waker or left its result for the second look.
-        self.slot.waker.register(cx.waker());
-        match self.slot.take() {
-            Some(result) => Poll::Ready(result),
-            None => {
-                assert!(
-                    !matches!(*self.slot.lock(), SlotState::Taken),
-                    "BlockingHandle polled after completion"
-                );
-                Poll::Pending
-            }
-        }
+        self.slot.poll_result(cx, "BlockingHandle")
     }
 }
 
@@ -576,13 +486,8 @@ mod tests {
 
     #[test]
     fn a_dropped_job_cancels_its_handle() {
-        let slot = Arc::new(Slot::<u8> {
-            state: Mutex::new(SlotState::Pending),
-            waker: AtomicWaker::new(),
-        });
-        drop(Completer {
-            slot: Arc::clone(&slot),
-        });
+        let (slot, completer) = ResultSlot::<u8>::new(());
+        drop(completer);
         let handle = BlockingHandle { slot };
         assert!(futures_executor::block_on(handle)
             .unwrap_err()

@@ -3,7 +3,7 @@
 //!
 //! The closure crosses threads as a `Remote::Job`; on the target core it becomes
 //! one local task that builds the future (which may be `!Send`), polls it under
-//! `catch_unwind`, and puts the output — or the panic — into a [`Slot`] shared
+//! `catch_unwind`, and puts the output — or the panic — into a `ResultSlot` shared
 //! with the handle. `abort` sets a flag in the slot and wakes that task through
 //! its own waker (which routes the wake to its core), so the future is dropped
 //! on its core. A task that is dropped instead (its core shut down, or the job
@@ -16,12 +16,13 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::task::AtomicWaker;
 
 use crate::executor::{self, Remote, Shared};
+use crate::task::result_slot::{Completer, ResultSlot};
 use crate::task::{self, JoinError};
 
 /// Spawns a task on core `core` of the runtime this code runs on, and returns a
@@ -107,15 +108,10 @@ where
     Fut: Future + 'static,
     Fut::Output: Send + 'static,
 {
-    let slot = Arc::new(Slot {
-        state: Mutex::new(State::Pending),
-        waker: AtomicWaker::new(),
+    let (slot, completer) = Slot::new(Abort {
         aborted: AtomicBool::new(false),
-        abort_waker: AtomicWaker::new(),
+        waker: AtomicWaker::new(),
     });
-    let completer = Completer {
-        slot: Arc::clone(&slot),
-    };
     let handle = RemoteJoinHandle { slot };
     if executor::is_owner(target) {
         drop(task::spawn_at(run(f, completer), location));
@@ -135,7 +131,7 @@ where
 /// The task on the target core: builds the future on its first poll, polls it,
 /// and completes the slot. Everything that may panic (`f`, each poll, the
 /// future's drop on abort) is caught here, so a panic reaches the handle.
-async fn run<F, Fut>(f: F, completer: Completer<Fut::Output>)
+async fn run<F, Fut>(f: F, completer: Completer<Fut::Output, Abort>)
 where
     F: FnOnce() -> Fut,
     Fut: Future,
@@ -147,9 +143,9 @@ where
         let Some(done) = completer.as_ref() else {
             return Poll::Ready(());
         };
-        let slot = &done.slot;
+        let slot = done.slot();
         let polled = panic::catch_unwind(AssertUnwindSafe(|| {
-            if slot.aborted.load(Ordering::Acquire) {
+            if slot.extra.aborted.load(Ordering::Acquire) {
                 future.set(None);
                 return Some(Err(JoinError::cancelled()));
             }
@@ -167,8 +163,8 @@ where
                 Poll::Pending => {
                     // Register for `abort`, then look at the flag again: an
                     // abort in between either sees this waker or left the flag.
-                    slot.abort_waker.register(cx.waker());
-                    if slot.aborted.load(Ordering::Acquire) {
+                    slot.extra.waker.register(cx.waker());
+                    if slot.extra.aborted.load(Ordering::Acquire) {
                         future.set(None);
                         return Some(Err(JoinError::cancelled()));
                     }
@@ -193,6 +189,9 @@ where
             }
         };
         if let Some(done) = completer.take() {
+            // Drop our own waker here, on the task's core, so no waker of a
+            // finished task lingers in the slot (and keeps the task alive).
+            drop(done.slot().extra.waker.take());
             done.complete(result);
         }
         Poll::Ready(())
@@ -200,77 +199,16 @@ where
     .await;
 }
 
-/// What the target core and a [`RemoteJoinHandle`] share.
-struct Slot<T> {
-    state: Mutex<State<T>>,
-    /// The task awaiting the handle.
-    waker: AtomicWaker,
+/// What the target core's task and a [`RemoteJoinHandle`] share besides the
+/// result.
+struct Abort {
     /// Set by [`RemoteJoinHandle::abort`].
     aborted: AtomicBool,
     /// The task on the target core, while its future waits.
-    abort_waker: AtomicWaker,
+    waker: AtomicWaker,
 }
 
-enum State<T> {
-    /// The task has not finished.
-    Pending,
-    /// The task finished, panicked or was cancelled.
-    Done(Result<T, JoinError>),
-    /// The handle took the result.
-    Taken,
-}
-
-impl<T> Slot<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        // A panic cannot happen while this lock is held.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn take(&self) -> Option<Result<T, JoinError>> {
-        let mut state = self.lock();
-        match std::mem::replace(&mut *state, State::Taken) {
-            State::Done(result) => Some(result),
-            other => {
-                *state = other;
-                None
-            }
-        }
-    }
-}
-
-/// The target core's side of the slot: completes it exactly once, with a
-/// cancelled `JoinError` if dropped before that (the job or task was dropped).
-struct Completer<T> {
-    slot: Arc<Slot<T>>,
-}
-
-impl<T> Completer<T> {
-    fn complete(self, result: Result<T, JoinError>) {
-        self.fill(result);
-    }
-
-    fn fill(&self, result: Result<T, JoinError>) {
-        {
-            let mut state = self.slot.lock();
-            if !matches!(*state, State::Pending) {
-                return;
-            }
-            *state = State::Done(result);
-        }
-        // Drop our own waker here, on the task's core, so no waker of a
-        // finished task lingers in the slot (and keeps the task alive).
-        drop(self.slot.abort_waker.take());
-        self.slot.waker.wake();
-    }
-}
-
-impl<T> Drop for Completer<T> {
-    fn drop(&mut self) {
-        self.fill(Err(JoinError::cancelled()));
-    }
-}
+type Slot<T> = ResultSlot<T, Abort>;
 
 /// A `Send` handle to a task spawned on another core, from [`spawn_on`] or
 /// [`Runtime::spawn_on`](crate::Runtime::spawn_on).
@@ -313,7 +251,7 @@ impl<T> RemoteJoinHandle<T> {
     /// assert_eq!(futures_executor::block_on(handle).unwrap(), 7);
     /// ```
     pub fn is_finished(&self) -> bool {
-        !matches!(*self.slot.lock(), State::Pending)
+        self.slot.is_finished()
     }
 
     /// Cancels the task, best effort: its core is asked to drop the future (on
@@ -334,8 +272,8 @@ impl<T> RemoteJoinHandle<T> {
     /// assert!(futures_executor::block_on(handle).unwrap_err().is_cancelled());
     /// ```
     pub fn abort(&self) {
-        self.slot.aborted.store(true, Ordering::Release);
-        self.slot.abort_waker.wake();
+        self.slot.extra.aborted.store(true, Ordering::Release);
+        self.slot.extra.waker.wake();
     }
 }
 
@@ -346,22 +284,7 @@ impl<T> Future for RemoteJoinHandle<T> {
     ///
     /// If polled again after it returned `Ready`.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Some(result) = self.slot.take() {
-            return Poll::Ready(result);
-        }
-        // Register, then look again: a task finishing in between either sees
-        // the new waker or left its result for the second look.
-        self.slot.waker.register(cx.waker());
-        match self.slot.take() {
-            Some(result) => Poll::Ready(result),
-            None => {
-                assert!(
-                    !matches!(*self.slot.lock(), State::Taken),
-                    "RemoteJoinHandle polled after completion"
-                );
-                Poll::Pending
-            }
-        }
+        self.slot.poll_result(cx, "RemoteJoinHandle")
     }
 }
 

@@ -7,6 +7,7 @@
 pub(crate) mod arena;
 mod join_set;
 pub(crate) mod raw;
+pub(crate) mod result_slot;
 
 use std::any::Any;
 use std::fmt;

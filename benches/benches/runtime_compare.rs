@@ -14,6 +14,9 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{allowed_cpus, count, pin_to, summarize, Summary};
+
 /// Sizes of one run of the comparison.
 #[derive(Clone, Copy)]
 struct Config {
@@ -196,41 +199,8 @@ fn sleeps(rt: Rt, sleeps: u64) -> Duration {
 /// the same core (all three are single-threaded here). Returns that CPU, or
 /// `None` if the kernel refused (the bench still runs, just unpinned).
 fn pin_to_one_cpu() -> Option<usize> {
-    // SAFETY: an all-zero cpu_set_t is a valid empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a writable cpu_set_t of the size passed.
-    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
-        return None;
-    }
-    // SAFETY: CPU_ISSET only reads the set; the index is below CPU_SETSIZE.
-    let cpu = (0..libc::CPU_SETSIZE as usize).find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })?;
-    // SAFETY: as above, all-zero is a valid empty set.
-    let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `cpu` < CPU_SETSIZE, so CPU_SET writes in bounds.
-    unsafe { libc::CPU_SET(cpu, &mut one) };
-    // SAFETY: `one` is a valid cpu_set_t of the size passed.
-    (unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one) } == 0).then_some(cpu)
-}
-
-/// Median and minimum of one runtime's rounds.
-#[derive(Clone, Copy)]
-struct Summary {
-    median: Duration,
-    min: Duration,
-}
-
-fn summarize(mut samples: Vec<Duration>) -> Summary {
-    samples.sort_unstable();
-    let n = samples.len();
-    let median = if n % 2 == 1 {
-        samples[n / 2]
-    } else {
-        (samples[n / 2 - 1] + samples[n / 2]) / 2
-    };
-    Summary {
-        median,
-        min: samples[0],
-    }
+    let cpu = *allowed_cpus().first()?;
+    pin_to(cpu).then_some(cpu)
 }
 
 fn ms(d: Duration) -> String {
@@ -272,19 +242,6 @@ fn print_workload(title: &str, samples: &[Vec<Duration>; 3]) -> [Summary; 3] {
 fn target_line(what: &str, value: f64, limit: f64) {
     let verdict = if value <= limit { "PASS" } else { "MISS" };
     println!("  {what:<34} {value:.2}x (target <= {limit:.1}x)  {verdict}");
-}
-
-/// A count with thousands separators, for headings.
-fn count(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn main() {

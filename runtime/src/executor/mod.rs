@@ -303,9 +303,10 @@ impl Core {
             if !self.run_queue.borrow().is_empty() {
                 return Ok(true);
             }
-            let now = Instant::now();
-            if now >= deadline || self.park_timeout().is_none() {
-                return Ok(self.park_timeout().is_none());
+            // A due timer is work too; past the deadline, park.
+            let timer_due = self.park_timeout().is_none();
+            if timer_due || Instant::now() >= deadline {
+                return Ok(timer_due);
             }
             std::hint::spin_loop();
         }

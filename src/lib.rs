@@ -26,3 +26,9 @@
 
 pub use percore_macros::{main, test};
 pub use percore_runtime::*;
+
+/// Sockets: TCP, UDP and Unix on io_uring (the `percore-net` crate).
+pub use percore_net as net;
+
+/// Files and directories on io_uring (the `percore-fs` crate).
+pub use percore_fs as fs;

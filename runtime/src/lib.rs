@@ -49,7 +49,7 @@ pub mod time;
 pub use io_uring;
 
 pub use blocking::{spawn_blocking, BlockingHandle, BlockingPool};
-pub use buf::{BufResult, IoBuf, IoBufMut};
+pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use driver::{MultiOp, MultishotCode, Op, OpCode, SetupError, TaskRunMode};
 pub use executor::{current_core, stats, StallReport};
 pub use runtime::{run, Builder, Runtime};

@@ -57,6 +57,22 @@ pub use runtime::{spawn_on, RemoteJoinHandle};
 pub use stats::Stats;
 pub use task::{spawn, yield_now, JoinError, JoinHandle, UnhandledPanic};
 
+/// Runs `f` with the current core's ring registration interface, to register
+/// files, buffers or provided-buffer rings with this core's ring.
+///
+/// The ring belongs to the core: register only resources that live at least as
+/// long as the ops that use them, and never call the submitter's `submit*`
+/// methods (the core submits on its own schedule). Tables the kernel allows only
+/// once per ring (fixed files, fixed buffers) go to the first caller; later
+/// callers get `EBUSY` from the kernel.
+///
+/// # Panics
+///
+/// Outside a percore runtime, or if called from inside an op's completion.
+pub fn with_submitter<R>(f: impl FnOnce(&io_uring::Submitter<'_>) -> R) -> R {
+    executor::with_driver(|driver| f(&driver.submitter()))
+}
+
 /// Whether this core's kernel supports `opcode` (an `io_uring::opcode::*::CODE`),
 /// as probed when the ring was set up.
 ///

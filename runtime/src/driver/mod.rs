@@ -94,6 +94,11 @@ impl Driver {
         self.probe.is_supported(opcode)
     }
 
+    /// The ring's registration interface (files, buffers, buffer rings).
+    pub(crate) fn submitter(&self) -> io_uring::Submitter<'_> {
+        self.ring.submitter()
+    }
+
     pub(crate) fn in_flight(&self) -> usize {
         self.table.len()
     }

@@ -6,14 +6,14 @@
 //! interleaving of it. std's `UnsafeCell` gets loom's `with`/`with_mut` API.
 
 #[cfg(loom)]
-pub(crate) use ::loom::{cell, hint, sync};
+pub(crate) use ::loom::{cell, hint, sync, thread};
 
 #[cfg(not(loom))]
-pub(crate) use std::hint;
+pub(crate) use std::{hint, thread};
 
 #[cfg(not(loom))]
 pub(crate) mod sync {
-    pub(crate) use std::sync::{Arc, Mutex, MutexGuard};
+    pub(crate) use std::sync::{Arc, Mutex};
 
     pub(crate) mod atomic {
         #[allow(unused_imports)]

@@ -43,6 +43,9 @@ pub struct Stats {
     pub overflows: u64,
     /// Times the submission queue was full and had to be flushed early.
     pub sq_full: u64,
+    /// Parked cores this core woke with `IORING_OP_MSG_RING` (riding on its own
+    /// next enter) rather than with an eventfd write.
+    pub msg_rings: u64,
     /// Operations in flight right now.
     pub in_flight: usize,
     /// Timers pending right now.

@@ -223,3 +223,39 @@ fn the_handle_outlives_the_runtime() {
         .expect("the handles resolved");
     assert!(first && second);
 }
+
+/// Between cores of one runtime, a parked core is woken by a `MSG_RING` riding
+/// on the sender's own enter, not by an eventfd write (a syscall of its own).
+#[test]
+fn cores_wake_parked_peers_with_msg_ring() {
+    let runtime = Runtime::builder().cores(2).build().unwrap();
+    let (supported, msg_rings, parks) = runtime
+        .run_on(0, || async {
+            // Core 1 parks between jobs, and core 0 parks awaiting each one.
+            for i in 0..200u64 {
+                let handle = percore_runtime::spawn_on(1, move || async move {
+                    percore_runtime::time::sleep(Duration::from_millis(i % 2)).await;
+                    i
+                })
+                .unwrap();
+                assert_eq!(handle.await.unwrap(), i);
+            }
+            let stats = percore_runtime::stats();
+            let msg_ring = percore_runtime::io_uring::opcode::MsgRingData::CODE;
+            (
+                percore_runtime::is_supported(msg_ring),
+                stats.msg_rings,
+                stats.parks,
+            )
+        })
+        .unwrap();
+    assert!(
+        supported,
+        "MSG_RING is in every kernel percore supports (5.18+)"
+    );
+    assert!(parks > 0, "core 0 parked awaiting its jobs");
+    assert!(
+        msg_rings > 0,
+        "core 0 woke parked core 1 without MSG_RING ({parks} parks)"
+    );
+}

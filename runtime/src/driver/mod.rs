@@ -11,7 +11,7 @@ mod sys;
 mod table;
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,12 @@ pub(crate) use table::{Key, Lifecycle, OpTable, Orphan, Reaped};
 const CANCEL_TAG: u64 = u64::MAX;
 /// `user_data` of the read posted on the wake eventfd.
 const WAKE_TAG: u64 = u64::MAX - 1;
+/// `user_data` of the CQE another core's `MSG_RING` posts to wake this one.
+const MSG_WAKE_TAG: u64 = u64::MAX - 2;
+/// `user_data` of this core's `MSG_RING` to core `n` is `MSG_SENT_BASE + n`; its
+/// CQE arrives only on failure (`CQE_SKIP_SUCCESS`). The low 32 bits are far above
+/// any op table index, so no tag is mistaken for an op.
+const MSG_SENT_BASE: u64 = u64::MAX - (1 << 24);
 /// How long shutdown waits for cancelled ops before leaking their memory.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
@@ -38,6 +44,7 @@ pub(crate) struct IoCounters {
     pub(crate) cqes: u64,
     pub(crate) overflows: u64,
     pub(crate) sq_full: u64,
+    pub(crate) msg_rings: u64,
 }
 
 /// How long [`Driver::turn`] may block.
@@ -67,6 +74,11 @@ pub(crate) struct Driver {
     /// The kernel writes the eventfd counter here while the wake read is armed.
     eventfd_buf: Box<u64>,
     eventfd_armed: bool,
+    /// Whether the kernel has `IORING_OP_MSG_RING`.
+    msg_ring: bool,
+    /// Cores this core's `MSG_RING` failed to wake; the executor rings their
+    /// eventfds instead.
+    pub(crate) failed_rings: Vec<usize>,
     pub(crate) counters: IoCounters,
 }
 
@@ -79,19 +91,51 @@ impl Driver {
             ring,
             ring_fd,
             table: OpTable::default(),
-            probe,
             mode,
             woken: Vec::new(),
             orphans: Vec::new(),
             eventfd,
             eventfd_buf: Box::new(0),
             eventfd_armed: false,
+            msg_ring: probe.is_supported(opcode::MsgRingData::CODE),
+            probe,
+            failed_rings: Vec::new(),
             counters: IoCounters::default(),
         })
     }
 
     pub(crate) fn is_supported(&self, opcode: u8) -> bool {
         self.probe.is_supported(opcode)
+    }
+
+    /// A new fd for this ring, for other cores to target with `MSG_RING`; it
+    /// keeps the ring's file alive as long as it is open.
+    pub(crate) fn dup_ring_fd(&self) -> io::Result<OwnedFd> {
+        // SAFETY: the ring fd is open for as long as `self.ring` lives, which
+        // outlasts this call; the clone is a new, independently owned fd.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) };
+        fd.try_clone_to_owned()
+    }
+
+    /// Queues an `IORING_OP_MSG_RING` that posts a wake CQE on the ring behind
+    /// `target_ring` (core `target`'s); sent with this core's next enter, no
+    /// syscall of its own. False if the kernel lacks the opcode: ring the
+    /// target's eventfd instead.
+    ///
+    /// `target_ring` must stay open until this core's next enter.
+    pub(crate) fn msg_ring(&mut self, target_ring: RawFd, target: usize) -> bool {
+        if !self.msg_ring {
+            return false;
+        }
+        let sqe = opcode::MsgRingData::new(types::Fd(target_ring), 0, MSG_WAKE_TAG, None)
+            .build()
+            .flags(squeue::Flags::SKIP_SUCCESS)
+            .user_data(MSG_SENT_BASE + target as u64);
+        if self.push(&sqe).is_err() {
+            return false;
+        }
+        self.counters.msg_rings += 1;
+        true
     }
 
     /// The ring's registration interface (files, buffers, buffer rings).
@@ -230,6 +274,11 @@ impl Driver {
             match cqe.user_data() {
                 CANCEL_TAG => {}
                 WAKE_TAG => self.eventfd_armed = false,
+                MSG_WAKE_TAG => {}
+                tag @ MSG_SENT_BASE..MSG_WAKE_TAG => {
+                    // Only failures post (the target's ring died, or its CQ is full).
+                    self.failed_rings.push((tag - MSG_SENT_BASE) as usize);
+                }
                 user_data => match self.table.complete(user_data, cqe.result(), cqe.flags()) {
                     Reaped::Nothing => {}
                     Reaped::Wake(waker) => self.woken.push(waker),
@@ -288,5 +337,61 @@ impl std::fmt::Debug for Driver {
             .field("mode", &self.mode)
             .field("in_flight", &self.table.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::{Driver, Wait};
+
+    /// A `MSG_RING` whose target is not a ring fails; the driver reports which
+    /// core it could not wake, so the executor rings that core's eventfd instead.
+    #[test]
+    fn a_failed_msg_ring_names_the_core_to_ring_instead() {
+        let not_a_ring = std::fs::File::open("/dev/null").unwrap();
+        let wake = std::fs::File::open("/dev/null").unwrap();
+        let mut driver = Driver::new(8, 16, wake.as_raw_fd()).unwrap();
+        assert!(
+            driver.msg_ring(not_a_ring.as_raw_fd(), 7),
+            "MSG_RING is probed on 6.1+"
+        );
+        for _ in 0..100 {
+            driver.turn(Wait::No).unwrap();
+            if !driver.failed_rings.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(driver.failed_rings, [7]);
+        assert_eq!(driver.counters.msg_rings, 1);
+    }
+
+    /// A `MSG_RING` to a live ring lands there as a wake CQE, which the target's
+    /// driver swallows (it names no op), and posts nothing on the sender.
+    #[test]
+    fn a_msg_ring_wakes_the_target_ring_and_names_no_op() {
+        let wake = std::fs::File::open("/dev/null").unwrap();
+        let mut sender = Driver::new(8, 16, wake.as_raw_fd()).unwrap();
+        // SAFETY: no memory preconditions; checked below.
+        let eventfd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        assert!(eventfd >= 0);
+        // SAFETY: just created, owned by nothing else.
+        let eventfd =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(eventfd) };
+        // The target parks with a read posted on an eventfd nobody writes.
+        let mut target = Driver::new(8, 16, eventfd.as_raw_fd()).unwrap();
+        let target_fd = target.dup_ring_fd().unwrap();
+        assert!(sender.msg_ring(target_fd.as_raw_fd(), 1));
+        sender.turn(Wait::No).unwrap();
+        assert!(sender.failed_rings.is_empty());
+        let before = target.counters.cqes;
+        // Blocks until the message's CQE is there (the timeout only bounds a bug).
+        target
+            .turn(Wait::Park(Some(std::time::Duration::from_secs(5))))
+            .unwrap();
+        assert_eq!(target.counters.cqes, before + 1);
+        assert!(target.woken.is_empty() && target.orphans.is_empty());
     }
 }

@@ -1,109 +1,162 @@
-//! A core's inbox: what other threads send it, and the parked flag that tells a
-//! sender whether the core must be woken.
+//! A core's inbox: a lock-free MPSC queue of what other threads send it, and
+//! one atomic word that says whether the core must be woken.
 //!
-//! For now a locked `Vec`; the protocol around it is what matters and is
-//! model-checked (`cargo test` with `--cfg loom`, see `ci/loom.sh`):
+//! The queue is crossbeam's `SegQueue` (under `--cfg loom`, a loom-visible
+//! stand-in with the same contract: an item pushed before `is_empty` in
+//! happens-before order is seen). The word holds `PARKED`, `CLOSED` and the
+//! count of senders inside `push`. The protocol is model-checked (`ci/loom.sh`):
 //!
-//! - the core sets `parked` *before* it looks at the queue, under the lock, and
-//!   only blocks if the queue was empty;
-//! - a sender pushes and reads `parked` in one lock section, and rings the bell
-//!   (the core's eventfd) if it was set.
+//! - a sender counts itself in (refused if `CLOSED`), pushes, then leaves with a
+//!   read-modify-write of the word: if `PARKED` is set it clears it and rings
+//!   the core's bell before counting itself out, else it just counts itself out;
+//! - the core sets `PARKED` with a read-modify-write, *then* looks at the queue,
+//!   and blocks only if it was empty.
 //!
-//! Whichever lock section comes second sees the other side's write, so a core
-//! never sleeps on an item it was not told about: no lost wakeup. A busy core
-//! (`parked` clear) is never sent a syscall.
+//! Both sides' last steps are read-modify-writes of one word, so they are
+//! totally ordered: if the sender's comes first, the core's acquires it and sees
+//! the item; if the core's comes first, the sender sees `PARKED` and rings. No
+//! lost wakeup, and exactly one sender rings per park: a busy core is never
+//! sent a syscall.
+//!
+//! The sender count also keeps the core from freeing the inbox under a sender:
+//! once an item that carries a task's last reference is queued, the core may
+//! free the task and shut down, but `close` waits until every sender is out.
 
-use crate::loom::sync::atomic::{AtomicBool, Ordering};
-use crate::loom::sync::{Mutex, MutexGuard};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
-struct Queue<T> {
-    items: Vec<T>,
-    /// The core has shut down: nothing pushed now would ever be taken.
-    closed: bool,
-}
+/// The core is (about to be) blocked waiting for its bell.
+const PARKED: usize = 1;
+/// The core has shut down: nothing pushed now would ever be taken.
+const CLOSED: usize = 2;
+/// One sender inside `push`; the count lives in the bits above the flags.
+const SENDER: usize = 4;
 
 pub(crate) struct Inbox<T> {
-    queue: Mutex<Queue<T>>,
-    /// Set by senders after pushing; lets the core skip the lock when nothing came.
-    has_items: AtomicBool,
-    /// The core is (about to be) blocked waiting for its bell.
-    parked: AtomicBool,
+    queue: Queue<T>,
+    state: AtomicUsize,
 }
 
 impl<T> Inbox<T> {
     pub(crate) fn new() -> Inbox<T> {
         Inbox {
-            queue: Mutex::new(Queue {
-                items: Vec::new(),
-                closed: false,
-            }),
-            has_items: AtomicBool::new(false),
-            parked: AtomicBool::new(false),
+            queue: Queue::new(),
+            state: AtomicUsize::new(0),
         }
     }
 
-    fn queue(&self) -> MutexGuard<'_, Queue<T>> {
-        // A panic while holding this lock cannot leave the queue inconsistent (a
-        // push or a take is one call), so a poisoned lock is still usable.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Queues `item`; calls `ring` (still under the lock) if the core is parked.
+    /// Queues `item`; calls `ring` if the core is parked (at most one sender
+    /// rings per park).
     ///
-    /// All of it happens under the lock: once an item that carries a task's
-    /// last reference is queued, the core may free the task, and with it what
-    /// owns this inbox, as soon as it has taken the item — so a sender touches
-    /// nothing after unlocking.
+    /// The inbox stays alive until this returns, even if the item carried the
+    /// last reference that kept the core's tasks alive (`close` waits for it).
     ///
     /// # Errors
     ///
     /// Gives `item` back if the core has shut down.
     pub(crate) fn push(&self, item: T, ring: impl FnOnce()) -> Result<(), T> {
-        let mut queue = self.queue();
-        if queue.closed {
+        if self.state.fetch_add(SENDER, Ordering::Acquire) & CLOSED != 0 {
+            self.state.fetch_sub(SENDER, Ordering::Release);
             return Err(item);
         }
-        queue.items.push(item);
-        self.has_items.store(true, Ordering::Release);
-        if self.parked.load(Ordering::SeqCst) {
-            ring();
+        self.queue.push(item);
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            // Release: a core that parks after this sees the item.
+            let (next, rings) = if state & PARKED != 0 {
+                (state & !PARKED, true)
+            } else {
+                (state - SENDER, false)
+            };
+            match self
+                .state
+                .compare_exchange_weak(state, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) if rings => {
+                    ring();
+                    self.state.fetch_sub(SENDER, Ordering::Release);
+                    return Ok(());
+                }
+                Ok(_) => return Ok(()),
+                Err(now) => state = now,
+            }
         }
-        drop(queue);
-        Ok(())
     }
 
-    /// Whether something may have arrived since the last `take`.
+    /// Whether something may be queued. Owning core only.
     pub(crate) fn has_items(&self) -> bool {
-        self.has_items.load(Ordering::Acquire)
+        !self.queue.is_empty()
     }
 
-    /// Takes everything queued.
+    /// Takes everything queued. Owning core only.
     pub(crate) fn take(&self, into: &mut Vec<T>) {
-        self.has_items.store(false, Ordering::Relaxed);
-        into.append(&mut self.queue().items);
+        while let Some(item) = self.queue.pop() {
+            into.push(item);
+        }
     }
 
-    /// Refuses everything from now on and returns what was still queued.
+    /// Refuses everything from now on, waits for senders still inside `push`,
+    /// and returns what was queued. Owning core only.
     pub(crate) fn close(&self) -> Vec<T> {
-        let mut queue = self.queue();
-        queue.closed = true;
-        std::mem::take(&mut queue.items)
+        let mut state = self.state.fetch_or(CLOSED, Ordering::AcqRel) | CLOSED;
+        while state >= SENDER {
+            // A sender between its two steps; it never blocks there, so this is
+            // short (shutdown only).
+            crate::loom::thread::yield_now();
+            state = self.state.load(Ordering::Acquire);
+        }
+        let mut left = Vec::new();
+        self.take(&mut left);
+        left
     }
 
     /// Announces that the core is about to block; false if something arrived
-    /// meanwhile (then the core must not block).
+    /// meanwhile (then the core must not block). Owning core only.
     pub(crate) fn park(&self) -> bool {
-        self.parked.store(true, Ordering::SeqCst);
-        let empty = self.queue().items.is_empty();
-        if !empty {
-            self.parked.store(false, Ordering::SeqCst);
+        // AcqRel: acquires every sender that left before, so their items show.
+        self.state.fetch_or(PARKED, Ordering::AcqRel);
+        if self.queue.is_empty() {
+            return true;
         }
-        empty
+        self.unpark();
+        false
     }
 
-    /// The core is awake again.
+    /// The core is awake again. Owning core only.
     pub(crate) fn unpark(&self) {
-        self.parked.store(false, Ordering::SeqCst);
+        // A sender that rang has cleared the flag already.
+        if self.state.load(Ordering::Relaxed) & PARKED != 0 {
+            self.state.fetch_and(!PARKED, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(not(loom))]
+use crossbeam_queue::SegQueue as Queue;
+
+/// Under loom: a queue whose synchronisation loom sees. A mutex is stronger
+/// than `SegQueue`, but the protocol above uses only what both give: an item
+/// pushed before `is_empty` (in happens-before order) is seen by it.
+#[cfg(loom)]
+struct Queue<T>(crate::loom::sync::Mutex<std::collections::VecDeque<T>>);
+
+#[cfg(loom)]
+impl<T> Queue<T> {
+    fn new() -> Queue<T> {
+        Queue(crate::loom::sync::Mutex::new(
+            std::collections::VecDeque::new(),
+        ))
+    }
+
+    fn push(&self, item: T) {
+        self.0.lock().unwrap().push_back(item);
+    }
+
+    fn pop(&self) -> Option<T> {
+        self.0.lock().unwrap().pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.lock().unwrap().is_empty()
     }
 }
 
@@ -206,6 +259,32 @@ mod loom_inbox {
             }
             got.sort_unstable();
             assert_eq!(got, [0, 1]);
+        });
+    }
+
+    /// `close` returns only once no sender can touch the inbox any more (the
+    /// core frees it after): a sender that rings does so before `close` returns.
+    #[test]
+    fn close_waits_for_a_ringing_sender() {
+        use loom::sync::atomic::{AtomicBool, Ordering};
+        loom::model(|| {
+            let inbox = Arc::new(Inbox::new());
+            let freed = Arc::new(AtomicBool::new(false));
+            let sender = {
+                let (inbox, freed) = (inbox.clone(), freed.clone());
+                thread::spawn(move || {
+                    let _ = inbox.push(1u32, || {
+                        assert!(!freed.load(Ordering::Relaxed), "rang a freed inbox")
+                    });
+                })
+            };
+            let parked = inbox.park();
+            let _ = inbox.close();
+            freed.store(true, Ordering::Relaxed);
+            if parked {
+                inbox.unpark();
+            }
+            sender.join().unwrap();
         });
     }
 

@@ -98,8 +98,10 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(id: usize, config: Config) -> io::Result<Core> {
-        let shared = Arc::new(Shared::new(id)?);
+        let mut shared = Shared::new(id)?;
         let driver = Driver::new(config.entries, config.cq_entries, shared.eventfd())?;
+        shared.set_ring_fd(driver.dup_ring_fd()?);
+        let shared = Arc::new(shared);
         Ok(Core {
             shared,
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
@@ -330,6 +332,10 @@ impl Core {
     fn complete_io(&self) {
         let mut driver = self.driver.borrow_mut();
         if driver.woken.is_empty() && driver.orphans.is_empty() {
+            if !driver.failed_rings.is_empty() {
+                drop(driver);
+                self.retry_failed_rings();
+            }
             return;
         }
         let mut woken = std::mem::take(&mut driver.woken);
@@ -342,6 +348,20 @@ impl Core {
             orphan.cqe(res, flags, true);
         }
         self.driver.borrow_mut().woken = woken;
+        self.retry_failed_rings();
+    }
+
+    /// Rings, through their eventfds, the peers a `MSG_RING` failed to wake.
+    fn retry_failed_rings(&self) {
+        let failed = std::mem::take(&mut self.driver.borrow_mut().failed_rings);
+        let Some(peers) = self.peers.get() else {
+            return;
+        };
+        for id in failed {
+            if let Some(peer) = peers.get(id) {
+                peer.notify();
+            }
+        }
     }
 
     /// Milliseconds since `origin`, rounded down: a timer fires when this reaches
@@ -450,6 +470,7 @@ impl Core {
             remote_wakes: self.counters.remote_wakes.get(),
             overflows: io.overflows,
             sq_full: io.sq_full,
+            msg_rings: io.msg_rings,
             in_flight: driver.in_flight(),
             timers: self.timers.borrow().len(),
             tasks: self.live_tasks.get(),
@@ -530,6 +551,32 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
 
 pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
     with_core(|core| f(&mut core.driver.borrow_mut()))
+}
+
+/// Wakes the parked core of `target`: with a `MSG_RING` on this core's ring if
+/// this thread runs a core of the same runtime (no syscall of its own: it goes
+/// with this core's next enter), else with a write to its eventfd.
+pub(crate) fn ring(target: &Shared) {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    if let Some(core) = unsafe { core.as_ref() } {
+        // Only a peer is sure to outlive this core's next enter, which sends the
+        // message: `peers` keeps its `Shared`, and so its ring fd, open.
+        let is_peer = core
+            .peers
+            .get()
+            .and_then(|peers| peers.get(target.id))
+            .is_some_and(|peer| ptr::eq(&**peer, target));
+        if let (true, Some(fd)) = (is_peer, target.ring_fd()) {
+            // Busy only if a wake runs inside a driver call; then the eventfd.
+            if let Ok(mut driver) = core.driver.try_borrow_mut() {
+                if driver.msg_ring(fd, target.id) {
+                    return;
+                }
+            }
+        }
+    }
+    target.notify();
 }
 
 /// Whether this thread runs the core that `shared` belongs to.

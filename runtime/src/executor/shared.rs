@@ -1,10 +1,11 @@
 //! The part of a core other threads may touch: its inbox (`inbox.rs`, where the
-//! no-lost-wakeup protocol lives) and its wake eventfd.
+//! no-lost-wakeup protocol lives), its wake eventfd, and a duplicate of its ring
+//! fd for peers' `MSG_RING`s.
 //!
 //! Lifetime: tasks point at their core's `Shared` without owning it. The core
 //! frees it only if no task is left (else it leaks it on purpose), and a sender
-//! touches it only while it holds a reference to a live task — plus the lock
-//! section of `push`, which the core must enter after it to take the item.
+//! touches it only while it holds a reference to a live task or an `Arc` — plus
+//! the rest of `push`, which the core's `close` waits for before it may free it.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::{fmt, io};
@@ -31,6 +32,9 @@ pub(crate) struct Shared {
     /// Owned here, not by the driver, so a waker that outlives the core never
     /// writes to a closed (and maybe reused) fd number.
     eventfd: OwnedFd,
+    /// A duplicate of the core's ring fd, for peers' `MSG_RING`s: open as long
+    /// as this `Shared`, so a message never targets a closed or reused number.
+    ring_fd: Option<OwnedFd>,
 }
 
 impl Shared {
@@ -49,6 +53,7 @@ impl Shared {
             inbox: Inbox::new(),
             // SAFETY: `fd` was just returned by eventfd and nothing else owns it.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
+            ring_fd: None,
         })
     }
 
@@ -56,16 +61,26 @@ impl Shared {
         self.eventfd.as_raw_fd()
     }
 
-    /// Queues `item` for the core and, if it is parked, rings its eventfd.
+    pub(crate) fn set_ring_fd(&mut self, fd: OwnedFd) {
+        self.ring_fd = Some(fd);
+    }
+
+    pub(crate) fn ring_fd(&self) -> Option<i32> {
+        self.ring_fd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Queues `item` for the core and, if it is parked, wakes it (see
+    /// [`executor::ring`](super::ring)).
     ///
     /// # Errors
     ///
     /// Gives `item` back if the core has shut down.
     pub(crate) fn push(&self, item: Remote) -> Result<(), Remote> {
-        self.inbox.push(item, || self.notify())
+        self.inbox.push(item, || super::ring(self))
     }
 
-    fn notify(&self) {
+    /// Writes the core's eventfd, which it keeps a read posted on while parked.
+    pub(crate) fn notify(&self) {
         let one: u64 = 1;
         // SAFETY: writes 8 bytes from a live u64 to an fd this struct owns. EAGAIN
         // (counter saturated) still leaves the core woken, so the result is ignored.

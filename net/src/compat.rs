@@ -1,0 +1,1 @@
+//! Adapters to the poll-based I/O traits (todo)

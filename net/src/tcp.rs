@@ -9,6 +9,7 @@ use std::time::Duration;
 use percore_runtime::time::timeout;
 use socket2::{Domain, SockAddr, Type};
 
+use crate::compat::Compat;
 use crate::error::context;
 use crate::incoming::Incoming;
 use crate::io::{read_methods, write_methods};
@@ -222,7 +223,7 @@ impl TcpStream {
         }
     }
 
-    fn socket(&self) -> &Socket {
+    pub(crate) fn socket(&self) -> &Socket {
         &self.socket
     }
 
@@ -232,6 +233,18 @@ impl TcpStream {
 
     read_methods!();
     write_methods!();
+
+    /// Wraps the stream in [`Compat`], for the poll-based I/O traits of
+    /// futures-io, tokio and hyper (crate features), with 16 KiB buffers each way.
+    pub fn into_compat(self) -> Compat<TcpStream> {
+        self.into_compat_with_capacity(crate::compat::DEFAULT_CAPACITY)
+    }
+
+    /// As [`into_compat`](TcpStream::into_compat), with `capacity` bytes of buffer each way.
+    pub fn into_compat_with_capacity(self, capacity: usize) -> Compat<TcpStream> {
+        let socket = self.socket.clone();
+        Compat::build(self, socket, capacity)
+    }
 
     /// Shuts down the read, write or both halves (`shutdown(2)`): after
     /// `Shutdown::Write` the peer reads end of stream.

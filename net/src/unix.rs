@@ -12,6 +12,7 @@ use std::path::Path;
 use percore_runtime::{BufResult, IoBuf, IoBufMut};
 use socket2::{Domain, SockAddr, Type};
 
+use crate::compat::Compat;
 use crate::error::context;
 use crate::incoming::Incoming;
 use crate::io::{read_methods, write_methods};
@@ -122,7 +123,7 @@ impl UnixStream {
         ))
     }
 
-    fn socket(&self) -> &Socket {
+    pub(crate) fn socket(&self) -> &Socket {
         &self.socket
     }
 
@@ -132,6 +133,18 @@ impl UnixStream {
 
     read_methods!();
     write_methods!();
+
+    /// Wraps the stream in [`Compat`], for the poll-based I/O traits of
+    /// futures-io, tokio and hyper (crate features), with 16 KiB buffers each way.
+    pub fn into_compat(self) -> Compat<UnixStream> {
+        self.into_compat_with_capacity(crate::compat::DEFAULT_CAPACITY)
+    }
+
+    /// As [`into_compat`](UnixStream::into_compat), with `capacity` bytes of buffer each way.
+    pub fn into_compat_with_capacity(self, capacity: usize) -> Compat<UnixStream> {
+        let socket = self.socket.clone();
+        Compat::build(self, socket, capacity)
+    }
 
     /// Shuts down the read, write or both halves (`shutdown(2)`).
     ///

@@ -99,6 +99,14 @@ impl<S> Compat<S> {
         self.stream
     }
 
+}
+
+// The poll helpers below are what the feature-gated trait impls call.
+#[cfg_attr(
+    not(any(feature = "futures-io", feature = "tokio", feature = "hyper")),
+    allow(dead_code)
+)]
+impl<S> Compat<S> {
     /// Received bytes not handed out yet, receiving more if there are none;
     /// empty at end of stream.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {

@@ -1,1 +1,10 @@
 //! Runnable programs built on percore: see the files beside this crate (`cargo run -p percore-examples --example hello`).
+//!
+//! This library holds what the network examples share: command-line flags,
+//! starting one `SO_REUSEPORT` listener per core, and the incremental HTTP/1.1
+//! request parser of the `http` example.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod http;
+pub mod server;

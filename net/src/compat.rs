@@ -144,6 +144,7 @@ impl<S> Compat<S> {
     }
 
     /// Copies received bytes into `dst`; `Ok(0)` at end of stream.
+    #[cfg(feature = "futures-io")]
     fn poll_read_slice(&mut self, cx: &mut Context<'_>, dst: &mut [u8]) -> Poll<io::Result<usize>> {
         if dst.is_empty() {
             return Poll::Ready(Ok(0));

@@ -51,14 +51,14 @@ impl Flags {
 
 /// Binds one `SO_REUSEPORT` listener per core on `flags.addr` (the kernel
 /// spreads connections across them), prints one line, and runs
-/// `serve(listener)` on every core until the process is killed.
+/// `serve(core, listener)` on every core until the process is killed.
 ///
 /// # Errors
 ///
 /// Binding fails, or the runtime cannot start.
 pub fn serve_per_core<F, Fut>(name: &str, flags: Flags, serve: F) -> io::Result<()>
 where
-    F: Fn(TcpListener) -> Fut + Send + Sync + 'static,
+    F: Fn(usize, TcpListener) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + 'static,
 {
     let options = ListenOptions::new().reuse_port(true).backlog(4096);
@@ -71,12 +71,12 @@ where
     let listeners = Arc::new(Mutex::new(listeners));
     let runtime = percore::Runtime::builder().cores(flags.cores).build()?;
     println!("{name}: listening on {addr} ({} cores)", flags.cores);
-    runtime.run_on_all(move |_core| {
+    runtime.run_on_all(move |core| {
         let listener = listeners
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .pop();
-        let served = listener.map(|std| serve(TcpListener::from_std(std)));
+        let served = listener.map(|std| serve(core, TcpListener::from_std(std)));
         async move {
             if let Some(served) = served {
                 served.await;

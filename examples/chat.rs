@@ -39,13 +39,21 @@ struct Room {
 impl Room {
     /// Gives `line` to every local client; a client whose queue is full misses it.
     fn deliver(&mut self, line: &Line) {
-        self.clients
-            .retain(|_, queue| !matches!(queue.try_send(line.clone()), Err(mpsc::TrySendError::Closed(_))));
+        self.clients.retain(|_, queue| {
+            !matches!(
+                queue.try_send(line.clone()),
+                Err(mpsc::TrySendError::Closed(_))
+            )
+        });
     }
 }
 
 /// Relays lines said on this core to the other cores, and delivers locally.
-async fn relay_out(room: Rc<RefCell<Room>>, mut said: mpsc::Receiver<Line>, mut peers: MeshSender<Line>) {
+async fn relay_out(
+    room: Rc<RefCell<Room>>,
+    mut said: mpsc::Receiver<Line>,
+    mut peers: MeshSender<Line>,
+) {
     while let Some(line) = said.recv().await {
         room.borrow_mut().deliver(&line);
         let cores: Vec<usize> = (0..peers.cores()).filter(|&c| c != peers.core()).collect();
@@ -132,7 +140,12 @@ fn main() -> io::Result<()> {
             let mut incoming = listener.incoming();
             while let Some(next) = incoming.next().await {
                 if let Ok(stream) = next {
-                    drop(percore::spawn(join(stream, core, room.clone(), say.clone())));
+                    drop(percore::spawn(join(
+                        stream,
+                        core,
+                        room.clone(),
+                        say.clone(),
+                    )));
                 }
             }
         }

@@ -16,7 +16,9 @@ use percore::net::TcpListener;
 use percore_examples::server::{serve_per_core, Flags};
 
 async fn hello(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(b"Hello, world!"))))
+    Ok(Response::new(Full::new(Bytes::from_static(
+        b"Hello, world!",
+    ))))
 }
 
 async fn serve(listener: TcpListener) {

@@ -65,7 +65,7 @@ impl Reject {
     }
 }
 
-/// What [`RequestReader::next`] found in the buffered bytes.
+/// What [`RequestReader::next_request`] found in the buffered bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     /// A whole request (head and body); its bytes are consumed.
@@ -107,7 +107,7 @@ impl RequestReader {
     pub fn take_buf(&mut self) -> Vec<u8> {
         let mut buf = std::mem::take(&mut self.buf);
         if buf.len() == buf.capacity() {
-            // Grows only while a request is incomplete, and `next` rejects one
+            // Grows only while a request is incomplete, and `next_request` rejects one
             // beyond the limits, so this stays below MAX_HEAD + MAX_BODY + 4 KiB.
             buf.reserve(4096);
         }
@@ -120,7 +120,7 @@ impl RequestReader {
     }
 
     /// The next request in the buffered bytes, if it is complete.
-    pub fn next(&mut self) -> Parsed {
+    pub fn next_request(&mut self) -> Parsed {
         let head = match self.head.take() {
             Some(head) => head,
             None => match self.parse_head() {
@@ -229,7 +229,7 @@ pub async fn serve(stream: TcpStream) -> io::Result<()> {
         let mut close = false;
         let mut reject = None;
         loop {
-            match reader.next() {
+            match reader.next_request() {
                 Parsed::Request(request) => {
                     respond(&request, &mut out);
                     if !request.keep_alive {
@@ -301,14 +301,14 @@ mod tests {
         let mut reader = RequestReader::new();
         let request = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
         for (i, &byte) in request.iter().enumerate() {
-            assert_eq!(reader.next(), Parsed::Partial, "after {i} bytes");
+            assert_eq!(reader.next_request(), Parsed::Partial, "after {i} bytes");
             feed(&mut reader, &[byte]);
         }
-        let Parsed::Request(parsed) = reader.next() else {
+        let Parsed::Request(parsed) = reader.next_request() else {
             panic!("complete");
         };
         assert_eq!((parsed.path.as_str(), parsed.keep_alive), ("/a", true));
-        assert_eq!(reader.next(), Parsed::Partial);
+        assert_eq!(reader.next_request(), Parsed::Partial);
     }
 
     #[test]
@@ -318,8 +318,12 @@ mod tests {
             &mut reader,
             b"POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /q HTTP/1.0\r\n\r\n",
         );
-        let Parsed::Request(first) = reader.next() else { panic!("first") };
-        let Parsed::Request(second) = reader.next() else { panic!("second") };
+        let Parsed::Request(first) = reader.next_request() else {
+            panic!("first")
+        };
+        let Parsed::Request(second) = reader.next_request() else {
+            panic!("second")
+        };
         assert_eq!(first.path, "/p");
         assert_eq!((second.path.as_str(), second.keep_alive), ("/q", false));
     }
@@ -328,24 +332,36 @@ mod tests {
     fn bad_oversized_and_chunked_requests_are_refused() {
         let mut reader = RequestReader::new();
         feed(&mut reader, b"GET / HTTP/1.1\r\nBad Header\r\n\r\n");
-        assert_eq!(reader.next(), Parsed::Reject(Reject::BadRequest));
+        assert_eq!(reader.next_request(), Parsed::Reject(Reject::BadRequest));
 
         let mut reader = RequestReader::new();
         feed(&mut reader, b"GET / HTTP/1.1\r\nX: ");
         feed(&mut reader, &vec![b'a'; MAX_HEAD]);
-        assert_eq!(reader.next(), Parsed::Reject(Reject::HeadersTooLarge));
+        assert_eq!(
+            reader.next_request(),
+            Parsed::Reject(Reject::HeadersTooLarge)
+        );
 
         let mut reader = RequestReader::new();
-        feed(&mut reader, b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n");
-        assert_eq!(reader.next(), Parsed::Reject(Reject::TooLarge));
+        feed(
+            &mut reader,
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+        );
+        assert_eq!(reader.next_request(), Parsed::Reject(Reject::TooLarge));
 
         let mut reader = RequestReader::new();
-        feed(&mut reader, b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
-        assert_eq!(reader.next(), Parsed::Reject(Reject::NotImplemented));
+        feed(
+            &mut reader,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        assert_eq!(
+            reader.next_request(),
+            Parsed::Reject(Reject::NotImplemented)
+        );
 
         let mut reader = RequestReader::new();
         feed(&mut reader, b"\x00\x01\x02garbage\r\n\r\n");
-        assert_eq!(reader.next(), Parsed::Reject(Reject::BadRequest));
+        assert_eq!(reader.next_request(), Parsed::Reject(Reject::BadRequest));
     }
 
     #[test]
@@ -373,7 +389,11 @@ mod tests {
                     }
                 }
             }
-            let two = exchange(addr, b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n".to_vec()).await;
+            let two = exchange(
+                addr,
+                b"GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n".to_vec(),
+            )
+            .await;
             assert_eq!(two.matches("HTTP/1.1 200 OK").count(), 2, "{two}");
             let bad = exchange(addr, b"NOT HTTP AT ALL\r\n\r\n".to_vec()).await;
             assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");

@@ -32,7 +32,10 @@ impl Flags {
         while let Some(flag) = args.next() {
             let value = args.next().unwrap_or_default();
             let bad = |what: &str| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("{flag} {value:?}: {what}"))
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{flag} {value:?}: {what}"),
+                )
             };
             match flag.as_str() {
                 "--addr" => flags.addr = value.parse().map_err(|_| bad("not an address"))?,

@@ -98,7 +98,6 @@ impl<S> Compat<S> {
     pub fn into_inner(self) -> S {
         self.stream
     }
-
 }
 
 // The poll helpers below are what the feature-gated trait impls call.

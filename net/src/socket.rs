@@ -103,7 +103,8 @@ impl Socket {
     }
 
     pub(crate) async fn send_to<B: IoBuf>(&self, buf: B, addr: &SockAddr) -> BufResult<usize, B> {
-        let (res, One(buf)) = Op::new(op::SendMsg::new(self.fd.clone(), One(buf), Some(addr))).await;
+        let (res, One(buf)) =
+            Op::new(op::SendMsg::new(self.fd.clone(), One(buf), Some(addr))).await;
         (res, buf)
     }
 
@@ -135,7 +136,10 @@ pub(crate) fn ip_addr(addr: &SockAddr) -> io::Result<SocketAddr> {
     addr.as_socket().ok_or_else(|| {
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("expected an IPv4/IPv6 address, got family {}", addr.family()),
+            format!(
+                "expected an IPv4/IPv6 address, got family {}",
+                addr.family()
+            ),
         )
     })
 }

@@ -315,7 +315,6 @@ impl TcpStream {
     }
 }
 
-
 /// The read half of a [`TcpStream`], from [`TcpStream::into_split`].
 pub type OwnedReadHalf = ReadHalf<TcpStream>;
 /// The write half of a [`TcpStream`], from [`TcpStream::into_split`].

@@ -129,9 +129,8 @@ impl UdpSocket {
         bufs: Vec<B>,
     ) -> BufResult<(usize, SocketAddr, bool), Vec<B>> {
         let (res, bufs) = self.socket.recv_msg(bufs).await;
-        let res = res.and_then(|(n, from, flags)| {
-            Ok((n, ip_addr(&from)?, flags & libc::MSG_TRUNC != 0))
-        });
+        let res =
+            res.and_then(|(n, from, flags)| Ok((n, ip_addr(&from)?, flags & libc::MSG_TRUNC != 0)));
         (res, bufs)
     }
 

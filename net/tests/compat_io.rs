@@ -2,6 +2,8 @@
 //! order, flush waits for the kernel, close sends end of stream, and dropping
 //! it mid-operation is safe.
 
+#![cfg(all(feature = "futures-io", feature = "tokio"))]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -14,7 +16,6 @@ fn pattern() -> Vec<u8> {
     (0..BYTES).map(|i| (i % 253) as u8).collect()
 }
 
-#[cfg(feature = "futures-io")]
 #[test]
 fn futures_io_copies_megabytes_through_small_buffers() {
     use futures_util::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,7 +45,6 @@ fn futures_io_copies_megabytes_through_small_buffers() {
     .unwrap();
 }
 
-#[cfg(feature = "tokio")]
 #[test]
 fn tokio_io_echoes_over_tcp() {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
@@ -71,7 +71,6 @@ fn tokio_io_echoes_over_tcp() {
     .unwrap();
 }
 
-#[cfg(feature = "futures-io")]
 #[test]
 fn dropping_compat_mid_read_and_mid_write_is_safe() {
     use futures_util::io::{AsyncReadExt, AsyncWriteExt};

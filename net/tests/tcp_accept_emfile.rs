@@ -46,7 +46,10 @@ fn limit_leaving(free: usize) -> u64 {
         .unwrap()
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u64>().ok())
         .collect();
-    (0..).filter(|fd| !open.contains(fd)).nth(free).unwrap_or(u64::MAX)
+    (0..)
+        .filter(|fd| !open.contains(fd))
+        .nth(free)
+        .unwrap_or(u64::MAX)
 }
 
 fn starved_server() {
@@ -147,9 +150,19 @@ fn accept_errors_surface_without_spinning_and_the_server_recovers() {
         .unwrap_or_else(|| panic!("no result: {stdout}\n{stderr}"));
     assert!(field(line, "errors") >= 1, "EMFILE surfaced: {line}");
     assert!(field(line, "accepted_starved") < PENDING as u64, "{line}");
-    assert_eq!(field(line, "accepted"), PENDING as u64, "all served after: {line}");
+    assert_eq!(
+        field(line, "accepted"),
+        PENDING as u64,
+        "all served after: {line}"
+    );
     // Backing off (≤ 100 ms between tries) costs next to nothing; a spinning
     // accept loop would burn the whole 500 ms.
-    assert!(field(line, "starved_cpu_ms") < 250, "spun while starved: {line}");
-    assert!(field(line, "errors_while_starved") < 100, "retried too often: {line}");
+    assert!(
+        field(line, "starved_cpu_ms") < 250,
+        "spun while starved: {line}"
+    );
+    assert!(
+        field(line, "errors_while_starved") < 100,
+        "retried too often: {line}"
+    );
 }

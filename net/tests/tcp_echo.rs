@@ -31,10 +31,16 @@ async fn client(addr: SocketAddr, pattern: &'static [u8]) -> io::Result<()> {
         buf = back;
         let n = res?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("EOF after {got}")));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("EOF after {got}"),
+            ));
         }
         if buf[..n] != pattern[got..got + n] {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("mismatch near {got}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("mismatch near {got}"),
+            ));
         }
         got += n;
     }
@@ -53,7 +59,9 @@ fn a_thousand_connections_each_echo_one_mebibyte() {
     let addr = listener.local_addr().unwrap();
     let runtime = Runtime::builder().cores(2).build().unwrap();
     let _server = runtime
-        .spawn_on(0, move || util::echo_server(TcpListener::from_std(listener)))
+        .spawn_on(0, move || {
+            util::echo_server(TcpListener::from_std(listener))
+        })
         .unwrap();
     let results = runtime
         .run_on(1, move || async move {
@@ -69,7 +77,12 @@ fn a_thousand_connections_each_echo_one_mebibyte() {
             failures
         })
         .unwrap();
-    assert!(results.is_empty(), "{} failed: {:?}", results.len(), &results[..results.len().min(5)]);
+    assert!(
+        results.is_empty(),
+        "{} failed: {:?}",
+        results.len(),
+        &results[..results.len().min(5)]
+    );
     let _ = Shutdown::Both;
     let _ = pattern.bytes_init();
 }

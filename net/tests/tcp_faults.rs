@@ -58,7 +58,9 @@ fn a_reset_mid_request_fails_that_connection_alone() {
         // Let the server echo it and wait for more, then reset (RST, not FIN).
         let (res, _) = rude.read_exact(Vec::with_capacity(9)).await;
         res.unwrap();
-        SockRef::from(&rude).set_linger(Some(Duration::ZERO)).unwrap();
+        SockRef::from(&rude)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
         drop(rude);
         while ends.borrow().is_empty() {
             sleep(Duration::from_millis(1)).await;
@@ -148,7 +150,10 @@ fn a_client_that_never_reads_is_held_back_and_starves_no_one() {
             last < 64 << 20,
             "the flooder got {last} bytes in without reading any"
         );
-        assert!(!flooder.is_finished(), "writes never completed past the bound");
+        assert!(
+            !flooder.is_finished(),
+            "writes never completed past the bound"
+        );
         flooder.abort();
     })
     .unwrap();

@@ -70,8 +70,9 @@ fn ten_thousand_connections_half_dropped_mid_read_leave_no_fd() {
             .run_on(1, move || async move {
                 let mut failures = 0;
                 for batch in (0..CONNECTIONS).step_by(BATCH) {
-                    let clients: Vec<_> =
-                        (batch..batch + BATCH).map(|i| spawn(client(addr, i))).collect();
+                    let clients: Vec<_> = (batch..batch + BATCH)
+                        .map(|i| spawn(client(addr, i)))
+                        .collect();
                     for client in clients {
                         if !matches!(client.await, Ok(Ok(()))) {
                             failures += 1;

@@ -18,7 +18,10 @@ fn a_unix_stream_echoes_through_a_listener() {
     let path = socket_path("stream");
     percore_runtime::run(async {
         let listener = UnixListener::bind(&path).unwrap();
-        assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+        assert_eq!(
+            listener.local_addr().unwrap().as_pathname(),
+            Some(path.as_path())
+        );
         let server = percore_runtime::spawn(async move {
             let mut incoming = listener.incoming();
             let stream = incoming.next().await.unwrap().unwrap();
@@ -52,7 +55,9 @@ fn split_halves_of_a_pair_work_from_two_tasks_and_reunite() {
             assert_eq!(res.unwrap(), 4);
             write
         });
-        let (res, bufs) = b.readv(vec![Vec::with_capacity(1), Vec::with_capacity(8)]).await;
+        let (res, bufs) = b
+            .readv(vec![Vec::with_capacity(1), Vec::with_capacity(8)])
+            .await;
         let n = res.unwrap();
         assert!(n >= 1);
         let (res, _) = b.write_all(b"xyz".to_vec()).await;

@@ -199,9 +199,12 @@ unsafe impl<L: BufList> OpCode for SendMsg<L> {
         let bufs = &self.bufs;
         let iovecs = (0..bufs.count()).map(|i| bufs.iovec(i));
         self.message.build(self.named, iovecs);
-        opcode::SendMsg::new(types::Fd(self.fd.as_raw_fd()), &raw const self.message.header.msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
+        opcode::SendMsg::new(
+            types::Fd(self.fd.as_raw_fd()),
+            &raw const self.message.header.msg,
+        )
+        .flags(libc::MSG_NOSIGNAL as u32)
+        .build()
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> BufResult<usize, L> {
@@ -236,10 +239,17 @@ unsafe impl<L: BufListMut> OpCode for RecvMsg<L> {
     fn sqe(&mut self) -> squeue::Entry {
         let bufs = &mut self.bufs;
         let count = bufs.count();
-        let spare: IovecIter<'_, L> = IovecIter { bufs, next: 0, count };
+        let spare: IovecIter<'_, L> = IovecIter {
+            bufs,
+            next: 0,
+            count,
+        };
         self.message.build(true, spare);
-        opcode::RecvMsg::new(types::Fd(self.fd.as_raw_fd()), &raw mut self.message.header.msg)
-            .build()
+        opcode::RecvMsg::new(
+            types::Fd(self.fd.as_raw_fd()),
+            &raw mut self.message.header.msg,
+        )
+        .build()
     }
 
     fn complete(mut self, res: io::Result<u32>, _flags: u32) -> BufResult<Received, L> {

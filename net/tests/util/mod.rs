@@ -5,7 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use percore_net::{TcpStream, TcpListener};
+use percore_net::{TcpListener, TcpStream};
 
 /// Open fds of this process.
 pub fn open_fds() -> usize {

@@ -155,40 +155,46 @@ impl<S> Compat<S> {
         Poll::Ready(Ok(n))
     }
 
-    /// Waits until nothing is in flight and the write buffer is empty.
+    /// Waits until nothing is in flight and the write buffer is empty; reports
+    /// (once) the error of a send that failed since the last call.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         loop {
             match &mut self.write {
                 WriteState::Idle(_) => return Poll::Ready(Ok(())),
-                WriteState::Failed(buf, _) => {
-                    let buf = mem::take(buf);
-                    let WriteState::Failed(_, err) =
-                        mem::replace(&mut self.write, WriteState::Idle(buf))
-                    else {
-                        unreachable!("matched Failed above");
-                    };
-                    return Poll::Ready(Err(err));
-                }
                 WriteState::Writing(send) => {
                     let (res, slice) = ready!(Pin::new(send).poll(cx));
-                    let (begin, end) = (slice.begin(), slice.end());
-                    let mut buf = slice.into_inner();
-                    match res {
-                        Ok(n) if n > 0 && begin + n < end => {
-                            let rest = buf.slice(begin + n..end);
-                            self.write = WriteState::Writing(self.socket.write(rest));
-                        }
-                        Ok(n) if n > 0 => {
-                            buf.clear();
-                            self.write = WriteState::Idle(buf);
-                        }
-                        res => {
-                            buf.clear();
-                            let err = res.err().unwrap_or_else(|| io::ErrorKind::WriteZero.into());
-                            self.write = WriteState::Failed(buf, err);
-                        }
+                    self.write = self.after_send(res, slice);
+                }
+                WriteState::Failed(buf, _) => {
+                    let idle = WriteState::Idle(mem::take(buf));
+                    if let WriteState::Failed(_, err) = mem::replace(&mut self.write, idle) {
+                        return Poll::Ready(Err(err));
                     }
                 }
+            }
+        }
+    }
+
+    /// The state after a send of `slice` completed with `res`: the rest of the
+    /// slice in flight, or idle, or failed.
+    fn after_send(&self, res: io::Result<usize>, slice: Slice<Vec<u8>>) -> WriteState {
+        let (begin, end) = (slice.begin(), slice.end());
+        let mut buf = slice.into_inner();
+        match res {
+            Ok(n) if n > 0 && begin + n < end => {
+                WriteState::Writing(self.socket.write(buf.slice(begin + n..end)))
+            }
+            Ok(n) if n > 0 => {
+                buf.clear();
+                WriteState::Idle(buf)
+            }
+            Ok(_) => {
+                buf.clear();
+                WriteState::Failed(buf, io::ErrorKind::WriteZero.into())
+            }
+            Err(err) => {
+                buf.clear();
+                WriteState::Failed(buf, err)
             }
         }
     }
@@ -205,26 +211,12 @@ impl<S> Compat<S> {
         let mut buf = mem::take(buf);
         let n = src.len().min(buf.capacity().max(1));
         buf.extend_from_slice(&src[..n]);
-        let mut send = self.socket.write(buf.slice(0..n));
-        // Poll once to submit it; a send cannot complete before the next tick, but
-        // an error submitting it is reported now, with nothing taken.
-        match Pin::new(&mut send).poll(cx) {
-            Poll::Pending => {
-                self.write = WriteState::Writing(send);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready((res, slice)) => {
-                let mut buf = slice.into_inner();
-                let sent = res.as_ref().map_or(0, |&sent| sent);
-                if sent < n && res.is_ok() {
-                    let rest = buf.slice(sent..n);
-                    self.write = WriteState::Writing(self.socket.write(rest));
-                    return Poll::Ready(Ok(n));
-                }
-                buf.clear();
-                self.write = WriteState::Idle(buf);
-                Poll::Ready(res.map(|_| n))
-            }
+        self.write = WriteState::Writing(self.socket.write(buf.slice(0..n)));
+        // Poll once to submit the send: it cannot complete before the next tick,
+        // but an error submitting it is reported now, with nothing taken.
+        match self.poll_drain(cx) {
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Ready(Ok(())) | Poll::Pending => Poll::Ready(Ok(n)),
         }
     }
 

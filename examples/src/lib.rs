@@ -2,9 +2,10 @@
 //!
 //! This library holds what the network examples share: command-line flags,
 //! starting one `SO_REUSEPORT` listener per core, and the incremental HTTP/1.1
-//! request parser of the `http` example.
+//! request parser of the `http` example, and the `hyper` example's server.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod http;
+pub mod hyper_server;
 pub mod server;

@@ -17,7 +17,9 @@ fn accept_gives_the_peer_address_and_streams_know_theirs() {
     percore_runtime::run(async {
         let listener = TcpListener::bind(localhost()).unwrap();
         let addr = listener.local_addr().unwrap();
-        let client = TcpStream::connect_timeout(addr, Duration::from_secs(5)).await.unwrap();
+        let client = TcpStream::connect_timeout(addr, Duration::from_secs(5))
+            .await
+            .unwrap();
         let (server, peer) = listener.accept().await.unwrap();
         assert_eq!(peer, client.local_addr().unwrap());
         assert_eq!(server.peer_addr().unwrap(), peer);
@@ -32,7 +34,9 @@ fn accept_gives_the_peer_address_and_streams_know_theirs() {
 fn writev_gathers_readv_scatters_and_slices_fill_ranges() {
     percore_runtime::run(async {
         let listener = TcpListener::bind(localhost()).unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (server, _) = listener.accept().await.unwrap();
 
         let (res, _) = client.writev(vec![&b"abc"[..], &b"defgh"[..]]).await;
@@ -63,7 +67,9 @@ fn writev_gathers_readv_scatters_and_slices_fill_ranges() {
 fn halves_read_and_write_from_two_tasks_and_reunite() {
     percore_runtime::run(async {
         let listener = TcpListener::bind(localhost()).unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let (read, write) = client.into_split();
         let writer = percore_runtime::spawn(async move {

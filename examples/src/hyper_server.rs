@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
+use percore::net::compat::HyperTimer;
 use percore::net::TcpListener;
 
 /// Answers every request with "Hello, world!".
@@ -28,7 +29,10 @@ pub async fn serve(listener: TcpListener) {
             let service = hyper::service::service_fn(hello);
             // Errors (a reset peer, a malformed request hyper answered) end
             // this connection only.
+            // The timer makes hyper's 30 s header read timeout effective: a
+            // client that never finishes its request head is dropped.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(HyperTimer)
                 .serve_connection(stream.into_compat(), service)
                 .await;
         }));

@@ -324,10 +324,43 @@ mod tokio_impls {
     }
 }
 
+/// percore's timers as hyper's [`Timer`](hyper::rt::Timer), so hyper's timeouts
+/// (`header_read_timeout`, keep-alive) work on percore: pass it to the
+/// connection builder's `timer`. Its sleeps run on the core that polls them.
+#[cfg(feature = "hyper")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HyperTimer;
+
 #[cfg(feature = "hyper")]
 mod hyper_impls {
+    use std::time::{Duration, Instant};
+
     use super::*;
     use hyper::rt::ReadBufCursor;
+    use percore_runtime::time::{sleep, sleep_until, Sleep};
+
+    impl hyper::rt::Timer for HyperTimer {
+        fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+            Box::pin(HyperSleep(sleep(duration)))
+        }
+
+        fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+            Box::pin(HyperSleep(sleep_until(deadline)))
+        }
+    }
+
+    /// A percore [`Sleep`] as a `hyper::rt::Sleep`.
+    struct HyperSleep(Sleep);
+
+    impl Future for HyperSleep {
+        type Output = ();
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            Pin::new(&mut self.get_mut().0).poll(cx)
+        }
+    }
+
+    impl hyper::rt::Sleep for HyperSleep {}
 
     impl<S: Unpin> hyper::rt::Read for Compat<S> {
         fn poll_read(

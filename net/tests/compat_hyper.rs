@@ -55,3 +55,38 @@ fn a_hyper_client_gets_answers_from_a_hyper_server_over_keep_alive() {
     })
     .unwrap();
 }
+
+#[test]
+fn hyper_timer_makes_the_header_read_timeout_drop_a_slow_client() {
+    use percore_net::compat::HyperTimer;
+    use std::time::Duration;
+    percore_runtime::run(async {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            hyper::server::conn::http1::Builder::new()
+                .timer(HyperTimer)
+                .header_read_timeout(Duration::from_millis(50))
+                .serve_connection(stream.into_compat(), hyper::service::service_fn(hello))
+                .await
+        });
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (res, _) = client
+            .write_all(&b"GET / HTTP/1.1\r\nHost: x\r\n"[..])
+            .await;
+        res.unwrap();
+        // The head never ends; the server gives up and closes.
+        let mut got = Vec::with_capacity(1024);
+        loop {
+            let (res, buf) = client.read(got).await;
+            got = buf;
+            if !matches!(res, Ok(n) if n > 0) {
+                break;
+            }
+        }
+        let err = server.await.unwrap().unwrap_err();
+        assert!(err.is_timeout(), "{err}");
+    })
+    .unwrap();
+}

@@ -97,11 +97,18 @@ async fn read_lines(read: OwnedReadHalf, name: String, say: mpsc::Sender<Line>) 
     }
 }
 
-/// Writes the client's queued lines to it.
+/// Writes the client's queued lines to it, all that are queued in one write.
 async fn write_lines(write: OwnedWriteHalf, mut queue: mpsc::Receiver<Line>) -> io::Result<()> {
+    let mut out = Vec::with_capacity(4096);
     while let Some(line) = queue.recv().await {
-        let (res, _) = write.write_all(line.as_bytes().to_vec()).await;
+        out.clear();
+        out.extend_from_slice(line.as_bytes());
+        while let Ok(line) = queue.try_recv() {
+            out.extend_from_slice(line.as_bytes());
+        }
+        let (res, back) = write.write_all(out).await;
         res?;
+        out = back;
     }
     Ok(())
 }

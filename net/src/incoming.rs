@@ -24,10 +24,12 @@ const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// Made by [`TcpListener::incoming`](crate::TcpListener::incoming) or
 /// [`UnixListener::incoming`](crate::UnixListener::incoming). One SQE serves
 /// every connection until the kernel ends the multishot (then it is re-armed).
-/// Accept errors are yielded and the stream goes on: after `EMFILE`, `ENFILE`,
-/// `ENOBUFS` or `ENOMEM` — which leave the connection in the backlog, so an
-/// immediate retry would fail again and spin the core — it waits first, 1 ms
-/// doubling up to 100 ms, until an accept succeeds. It never ends by itself.
+/// Accept errors are yielded and the stream goes on, but an error ends the
+/// kernel's multishot, and the stream waits before re-arming it: 1 ms, doubling
+/// up to 100 ms while errors repeat, back to 1 ms after a success. `EMFILE`,
+/// `ENFILE`, `ENOBUFS` and `ENOMEM` leave the connection in the backlog, so an
+/// immediate retry would fail again and spin the core at 100%; other errors
+/// (a listener that was shut down) would too. It never ends by itself.
 ///
 /// Dropping it cancels the accept; a connection accepted meanwhile is closed.
 #[must_use = "streams do nothing unless polled"]
@@ -58,29 +60,21 @@ impl<T> Incoming<T> {
     }
 
     /// Handles one accept result: a connection, or an error after which the
-    /// stream backs off (shortage) or re-arms (anything else, if the op ended).
+    /// stream waits before re-arming.
     fn on_accept(&mut self, res: io::Result<std::os::fd::OwnedFd>) -> io::Result<Socket> {
         match res {
             Ok(fd) => {
                 self.backoff = FIRST_BACKOFF;
                 Ok(Socket::from_fd(fd))
             }
-            Err(err) if is_shortage(&err) => {
+            Err(err) => {
+                // The error CQE ended the multishot; dropping it frees its slot.
                 self.state = State::Backoff(sleep(self.backoff));
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 Err(err)
             }
-            Err(err) => Err(err),
         }
     }
-}
-
-/// Errors that mean "out of fds or memory": retrying at once cannot succeed.
-fn is_shortage(err: &io::Error) -> bool {
-    matches!(
-        err.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }
 
 impl<T> Stream for Incoming<T> {

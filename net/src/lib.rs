@@ -75,3 +75,43 @@ pub use split::{ReadHalf, ReuniteError, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
+
+#[cfg(test)]
+mod tests {
+    /// Has two impls for `Send` types, so naming `some_item` on one without
+    /// fixing `A` is ambiguous and fails to compile; for `!Send` types only the
+    /// `()` impl applies.
+    trait AmbiguousIfSend<A> {
+        fn some_item() {}
+    }
+
+    impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+
+    struct IsSend;
+
+    impl<T: ?Sized + Send> AmbiguousIfSend<IsSend> for T {}
+
+    /// Compile-time check that each listed type is `!Send`.
+    macro_rules! assert_not_send {
+        ($($ty:ty),+ $(,)?) => {
+            $(let _ = <$ty as AmbiguousIfSend<_>>::some_item;)+
+        };
+    }
+
+    #[test]
+    fn sockets_belong_to_their_core() {
+        use crate::*;
+        assert_not_send!(
+            TcpListener,
+            TcpStream,
+            UdpSocket,
+            UnixListener,
+            UnixStream,
+            UnixDatagram,
+            ReadHalf<TcpStream>,
+            WriteHalf<TcpStream>,
+            Incoming<TcpStream>,
+            compat::Compat<TcpStream>,
+        );
+    }
+}

@@ -117,20 +117,14 @@ struct Message {
 
 impl Message {
     fn new(addr: Option<&SockAddr>) -> Message {
-        let mut storage = SockAddrStorage::zeroed();
-        let mut addr_len = storage.size_of();
-        if let Some(addr) = addr {
-            // SAFETY: both are `sockaddr_storage`-sized and `addr.len()` bytes of
-            // `addr` are initialised; the copy stays within both.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    addr.as_ptr().cast::<u8>(),
-                    (&raw mut storage).cast::<u8>(),
-                    addr.len() as usize,
-                );
+        let (storage, addr_len) = match addr {
+            Some(addr) => (addr.clone().as_storage(), addr.len()),
+            None => {
+                let storage = SockAddrStorage::zeroed();
+                let len = storage.size_of();
+                (storage, len)
             }
-            addr_len = addr.len();
-        }
+        };
         // SAFETY: an all-zero `msghdr` is a valid empty message.
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_namelen = addr_len;
@@ -259,19 +253,10 @@ unsafe impl<L: BufListMut> OpCode for RecvMsg<L> {
         };
         // SAFETY: the kernel wrote `n` bytes through the iovecs built in `sqe`.
         unsafe { self.bufs.advance(n) };
-        let Header { msg, addr, .. } = &*self.message.header;
-        let mut storage = SockAddrStorage::zeroed();
-        // SAFETY: both are `sockaddr_storage`; the kernel initialised `msg_namelen`
-        // bytes of `addr` (zeroed before, so the rest is zero too).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                (&raw const *addr).cast::<u8>(),
-                (&raw mut storage).cast::<u8>(),
-                size_of::<SockAddrStorage>(),
-            );
-        }
-        // SAFETY: see above; `msg_namelen` is at most the storage's size.
-        let from = unsafe { SockAddr::new(storage, msg.msg_namelen) };
+        let Header { msg, addr, .. } = *self.message.header;
+        // SAFETY: the kernel initialised `msg_namelen` bytes of `addr` (at most
+        // its size; the storage was zeroed before, so the rest is zero too).
+        let from = unsafe { SockAddr::new(addr, msg.msg_namelen) };
         (Ok((n, from, msg.msg_flags)), self.bufs)
     }
 }

@@ -189,6 +189,42 @@ impl TcpListener {
 /// (`let (res, buf) = stream.read(buf).await;`). `&self` methods let one task
 /// read while another writes; [`into_split`](TcpStream::into_split) makes owned
 /// halves for that. Dropping the stream closes the fd once no op uses it any more.
+///
+/// # Examples
+///
+/// A reader task and a writer task on one connection:
+///
+/// ```
+/// use percore_net::{TcpListener, TcpStream};
+///
+/// percore_runtime::run(async {
+///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let client = TcpStream::connect(listener.local_addr()?).await?;
+///     let (server, _peer) = listener.accept().await?;
+///     let (read, write) = client.into_split();
+///     let writer = percore_runtime::spawn(async move {
+///         let (res, _) = write.write_all(b"ping".to_vec()).await;
+///         res?;
+///         write.shutdown().await
+///     });
+///     // The server echoes until end of stream.
+///     loop {
+///         let (res, buf) = server.read(Vec::with_capacity(64)).await;
+///         if res? == 0 {
+///             break;
+///         }
+///         let (res, _) = server.write_all(buf).await;
+///         res?;
+///     }
+///     let (res, echoed) = read.read_exact(Vec::with_capacity(4)).await;
+///     res?;
+///     assert_eq!(echoed, b"ping");
+///     writer.await.expect("writer task")?;
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap()
+/// .unwrap();
+/// ```
 pub struct TcpStream {
     socket: Socket,
 }

@@ -115,6 +115,24 @@ impl UnixStream {
     /// # Errors
     ///
     /// Any error of `socketpair(2)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use percore_net::UnixStream;
+    ///
+    /// percore_runtime::run(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let (res, _) = a.write_all(b"over a pair".to_vec()).await;
+    ///     res?;
+    ///     let (res, buf) = b.read_exact(Vec::with_capacity(11)).await;
+    ///     res?;
+    ///     assert_eq!(buf, b"over a pair");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = socket2::Socket::pair(Domain::UNIX, Type::STREAM, None)?;
         Ok((

@@ -172,3 +172,50 @@ fn reuse_port_lets_two_listeners_share_a_port() {
     assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+#[test]
+fn connect_timeout_gives_up_on_a_listener_that_drops_syns() {
+    use percore_net::tcp::ListenOptions;
+    // A backlog of 0 holds one connection; with it full, the kernel drops
+    // further SYNs, so a connect waits for a retransmit a second later.
+    let listener = ListenOptions::new()
+        .backlog(0)
+        .bind_tcp(localhost())
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    percore_runtime::run(async move {
+        let mut queued = Vec::new();
+        let err = loop {
+            match TcpStream::connect_timeout(addr, Duration::from_millis(100)).await {
+                Ok(stream) if queued.len() < 8 => queued.push(stream),
+                Ok(_) => panic!("the backlog never filled"),
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        drop(listener);
+    })
+    .unwrap();
+}
+
+#[test]
+fn ipv6_loopback_works_where_the_host_has_it() {
+    let Ok(listener) = TcpListener::bind("[::1]:0".parse().unwrap()) else {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    };
+    percore_runtime::run(async move {
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        let (res, _) = client.write_all(&b"six"[..]).await;
+        res.unwrap();
+        let (res, buf) = server.read_exact(Vec::with_capacity(3)).await;
+        res.unwrap();
+        assert_eq!(buf, b"six");
+    })
+    .unwrap();
+}

@@ -153,6 +153,9 @@ impl TcpListener {
 
     /// The stream of accepted connections, on multishot accept; see [`Incoming`]
     /// for how it handles errors and fd exhaustion.
+    ///
+    /// The stream shares the listening socket: it keeps accepting after the
+    /// listener is dropped, and the socket closes when both are gone.
     pub fn incoming(&self) -> Incoming<TcpStream> {
         Incoming::new(self.socket.shared_fd().clone(), TcpStream::from_socket)
     }

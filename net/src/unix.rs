@@ -57,6 +57,7 @@ impl UnixListener {
     }
 
     /// The stream of accepted connections, on multishot accept (see [`Incoming`]).
+    /// It shares the listening socket, which closes when both are gone.
     pub fn incoming(&self) -> Incoming<UnixStream> {
         Incoming::new(self.socket.shared_fd().clone(), UnixStream::from_socket)
     }

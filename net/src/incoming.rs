@@ -31,7 +31,11 @@ const MAX_BACKOFF: Duration = Duration::from_millis(100);
 /// immediate retry would fail again and spin the core at 100%; other errors
 /// (a listener that was shut down) would too. It never ends by itself.
 ///
-/// Dropping it cancels the accept; a connection accepted meanwhile is closed.
+/// # Cancel safety
+///
+/// Awaiting `next()` and dropping that future loses nothing: connections stay
+/// in the stream. Dropping the stream cancels the accept; a connection the
+/// kernel accepted meanwhile is closed, never leaked.
 #[must_use = "streams do nothing unless polled"]
 pub struct Incoming<T> {
     fd: SharedFd,

@@ -42,6 +42,11 @@ macro_rules! read_methods {
         ///
         /// `UnexpectedEof` if the peer closes first, or the first read error; the
         /// bytes read so far stay in the returned buffer.
+        ///
+        /// # Cancel safety
+        ///
+        /// Not cancel safe: dropping the future drops the buffer with the bytes
+        /// read so far, and the stream's position in the byte stream is lost.
         pub async fn read_exact<B: percore_runtime::IoBufMut>(
             &self,
             buf: B,
@@ -63,6 +68,11 @@ macro_rules! write_methods {
         /// # Errors
         ///
         /// The raw OS error of `send(2)` (`EPIPE`, `ECONNRESET`…); the buffer comes back.
+        ///
+        /// # Cancel safety
+        ///
+        /// Dropping the future cancels the send, but the kernel may already have
+        /// taken some or all of the bytes: the count is then unknown.
         pub async fn write<B: percore_runtime::IoBuf>(
             &self,
             buf: B,
@@ -88,6 +98,10 @@ macro_rules! write_methods {
         /// # Errors
         ///
         /// The first write error, or `WriteZero`; how much was sent is then unknown.
+        ///
+        /// # Cancel safety
+        ///
+        /// Not cancel safe: after a drop, an unknown prefix of the buffer was sent.
         pub async fn write_all<B: percore_runtime::IoBuf>(
             &self,
             buf: B,

@@ -146,6 +146,11 @@ impl TcpListener {
     ///
     /// The raw OS error of `accept4(2)`: `EMFILE`/`ENFILE` when out of fds
     /// (the connection stays queued; the listener stays usable).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future cancels the accept; a connection the kernel accepted
+    /// anyway is closed (its fd never leaks), so that one client sees a reset.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (socket, addr) = self.socket.accept().await?;
         Ok((TcpStream { socket }, ip_addr(&addr)?))

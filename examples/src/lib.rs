@@ -1,1 +1,12 @@
 //! Runnable programs built on percore: see the files beside this crate (`cargo run -p percore-examples --example hello`).
+//!
+//! This library holds what the network examples share: command-line flags,
+//! starting one `SO_REUSEPORT` listener per core, and the incremental HTTP/1.1
+//! request parser of the `http` example, the `hyper` example's server and the `chat` room.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod chat;
+pub mod http;
+pub mod hyper_server;
+pub mod server;

@@ -215,9 +215,22 @@ mod loom_inbox {
         })
     }
 
+    /// Runs `f` under loom, bounded for CI time; `LOOM_MAX_PREEMPTIONS`
+    /// overrides the bound for a deeper run.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(
+            std::env::var("LOOM_MAX_PREEMPTIONS")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(3),
+        );
+        model.check(f);
+    }
+
     #[test]
     fn one_sender_no_lost_wakeup() {
-        loom::model(|| {
+        model(|| {
             let inbox = Arc::new(Inbox::new());
             let bell = bell();
             let sender = {
@@ -236,15 +249,7 @@ mod loom_inbox {
 
     #[test]
     fn two_senders_no_lost_wakeup() {
-        let mut model = loom::model::Builder::new();
-        // Bounded for CI time; LOOM_MAX_PREEMPTIONS overrides it for a deeper run.
-        model.preemption_bound = Some(
-            std::env::var("LOOM_MAX_PREEMPTIONS")
-                .ok()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(3),
-        );
-        model.check(|| {
+        model(|| {
             let inbox = Arc::new(Inbox::new());
             let bell = bell();
             let senders: Vec<_> = (0..2)
@@ -267,7 +272,7 @@ mod loom_inbox {
     #[test]
     fn close_waits_for_a_ringing_sender() {
         use loom::sync::atomic::{AtomicBool, Ordering};
-        loom::model(|| {
+        model(|| {
             let inbox = Arc::new(Inbox::new());
             let freed = Arc::new(AtomicBool::new(false));
             let sender = {
@@ -290,7 +295,7 @@ mod loom_inbox {
 
     #[test]
     fn a_closed_inbox_hands_items_back() {
-        loom::model(|| {
+        model(|| {
             let inbox = Arc::new(Inbox::new());
             let sender = {
                 let inbox = inbox.clone();

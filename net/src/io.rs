@@ -23,6 +23,13 @@ macro_rules! read_methods {
             self.socket().read(buf).await
         }
 
+        /// Receives as data arrives, into buffers of `ring`: one multishot
+        /// `recv` for the whole stream, no buffer held while waiting (see
+        /// [`RecvStream`](crate::RecvStream)).
+        pub fn recv_stream(&self, ring: &percore_runtime::buf_ring::BufRing) -> crate::RecvStream {
+            self.socket().recv_stream(ring)
+        }
+
         /// Reads once, filling each buffer's spare capacity in order (`readv(2)`).
         ///
         /// # Errors

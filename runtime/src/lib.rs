@@ -34,6 +34,7 @@
 
 mod blocking;
 mod buf;
+pub mod buf_ring;
 pub mod channel;
 mod driver;
 mod executor;

@@ -10,6 +10,7 @@ mod connect;
 mod msg;
 mod readv;
 mod recv;
+mod recv_multi;
 mod send;
 mod shutdown;
 
@@ -21,6 +22,7 @@ pub(crate) use connect::Connect;
 pub(crate) use msg::{BufListMut, One, Received, RecvMsg, SendMsg};
 pub(crate) use readv::Readv;
 pub(crate) use recv::Recv;
+pub(crate) use recv_multi::RecvMulti;
 pub(crate) use send::Send;
 pub(crate) use shutdown::Shutdown;
 

@@ -299,6 +299,21 @@ impl<T: MultishotCode> MultiOp<T> {
     }
 }
 
+impl<T: MultishotCode> MultiOp<T> {
+    /// The op's data back, once the stream has ended (its last CQE arrived) or
+    /// if it was never polled; `None` while the kernel may still use it, and
+    /// then the op is dropped as usual (cancelled, its data kept until the end).
+    ///
+    /// For ops whose last CQE hands the memory back, such as a zero-copy send's
+    /// notification.
+    pub fn into_inner(mut self) -> Option<T> {
+        if self.done || self.key.is_none() {
+            return self.data.take();
+        }
+        None
+    }
+}
+
 impl<T: MultishotCode> Stream for MultiOp<T> {
     type Item = T::Item;
 

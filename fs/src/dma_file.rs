@@ -209,12 +209,10 @@ impl DmaFile {
             }
             at = start + buf.len() as u64;
         }
-        let available = buf.len().saturating_sub(skip).min(len);
-        Ok(DmaRead {
-            buf,
-            start: skip,
-            len: available,
-        })
+        // Past the end of the file, the range is empty.
+        let start = skip.min(buf.len());
+        let len = (buf.len() - start).min(len);
+        Ok(DmaRead { buf, start, len })
     }
 
     /// Checks that an op's memory and file range are aligned for this file.

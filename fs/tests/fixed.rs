@@ -1,0 +1,53 @@
+//! Registered files and buffers: READ_FIXED/WRITE_FIXED through a fixed slot.
+
+mod util;
+
+use percore_fs::{File, FixedBuffers, FixedFiles};
+
+#[test]
+fn fixed_files_and_buffers_round_trip() {
+    let dir = util::TempDir::new("fixed");
+    let path = dir.join("data");
+    percore_runtime::run(async {
+        let files = FixedFiles::new(4).unwrap();
+        let bufs = FixedBuffers::new(2, 8192, 4096).unwrap();
+        // One table of each per ring.
+        let err = FixedFiles::new(4).unwrap_err();
+        assert!(err.to_string().contains("one per ring"), "{err}");
+
+        let file = files.register(File::create(&path).await.unwrap()).unwrap();
+        let mut buf = bufs.get().unwrap();
+        let other = bufs.get().unwrap();
+        assert!(bufs.get().is_none(), "both lent out");
+        assert_ne!(buf.index(), other.index());
+        drop(other);
+
+        buf.buffer_mut().extend_from_slice(b"fixed buffers, fixed file");
+        let (n, buf) = file.write_fixed_at(buf, 100).await;
+        assert_eq!(n.unwrap(), 25);
+        drop(buf);
+        file.file().sync_data().await.unwrap();
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(&on_disk[100..], b"fixed buffers, fixed file");
+
+        let (n, buf) = file.read_fixed_at(bufs.get().unwrap(), 106).await;
+        assert_eq!(n.unwrap(), 19);
+        assert_eq!(&buf[..], b"buffers, fixed file");
+        // A plain buffer through the fixed slot, and a fixed buffer through a plain fd.
+        let (n, plain) = file.read_at(Vec::with_capacity(5), 100).await;
+        assert_eq!((n.unwrap(), &plain[..]), (5, &b"fixed"[..]));
+        let plain_file = File::open(&path).await.unwrap();
+        let mut buf = buf;
+        buf.buffer_mut().clear();
+        let (n, buf) = plain_file.read_fixed_at(buf, 100).await;
+        assert_eq!(n.unwrap(), 25);
+        assert_eq!(&buf[..5], b"fixed");
+
+        // Slots are reused once freed.
+        let index = file.index();
+        drop(file);
+        let again = files.register(File::open(&path).await.unwrap()).unwrap();
+        assert_eq!(again.index(), index);
+    })
+    .unwrap();
+}

@@ -24,7 +24,12 @@ async fn write_all(out: &File, buf: Vec<u8>) -> io::Result<Vec<u8>> {
         let (res, slice) = out.write_at(buf.slice(done..), CURRENT).await;
         buf = slice.into_inner();
         match res? {
-            0 => return Err(io::Error::new(io::ErrorKind::WriteZero, "stdout took 0 bytes")),
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "stdout took 0 bytes",
+                ))
+            }
             n => done += n,
         }
     }
@@ -33,7 +38,9 @@ async fn write_all(out: &File, buf: Vec<u8>) -> io::Result<Vec<u8>> {
 
 async fn cat(paths: &[String]) -> io::Result<()> {
     // Our own handle on fd 1, so closing it leaves the process's stdout alone.
-    let stdout = File::from_std(std::fs::File::from(io::stdout().as_fd().try_clone_to_owned()?));
+    let stdout = File::from_std(std::fs::File::from(
+        io::stdout().as_fd().try_clone_to_owned()?,
+    ));
     let mut buf = Vec::with_capacity(CHUNK);
     for path in paths {
         let file = File::open(path).await?;

@@ -22,7 +22,7 @@ async fn copy(src: &str, dst: &str) -> std::io::Result<u64> {
         .open(dst)
         .await?;
     // Reserve the space up front: one extent, no ENOSPC halfway through.
-    if meta.len() > 0 {
+    if !meta.is_empty() {
         dst.fallocate(0, meta.len(), 0).await?;
     }
 
@@ -33,11 +33,9 @@ async fn copy(src: &str, dst: &str) -> std::io::Result<u64> {
     while n > 0 {
         let next = pos + n as u64;
         // Both ops are submitted in the same tick: one syscall for the pair.
-        let ((wrote, mut written), (read, filled)) = futures_util::future::join(
-            dst.write_all_at(chunk, pos),
-            src.read_at(spare, next),
-        )
-        .await;
+        let ((wrote, mut written), (read, filled)) =
+            futures_util::future::join(dst.write_all_at(chunk, pos), src.read_at(spare, next))
+                .await;
         wrote?;
         n = read?;
         written.clear();

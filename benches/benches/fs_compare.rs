@@ -69,10 +69,22 @@ struct Setting {
 }
 
 const SETTINGS: [Setting; 4] = [
-    Setting { direct: true, depth: 1 },
-    Setting { direct: true, depth: 32 },
-    Setting { direct: false, depth: 1 },
-    Setting { direct: false, depth: 32 },
+    Setting {
+        direct: true,
+        depth: 1,
+    },
+    Setting {
+        direct: true,
+        depth: 32,
+    },
+    Setting {
+        direct: false,
+        depth: 1,
+    },
+    Setting {
+        direct: false,
+        depth: 32,
+    },
 ];
 
 impl Setting {
@@ -174,7 +186,8 @@ fn prepare_file(path: &Path, size: u64) -> std::io::Result<()> {
         let mut head = [0u8; 8];
         let ok = file.metadata()?.len() == size
             && [0, size / 2, size - BLOCK as u64].iter().all(|&pos| {
-                file.read_exact_at(&mut head, pos).is_ok() && u64::from_le_bytes(head) * BLOCK as u64 == pos
+                file.read_exact_at(&mut head, pos).is_ok()
+                    && u64::from_le_bytes(head) * BLOCK as u64 == pos
             });
         if ok {
             return Ok(());
@@ -296,7 +309,11 @@ async fn percore_fixed_readers(
         options.custom_flags(libc::O_DIRECT);
     }
     let files = FixedFiles::new(1).expect("register a file table");
-    let file = Rc::new(files.register(options.open(path).await.expect("open")).expect("register"));
+    let file = Rc::new(
+        files
+            .register(options.open(path).await.expect("open"))
+            .expect("register"),
+    );
     let bufs = Rc::new(FixedBuffers::new(setting.depth, BLOCK, BLOCK).expect("register buffers"));
     let readers = (0..setting.depth).map(|i| {
         let (file, lat, bufs) = (file.clone(), latencies.clone(), bufs.clone());
@@ -490,7 +507,11 @@ fn fio_run(path: &Path, setting: Setting, cfg: Config, engine: &str, cpu: Option
     }
     let out = cmd.output().expect("run fio");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "fio failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fio failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     parse_fio(&text).unwrap_or_else(|| panic!("unexpected fio output:\n{text}"))
 }
 
@@ -516,7 +537,13 @@ fn number_after(text: &str, key: &str) -> Option<f64> {
 
 // ---- the comparison ----
 
-fn run(contender: Contender, path: &Path, setting: Setting, cfg: Config, cpu: Option<usize>) -> Sample {
+fn run(
+    contender: Contender,
+    path: &Path,
+    setting: Setting,
+    cfg: Config,
+    cpu: Option<usize>,
+) -> Sample {
     match contender {
         Contender::FioUring => fio_run(path, setting, cfg, "io_uring", cpu),
         Contender::FioPsync => fio_run(path, setting, cfg, "psync", cpu),
@@ -597,7 +624,10 @@ fn main() {
     }
 
     println!();
-    println!("medians over {} rounds (ratio = IOPS / fio io_uring IOPS):", cfg.rounds);
+    println!(
+        "medians over {} rounds (ratio = IOPS / fio io_uring IOPS):",
+        cfg.rounds
+    );
     println!(
         "  {:<13} {:<14} {:>9} {:>9} {:>9} {:>7}",
         "setting", "runtime", "IOPS", "p50 µs", "p99 µs", "ratio"

@@ -30,7 +30,9 @@ use crate::op::{cstring, LinkAt, MkDirAt, RenameAt, SymlinkAt, UnlinkAt};
 /// ```
 pub async fn create_dir(path: impl AsRef<Path>) -> io::Result<()> {
     let path = path.as_ref();
-    mkdir(path).await.map_err(|err| with_path(err, "mkdir", path))
+    mkdir(path)
+        .await
+        .map_err(|err| with_path(err, "mkdir", path))
 }
 
 async fn mkdir(path: &Path) -> io::Result<()> {
@@ -96,7 +98,10 @@ async fn existing_dir(dir: &Path) -> io::Result<()> {
     if crate::metadata(dir).await?.is_dir() {
         Ok(())
     } else {
-        let err = io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory");
+        let err = io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "exists and is not a directory",
+        );
         Err(with_path(err, "mkdir", dir))
     }
 }

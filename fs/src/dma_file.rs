@@ -93,7 +93,9 @@ impl DmaFile {
         let fd = options.open_fd(path, libc::O_DIRECT).await?;
         let file = File::from_parts(fd, path.into());
         let meta = file.metadata().await?;
-        let block = meta.dio_offset_align().map_or(FALLBACK_ALIGN, |n| n as usize);
+        let block = meta
+            .dio_offset_align()
+            .map_or(FALLBACK_ALIGN, |n| n as usize);
         let mem_align = meta.dio_mem_align().map_or(FALLBACK_ALIGN, |n| n as usize);
         Ok(DmaFile {
             file,

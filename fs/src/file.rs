@@ -182,7 +182,10 @@ impl File {
 
     fn eof(&self) -> io::Error {
         with_path(
-            io::Error::new(io::ErrorKind::UnexpectedEof, "file ended before the buffer was full"),
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file ended before the buffer was full",
+            ),
             "read",
             &self.path,
         )
@@ -295,7 +298,9 @@ impl File {
             len,
             flags,
         };
-        Op::new(op).await.map_err(self.path_error("sync_file_range"))
+        Op::new(op)
+            .await
+            .map_err(self.path_error("sync_file_range"))
     }
 
     /// Allocates or punches space as `fallocate(2)` with `mode` (0 allocates

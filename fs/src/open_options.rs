@@ -129,12 +129,11 @@ impl OpenOptions {
 
     /// Opens `path` with these options and `extra` flags (e.g. `O_DIRECT`).
     pub(crate) async fn open_fd(&self, path: &Path, extra: i32) -> io::Result<OwnedFd> {
-        let flags = self
-            .flags()
-            .map_err(|err| with_path(err, "open", path))?
-            | extra;
+        let flags = self.flags().map_err(|err| with_path(err, "open", path))? | extra;
         let op = OpenAt::new(path, flags, self.mode)?;
-        Op::new(op).await.map_err(|err| with_path(err, "open", path))
+        Op::new(op)
+            .await
+            .map_err(|err| with_path(err, "open", path))
     }
 
     /// The `open(2)` flags these options mean, checked as std checks them.
@@ -187,7 +186,9 @@ mod tests {
         let flags = opts.create_new(true).flags().unwrap();
         assert_eq!(flags, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL);
         let mut append = OpenOptions::new();
-        append.append(true).custom_flags(libc::O_NOATIME | libc::O_RDWR);
+        append
+            .append(true)
+            .custom_flags(libc::O_NOATIME | libc::O_RDWR);
         assert_eq!(
             append.flags().unwrap(),
             libc::O_WRONLY | libc::O_APPEND | libc::O_NOATIME

@@ -147,7 +147,10 @@ impl DirEntry {
 
     /// The entry's name.
     pub fn file_name(&self) -> OsString {
-        self.path.file_name().map(OsString::from).unwrap_or_default()
+        self.path
+            .file_name()
+            .map(OsString::from)
+            .unwrap_or_default()
     }
 
     /// The entry's type (a symlink is a symlink, not what it points to).

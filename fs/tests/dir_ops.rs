@@ -26,9 +26,13 @@ fn create_and_remove_dirs() {
         assert!(dir.join("b/c/x").is_dir());
 
         std::fs::write(dir.join("file"), b"x").unwrap();
-        let err = percore_fs::create_dir_all(dir.join("file/sub")).await.unwrap_err();
+        let err = percore_fs::create_dir_all(dir.join("file/sub"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("file"), "{err}");
-        let err = percore_fs::create_dir_all(dir.join("file")).await.unwrap_err();
+        let err = percore_fs::create_dir_all(dir.join("file"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AlreadyExists);
 
         let err = percore_fs::remove_dir(dir.join("b/c")).await.unwrap_err();
@@ -57,7 +61,10 @@ fn remove_rename_and_link_files() {
         // hard link: same inode, two links
         let hard = dir.join("hard");
         percore_fs::hard_link(&b, &hard).await.unwrap();
-        let (mb, mh) = (std::fs::metadata(&b).unwrap(), std::fs::metadata(&hard).unwrap());
+        let (mb, mh) = (
+            std::fs::metadata(&b).unwrap(),
+            std::fs::metadata(&hard).unwrap(),
+        );
         assert_eq!(mb.ino(), mh.ino());
         assert_eq!(mh.nlink(), 2);
         let err = percore_fs::hard_link(&b, &hard).await.unwrap_err();
@@ -66,11 +73,21 @@ fn remove_rename_and_link_files() {
         // symlink: points at its target, which need not exist
         let soft = dir.join("soft");
         percore_fs::symlink("b", &soft).await.unwrap();
-        assert_eq!(std::fs::read_link(&soft).unwrap(), std::path::Path::new("b"));
-        assert_eq!(percore_fs::read_link(&soft).await.unwrap(), std::path::Path::new("b"));
+        assert_eq!(
+            std::fs::read_link(&soft).unwrap(),
+            std::path::Path::new("b")
+        );
+        assert_eq!(
+            percore_fs::read_link(&soft).await.unwrap(),
+            std::path::Path::new("b")
+        );
         assert_eq!(std::fs::read(&soft).unwrap(), b"first");
-        percore_fs::symlink(dir.join("nowhere"), dir.join("dangling")).await.unwrap();
-        assert!(std::fs::symlink_metadata(dir.join("dangling")).unwrap().is_symlink());
+        percore_fs::symlink(dir.join("nowhere"), dir.join("dangling"))
+            .await
+            .unwrap();
+        assert!(std::fs::symlink_metadata(dir.join("dangling"))
+            .unwrap()
+            .is_symlink());
 
         // remove_file removes a name, not the inode
         percore_fs::remove_file(&b).await.unwrap();
@@ -104,7 +121,12 @@ fn read_dir_lists_what_std_lists() {
         while let Some(entry) = entries.next().await {
             let entry = entry.unwrap();
             let std_meta = std::fs::symlink_metadata(entry.path()).unwrap();
-            assert_eq!(entry.file_type(), std_meta.file_type(), "{:?}", entry.path());
+            assert_eq!(
+                entry.file_type(),
+                std_meta.file_type(),
+                "{:?}",
+                entry.path()
+            );
             assert_eq!(entry.ino(), std_meta.ino());
             assert_eq!(entry.metadata().await.unwrap().ino(), std_meta.ino());
             assert_eq!(entry.path(), dir.path().join(entry.file_name()));

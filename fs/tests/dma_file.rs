@@ -54,7 +54,10 @@ fn misaligned_buffers_get_an_explained_error() {
         buf.resize(block - 1, 7);
         let (res, _) = file.write_at(buf, 0).await;
         let text = res.unwrap_err().to_string();
-        assert!(text.contains(&format!("length {} is not a multiple", block - 1)), "{text}");
+        assert!(
+            text.contains(&format!("length {} is not a multiple", block - 1)),
+            "{text}"
+        );
 
         // An offset that is not whole blocks.
         let (res, _) = file.read_at(file.alloc_buffer(block), 3).await;
@@ -76,7 +79,15 @@ fn read_range_serves_unaligned_ranges() {
     std::fs::write(&path, &data).unwrap();
     percore_runtime::run(async {
         let file = DmaFile::open(&path).await.unwrap();
-        for (pos, len) in [(0, 10), (1, 4095), (4000, 200), (4096, 4096), (12345, 6000), (19990, 100), (25000, 10)] {
+        for (pos, len) in [
+            (0, 10),
+            (1, 4095),
+            (4000, 200),
+            (4096, 4096),
+            (12345, 6000),
+            (19990, 100),
+            (25000, 10),
+        ] {
             let got = file.read_range(pos, len).await.unwrap();
             let start = (pos as usize).min(data.len());
             let end = (start + len).min(data.len());

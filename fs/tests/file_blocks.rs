@@ -112,7 +112,11 @@ fn direct_shuffled_blocks_survive_sync_and_reopen() {
             let mut options = OpenOptions::new();
             options.read(true).write(true).create(true).truncate(true);
             let file = Rc::new(DmaFile::open_with(&options, &path).await.unwrap());
-            assert_eq!(BLOCK % file.block_size(), 0, "a 4 KiB block is whole blocks");
+            assert_eq!(
+                BLOCK % file.block_size(),
+                0,
+                "a 4 KiB block is whole blocks"
+            );
             let writer = file.clone();
             in_flight(order.clone(), move |i| {
                 let file = writer.clone();

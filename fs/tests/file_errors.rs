@@ -11,7 +11,10 @@ fn assert_names(err: &std::io::Error, path: &str, errno: i32) {
     assert!(err.to_string().contains(path), "{err} should name {path}");
     assert_eq!(raw_os_error(err), Some(errno), "{err}");
     let inner = err.get_ref().and_then(|e| e.downcast_ref::<PathError>());
-    assert_eq!(inner.map(|e| e.path().display().to_string()), Some(path.to_string()));
+    assert_eq!(
+        inner.map(|e| e.path().display().to_string()),
+        Some(path.to_string())
+    );
 }
 
 #[test]
@@ -35,7 +38,11 @@ fn eisdir_names_the_path() {
     let dir = util::TempDir::new("eisdir");
     let path = dir.path().to_str().unwrap().to_string();
     percore_runtime::run(async {
-        let err = OpenOptions::new().write(true).open(&path).await.unwrap_err();
+        let err = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::IsADirectory);
         assert_names(&err, &path, libc::EISDIR);
         // Reading a directory fd fails at the read, which names it too.
@@ -49,7 +56,11 @@ fn eisdir_names_the_path() {
 #[test]
 fn enospc_names_the_path() {
     percore_runtime::run(async {
-        let file = OpenOptions::new().write(true).open("/dev/full").await.unwrap();
+        let file = OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .await
+            .unwrap();
         let (res, _) = file.write_at(vec![1u8; 16], 0).await;
         let err = res.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::StorageFull);
@@ -102,8 +113,11 @@ fn eacces_names_the_path() {
         return;
     }
     let dir = util::TempDir::new("eacces");
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let path = dir.join("secret");
     std::fs::write(&path, b"x").unwrap();
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();

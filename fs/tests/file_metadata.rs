@@ -30,7 +30,14 @@ fn metadata_agrees_with_std() {
             assert_eq!(ours.blocks(), std.blocks());
             assert_eq!(ours.modified().unwrap(), std.modified().unwrap());
             assert_eq!(ours.accessed().unwrap(), std.accessed().unwrap());
-            assert_eq!(ours.changed().unwrap().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64, std.ctime());
+            assert_eq!(
+                ours.changed()
+                    .unwrap()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs() as i64,
+                std.ctime()
+            );
             if let Ok(created) = std.created() {
                 assert_eq!(ours.created().unwrap(), created);
             }
@@ -43,7 +50,10 @@ fn metadata_agrees_with_std() {
         // Of an open file.
         let file = percore_fs::File::open(&file_path).await.unwrap();
         let ours = file.metadata().await.unwrap();
-        assert_eq!((ours.ino(), ours.len()), (std::fs::metadata(&file_path).unwrap().ino(), 12345));
+        assert_eq!(
+            (ours.ino(), ours.len()),
+            (std::fs::metadata(&file_path).unwrap().ino(), 12345)
+        );
         assert!(percore_fs::try_exists(&file_path).await.unwrap());
         assert!(!percore_fs::try_exists(dir.join("nope")).await.unwrap());
     })

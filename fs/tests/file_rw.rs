@@ -20,7 +20,11 @@ fn vectored_reads_and_writes() {
         assert_eq!(bufs.len(), 3);
         assert_eq!(std::fs::read(&path).unwrap(), b"\0\0\0hello vectored world");
 
-        let bufs = vec![Vec::with_capacity(3), Vec::with_capacity(6), Vec::with_capacity(100)];
+        let bufs = vec![
+            Vec::with_capacity(3),
+            Vec::with_capacity(6),
+            Vec::with_capacity(100),
+        ];
         let (n, bufs) = file.read_vectored_at(bufs, 0).await;
         assert_eq!(n.unwrap(), 23);
         assert_eq!(bufs[0], b"\0\0\0");
@@ -37,7 +41,9 @@ fn partial_buffers_and_slices() {
     percore_runtime::run(async {
         let file = File::create(&path).await.unwrap();
         // Only the slice's bytes are written.
-        let (res, buf) = file.write_all_at(b"0123456789".to_vec().slice(2..5), 0).await;
+        let (res, buf) = file
+            .write_all_at(b"0123456789".to_vec().slice(2..5), 0)
+            .await;
         res.unwrap();
         assert_eq!(buf.into_inner().len(), 10);
         assert_eq!(std::fs::read(&path).unwrap(), b"234");
@@ -67,21 +73,35 @@ fn append_sync_allocate_and_set_len() {
             .unwrap();
         for line in ["one\n", "two\n"] {
             // O_APPEND: the offset is ignored, each write goes to the end.
-            file.write_all_at(line.as_bytes().to_vec(), 0).await.0.unwrap();
+            file.write_all_at(line.as_bytes().to_vec(), 0)
+                .await
+                .0
+                .unwrap();
         }
         file.sync_data().await.unwrap();
-        file.sync_range(0, 0, libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER)
-            .await
-            .unwrap();
+        file.sync_range(
+            0,
+            0,
+            libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        )
+        .await
+        .unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one\ntwo\n");
         file.close().await.unwrap();
 
-        let file = OpenOptions::new().read(true).write(true).open(&path).await.unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .unwrap();
         file.fallocate(0, 1 << 20, 0).await.unwrap();
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.len(), 1 << 20);
         assert!(meta.blocks() * 512 >= 1 << 20);
-        file.fallocate(0, 4 << 20, libc::FALLOC_FL_KEEP_SIZE).await.unwrap();
+        file.fallocate(0, 4 << 20, libc::FALLOC_FL_KEEP_SIZE)
+            .await
+            .unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
 
         file.set_len(5).await.unwrap();
@@ -113,11 +133,21 @@ fn read_write_and_copy_whole_files() {
 
         percore_fs::write(&dst, b"short".to_vec()).await.unwrap();
         assert_eq!(std::fs::read(&dst).unwrap(), b"short");
-        assert_eq!(percore_fs::read(dir.join("empty-missing")).await.unwrap_err().kind(),
-            std::io::ErrorKind::NotFound);
+        assert_eq!(
+            percore_fs::read(dir.join("empty-missing"))
+                .await
+                .unwrap_err()
+                .kind(),
+            std::io::ErrorKind::NotFound
+        );
         std::fs::write(dir.join("empty"), b"").unwrap();
-        assert!(percore_fs::read(dir.join("empty")).await.unwrap().is_empty());
-        let err = percore_fs::copy(dir.path(), dir.join("x")).await.unwrap_err();
+        assert!(percore_fs::read(dir.join("empty"))
+            .await
+            .unwrap()
+            .is_empty());
+        let err = percore_fs::copy(dir.path(), dir.join("x"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     })
     .unwrap();

@@ -22,7 +22,8 @@ fn fixed_files_and_buffers_round_trip() {
         assert_ne!(buf.index(), other.index());
         drop(other);
 
-        buf.buffer_mut().extend_from_slice(b"fixed buffers, fixed file");
+        buf.buffer_mut()
+            .extend_from_slice(b"fixed buffers, fixed file");
         let (n, buf) = file.write_fixed_at(buf, 100).await;
         assert_eq!(n.unwrap(), 25);
         drop(buf);

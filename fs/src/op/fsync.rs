@@ -22,7 +22,9 @@ unsafe impl OpCode for Fsync {
         } else {
             FsyncFlags::empty()
         };
-        with_target!(self.target, |fd| opcode::Fsync::new(fd).flags(flags).build())
+        with_target!(self.target, |fd| opcode::Fsync::new(fd)
+            .flags(flags)
+            .build())
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {

@@ -21,7 +21,8 @@ unsafe impl OpCode for Ftruncate {
     type Output = io::Result<()>;
 
     fn sqe(&mut self) -> squeue::Entry {
-        with_target!(self.target, |fd| opcode::Ftruncate::new(fd, self.len).build())
+        with_target!(self.target, |fd| opcode::Ftruncate::new(fd, self.len)
+            .build())
     }
 
     fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {

@@ -139,6 +139,7 @@ struct Sample {
     iops: f64,
     p50: Duration,
     p99: Duration,
+    max: Duration,
 }
 
 impl Sample {
@@ -147,7 +148,13 @@ impl Sample {
         let iops = ns.len() as f64 / elapsed.as_secs_f64();
         let p50 = percentile(&mut ns, 0.50);
         let p99 = percentile(&mut ns, 0.99);
-        Sample { iops, p50, p99 }
+        let max = Duration::from_nanos(u64::from(ns.iter().copied().max().unwrap_or(0)));
+        Sample {
+            iops,
+            p50,
+            p99,
+            max,
+        }
     }
 }
 
@@ -209,13 +216,18 @@ fn prepare_file(path: &Path, size: u64) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Reads the whole file once so buffered runs find it in the page cache.
-fn warm_cache(path: &Path) -> std::io::Result<()> {
-    let file = std::fs::File::open(path)?;
-    let mut buf = vec![0u8; 1 << 20];
+/// Reads the whole file once, through the page cache or around it (`direct`).
+fn warm_cache(path: &Path, direct: bool) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    if direct {
+        options.custom_flags(libc::O_DIRECT);
+    }
+    let file = options.open(path)?;
+    let mut buf = DmaBuffer::new(1 << 20, BLOCK);
     let mut pos = 0;
     loop {
-        let n = file.read_at(&mut buf, pos)?;
+        let n = file.read_at(buf.as_full_mut_slice(), pos)?;
         if n == 0 {
             return Ok(());
         }
@@ -522,10 +534,12 @@ fn parse_fio(json: &str) -> Option<Sample> {
     let lat = &read[read.find("\"lat_ns\" : {")?..];
     let p50 = number_after(lat, "\"50.000000\" : ")?;
     let p99 = number_after(lat, "\"99.000000\" : ")?;
+    let max = number_after(lat, "\"max\" : ")?;
     Some(Sample {
         iops,
         p50: Duration::from_nanos(p50 as u64),
         p99: Duration::from_nanos(p99 as u64),
+        max: Duration::from_nanos(max as u64),
     })
 }
 
@@ -554,6 +568,12 @@ fn run(
     }
 }
 
+/// Whether a row was asked for (no filter: every row).
+fn selected(filters: &[String], setting: Setting, contender: Contender) -> bool {
+    let row = format!("{} {}", setting.name(), contender.name());
+    filters.is_empty() || filters.iter().any(|f| row.contains(f.as_str()))
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
@@ -570,6 +590,11 @@ fn micros(d: f64) -> String {
 
 fn main() {
     let benchmarking = std::env::args().any(|arg| arg == "--bench");
+    // Other arguments not starting with `-` pick rows: `-- "QD32 percore"`.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|arg| !arg.starts_with('-'))
+        .collect();
     let cfg = if benchmarking { FULL } else { SMOKE };
     let cpu = allowed_cpus().first().copied().filter(|&cpu| pin_to(cpu));
     let fio = fio_available();
@@ -593,7 +618,10 @@ fn main() {
         println!("  fio is not on PATH: its rows are skipped (apt-get install fio)");
     }
     prepare_file(&path, cfg.file_size).expect("write the test file");
-    warm_cache(&path).expect("read the test file");
+    // One pass through the page cache and one around it, so the first
+    // contender does not pay for cold caches (ours, or the VM host's).
+    warm_cache(&path, false).expect("read the test file");
+    warm_cache(&path, true).expect("read the test file with O_DIRECT");
 
     // samples[setting][contender]
     let mut samples: Vec<Vec<Vec<Sample>>> = SETTINGS
@@ -602,21 +630,25 @@ fn main() {
         .collect();
     for round in 0..cfg.rounds {
         for (s, &setting) in SETTINGS.iter().enumerate() {
-            for k in 0..CONTENDERS.len() {
-                let c = (round + k) % CONTENDERS.len();
+            let active: Vec<usize> = (0..CONTENDERS.len())
+                .filter(|&c| CONTENDERS[c].runs(setting, fio))
+                .filter(|&c| selected(&filters, setting, CONTENDERS[c]))
+                .collect();
+            // Rotate who goes first, by round and by setting, so that drift
+            // (the host's cache warming, a neighbour's build) hits all alike.
+            for k in 0..active.len() {
+                let c = active[(round + s + k) % active.len()];
                 let contender = CONTENDERS[c];
-                if !contender.runs(setting, fio) {
-                    continue;
-                }
                 let sample = run(contender, &path, setting, cfg, cpu);
                 println!(
-                    "  round {} {:<13} {:<14} {:>9.0} IOPS  p50 {:>6} µs  p99 {:>6} µs",
+                    "  round {} {:<13} {:<14} {:>9.0} IOPS  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs",
                     round + 1,
                     setting.name(),
                     contender.name(),
                     sample.iops,
                     micros(sample.p50.as_nanos() as f64),
                     micros(sample.p99.as_nanos() as f64),
+                    micros(sample.max.as_nanos() as f64),
                 );
                 samples[s][c].push(sample);
             }

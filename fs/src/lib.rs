@@ -48,18 +48,25 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(rustdoc::broken_intra_doc_links)]
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
 mod blocking;
 mod dir;
+// An aligned allocation, and its `IoBuf`/`IoBufMut` promises.
+#[allow(unsafe_code)]
 mod dma_buffer;
 mod dma_file;
 mod error;
 mod file;
+// Registering buffers with the kernel, and `IoBuf` for lent buffers.
+#[allow(unsafe_code)]
 mod fixed;
 mod metadata;
+// `unsafe impl OpCode`: each op promises the kernel's pointers stay valid.
+#[allow(unsafe_code)]
 mod op;
 mod open_options;
 mod read_dir;

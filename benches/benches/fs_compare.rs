@@ -12,9 +12,12 @@
 //!   `--ioengine=psync` (queue depth 1 only: a sync engine has no queue), both
 //!   `--invalidate=0` so buffered runs read the warm cache, `--lat_percentiles=1`
 //!   (issue to completion, like ours). Skipped with a note if `fio` is not on PATH.
-//! - percore: `DmaFile::read_at` / `File::read_at` into a reused `DmaBuffer`;
-//!   `percore fixed` is the same with a registered file and registered buffers
-//!   (`READ_FIXED`).
+//! - percore: `DmaFile::read_at` / `File::read_at` into a reused `DmaBuffer`
+//!   on a default runtime; `percore fixed` is the same with a registered file
+//!   and registered buffers (`READ_FIXED`); `percore budget=1` is the default
+//!   path on a runtime that polls one task per tick, so every read reaches the
+//!   kernel as soon as it is issued (what fio does) instead of with the tick's
+//!   batch: the device then sees its full queue depth, at one syscall per read.
 //! - monoio: `monoio::fs::File::read_at` (io_uring driver) into a reused aligned buffer.
 //! - tokio: `tokio::fs` has no positional read; it runs every file call as a
 //!   blocking job, so this is that mechanism: `spawn_blocking(pread)` on a
@@ -48,11 +51,11 @@ struct Config {
     rounds: usize,
 }
 
-/// What `cargo bench` runs: about 4 minutes.
+/// What `cargo bench` runs: about 4 minutes (26 runs of 1.6 s per round).
 const FULL: Config = Config {
     file_size: 1 << 30,
-    run: Duration::from_secs(3),
-    rounds: 3,
+    run: Duration::from_millis(1600),
+    rounds: 5,
 };
 
 /// What `cargo test --benches` runs: every contender once, briefly, on a small file.
@@ -100,15 +103,17 @@ enum Contender {
     FioPsync,
     Percore,
     PercoreFixed,
+    PercoreEager,
     Monoio,
     Tokio,
 }
 
-const CONTENDERS: [Contender; 6] = [
+const CONTENDERS: [Contender; 7] = [
     Contender::FioUring,
     Contender::FioPsync,
     Contender::Percore,
     Contender::PercoreFixed,
+    Contender::PercoreEager,
     Contender::Monoio,
     Contender::Tokio,
 ];
@@ -120,6 +125,7 @@ impl Contender {
             Contender::FioPsync => "fio psync",
             Contender::Percore => "percore",
             Contender::PercoreFixed => "percore fixed",
+            Contender::PercoreEager => "percore budget=1",
             Contender::Monoio => "monoio",
             Contender::Tokio => "tokio",
         }
@@ -237,10 +243,26 @@ fn warm_cache(path: &Path, direct: bool) -> std::io::Result<()> {
 
 // ---- percore ----
 
-fn percore_run(path: &Path, setting: Setting, cfg: Config, fixed: bool) -> Sample {
+/// How the percore rows are set up.
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    /// `DmaFile` / `File` on a default runtime.
+    Default,
+    /// A registered file and registered buffers (`READ_FIXED`).
+    Fixed,
+    /// As `Default` on a runtime that polls one task per tick
+    /// (`Builder::budget(1)`), so each read is submitted as soon as it is
+    /// issued instead of with the tick's batch.
+    Eager,
+}
+
+fn percore_run(path: &Path, setting: Setting, cfg: Config, variant: Variant) -> Sample {
     let blocks = cfg.file_size / BLOCK as u64;
+    let fixed = variant == Variant::Fixed;
+    let budget = if variant == Variant::Eager { 1 } else { 128 };
     percore::Builder::new()
         .stall_threshold(None)
+        .budget(budget)
         .block_on(async move {
             let latencies = Rc::new(RefCell::new(Vec::with_capacity(1 << 22)));
             let start = Instant::now();
@@ -561,8 +583,9 @@ fn run(
     match contender {
         Contender::FioUring => fio_run(path, setting, cfg, "io_uring", cpu),
         Contender::FioPsync => fio_run(path, setting, cfg, "psync", cpu),
-        Contender::Percore => percore_run(path, setting, cfg, false),
-        Contender::PercoreFixed => percore_run(path, setting, cfg, true),
+        Contender::Percore => percore_run(path, setting, cfg, Variant::Default),
+        Contender::PercoreFixed => percore_run(path, setting, cfg, Variant::Fixed),
+        Contender::PercoreEager => percore_run(path, setting, cfg, Variant::Eager),
         Contender::Monoio => monoio_run(path, setting, cfg),
         Contender::Tokio => tokio_run(path, setting, cfg),
     }
@@ -641,7 +664,7 @@ fn main() {
                 let contender = CONTENDERS[c];
                 let sample = run(contender, &path, setting, cfg, cpu);
                 println!(
-                    "  round {} {:<13} {:<14} {:>9.0} IOPS  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs",
+                    "  round {} {:<13} {:<16} {:>9.0} IOPS  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs",
                     round + 1,
                     setting.name(),
                     contender.name(),
@@ -661,7 +684,7 @@ fn main() {
         cfg.rounds
     );
     println!(
-        "  {:<13} {:<14} {:>9} {:>9} {:>9} {:>7}",
+        "  {:<13} {:<16} {:>9} {:>9} {:>9} {:>7}",
         "setting", "runtime", "IOPS", "p50 µs", "p99 µs", "ratio"
     );
     for (s, &setting) in SETTINGS.iter().enumerate() {
@@ -677,7 +700,7 @@ fn main() {
             let p99 = median(runs.iter().map(|x| x.p99.as_nanos() as f64).collect());
             let ratio = fio_iops.map_or("-".to_owned(), |f| format!("{:.2}x", iops / f));
             println!(
-                "  {:<13} {:<14} {:>9.0} {:>9} {:>9} {:>7}",
+                "  {:<13} {:<16} {:>9.0} {:>9} {:>9} {:>7}",
                 setting.name(),
                 contender.name(),
                 iops,

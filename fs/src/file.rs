@@ -334,10 +334,13 @@ impl File {
             };
             Op::new(op).await
         } else {
-            let file = std::fs::File::from(self.fd.try_clone()?);
-            percore_runtime::spawn_blocking(move || file.set_len(len))
-                .await
-                .unwrap_or_else(|err| Err(io::Error::other(err.to_string())))
+            match self.fd.try_clone() {
+                Ok(fd) => {
+                    let file = std::fs::File::from(fd);
+                    crate::blocking(move || file.set_len(len)).await
+                }
+                Err(err) => Err(err),
+            }
         };
         res.map_err(self.path_error("ftruncate"))
     }

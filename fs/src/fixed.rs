@@ -71,8 +71,8 @@ impl FixedFiles {
     ///
     /// # Errors
     ///
-    /// `OutOfMemory`-kind `Other` if every slot is taken (the file is dropped);
-    /// errors of `IORING_REGISTER_FILES_UPDATE`.
+    /// An `Other` error naming the file if every slot is taken (the file is
+    /// then closed); errors of `IORING_REGISTER_FILES_UPDATE`, naming the file.
     pub fn register(&self, file: File) -> io::Result<FixedFile> {
         let mut used = self.table.used.borrow_mut();
         let Some(index) = used.iter().position(|taken| !taken) else {

@@ -43,6 +43,7 @@ const BATCH: usize = 128;
 /// ```
 pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
     let path = path.as_ref().to_path_buf();
+    let dir = path.clone();
     let (iter, first) = crate::blocking(move || {
         let mut iter = std::fs::read_dir(&path).map_err(|err| with_path(err, "opendir", &path))?;
         let first = batch(&mut iter);
@@ -50,6 +51,7 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
     })
     .await?;
     Ok(ReadDir {
+        path: dir,
         ready: first,
         state: State::Idle(Some(Box::new(iter))),
     })
@@ -59,6 +61,8 @@ pub async fn read_dir(path: impl AsRef<Path>) -> io::Result<ReadDir> {
 #[derive(Debug)]
 #[must_use = "streams do nothing unless polled"]
 pub struct ReadDir {
+    /// The directory, for errors.
+    path: PathBuf,
     /// Entries read and not yet yielded.
     ready: VecDeque<io::Result<DirEntry>>,
     state: State,
@@ -109,7 +113,8 @@ impl Stream for ReadDir {
                         Poll::Ready(Ok(batch)) => batch,
                         Poll::Ready(Err(err)) => {
                             this.state = State::Idle(None);
-                            return Poll::Ready(Some(Err(io::Error::other(err.to_string()))));
+                            let err = io::Error::other(format!("blocking pool: {err}"));
+                            return Poll::Ready(Some(Err(with_path(err, "readdir", &this.path))));
                         }
                     };
                     let more = entries.len() == BATCH;

@@ -35,6 +35,14 @@ const PAGE: usize = 4096;
 /// As for [`File`]: dropping a future leaves its buffer with the runtime until
 /// the kernel is done with it.
 ///
+/// # Performance
+///
+/// A core submits the reads its tasks issued in one batch per tick. For a
+/// device at a high queue depth that holds each re-issued read back until the
+/// tick ends; a core that does mostly direct I/O reaches the device's full
+/// queue depth with `Builder::budget(1)`, which submits each read at once
+/// (fio's behaviour; see `benches/benches/fs_compare.rs`).
+///
 /// # Examples
 ///
 /// ```

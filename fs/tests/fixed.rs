@@ -52,3 +52,34 @@ fn fixed_files_and_buffers_round_trip() {
     })
     .unwrap();
 }
+
+#[test]
+fn a_fixed_buffer_stays_lent_until_a_cancelled_read_completes() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    percore_runtime::run(async {
+        let bufs = FixedBuffers::new(1, 4096, 4096).unwrap();
+        // A pipe with no data: the read stays in flight until cancelled.
+        let (reader, writer) = std::io::pipe().unwrap();
+        let file = File::from_std(std::fs::File::from(std::os::fd::OwnedFd::from(reader)));
+        {
+            let mut read = std::pin::pin!(file.read_fixed_at(bufs.get().unwrap(), 0));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(read.as_mut().poll(&mut cx).is_pending());
+            percore_runtime::yield_now().await;
+            assert_eq!(percore_runtime::stats().in_flight, 1);
+        } // dropped in flight: the kernel may still write into the buffer
+        assert!(
+            bufs.get().is_none(),
+            "the buffer is not back while the op may run"
+        );
+        assert_eq!(util::settle(1000).await, 0);
+        let buf = bufs
+            .get()
+            .expect("back in the pool once the cancel completed");
+        assert_eq!(buf.len(), 0);
+        drop(writer);
+    })
+    .unwrap();
+}

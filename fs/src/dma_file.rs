@@ -37,11 +37,12 @@ const PAGE: usize = 4096;
 ///
 /// # Performance
 ///
-/// A core submits the reads its tasks issued in one batch per tick. For a
-/// device at a high queue depth that holds each re-issued read back until the
-/// tick ends; a core that does mostly direct I/O reaches the device's full
-/// queue depth with `Builder::budget(1)`, which submits each read at once
-/// (fio's behaviour; see `benches/benches/fs_compare.rs`).
+/// A core submits the ops its tasks issued in one batch per tick, which is
+/// what makes buffered and socket I/O cheap. Direct reads and writes go to a
+/// device, where an entry waiting in the queue until the tick ends leaves the
+/// device below its queue depth, so `DmaFile` submits each one at once
+/// ([`Op::submit_now`](percore_runtime::Op::submit_now), fio's behaviour; see
+/// `benches/benches/fs_compare.rs`).
 ///
 /// # Examples
 ///
@@ -154,7 +155,9 @@ impl DmaFile {
         if let Err(err) = self.check("read", addr, buf.bytes_total() - init, pos) {
             return (Err(err), buf);
         }
-        let (res, buf) = Op::new(ReadAt::new(self.file.target(), buf, pos)).await;
+        let (res, buf) = Op::new(ReadAt::new(self.file.target(), buf, pos))
+            .submit_now()
+            .await;
         (res.map_err(self.file.path_error("read")), buf)
     }
 
@@ -170,7 +173,9 @@ impl DmaFile {
         if let Err(err) = self.check("write", addr, buf.bytes_init(), pos) {
             return (Err(err), buf);
         }
-        let (res, buf) = Op::new(WriteAt::new(self.file.target(), buf, pos)).await;
+        let (res, buf) = Op::new(WriteAt::new(self.file.target(), buf, pos))
+            .submit_now()
+            .await;
         (res.map_err(self.file.path_error("write")), buf)
     }
 

@@ -7,11 +7,10 @@ use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::AsRawFd;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::rc::Rc;
 
-use percore_runtime::{with_submitter, BufResult, IoBuf, IoBufMut, Op};
+use percore_runtime::{try_with_submitter, with_submitter, BufResult, IoBuf, IoBufMut, Op};
 
 use crate::op::{ReadAt, Target, WriteAt};
 use crate::{DmaBuffer, File};
@@ -97,9 +96,7 @@ impl FixedFiles {
 impl Drop for FixedFiles {
     fn drop(&mut self) {
         // Outside the runtime the ring, and its table with it, is already gone.
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            with_submitter(|submitter| submitter.unregister_files())
-        }));
+        let _ = try_with_submitter(|submitter| submitter.unregister_files());
     }
 }
 
@@ -198,9 +195,7 @@ impl FixedFile {
 impl Drop for FixedFile {
     fn drop(&mut self) {
         let index = self.index;
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            with_submitter(|submitter| submitter.register_files_update(index, &[-1]))
-        }));
+        let _ = try_with_submitter(|submitter| submitter.register_files_update(index, &[-1]));
         if let Some(taken) = self.table.used.borrow_mut().get_mut(index as usize) {
             *taken = false;
         }
@@ -316,9 +311,7 @@ impl Drop for BufferPool {
     fn drop(&mut self) {
         // Runs once every `FixedBuf` is back, so no op uses the buffers; the
         // kernel must let go of them before their memory is freed.
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            with_submitter(|submitter| submitter.unregister_buffers())
-        }));
+        let _ = try_with_submitter(|submitter| submitter.unregister_buffers());
     }
 }
 

@@ -74,6 +74,15 @@ pub fn with_submitter<R>(f: impl FnOnce(&io_uring::Submitter<'_>) -> R) -> R {
     executor::with_driver(|driver| f(&driver.submitter()))
 }
 
+/// [`with_submitter`] if this thread runs a percore core, else `None` (for
+/// `Drop` impls that must not panic once the runtime is gone).
+pub fn try_with_submitter<R>(f: impl FnOnce(&io_uring::Submitter<'_>) -> R) -> Option<R> {
+    if !executor::has_core() {
+        return None;
+    }
+    Some(with_submitter(f))
+}
+
 /// Whether this core's kernel supports `opcode` (an `io_uring::opcode::*::CODE`),
 /// as probed when the ring was set up.
 ///

@@ -85,10 +85,13 @@ impl FixedFiles {
         with_submitter(|submitter| submitter.register_files_update(index as u32, &[fd]))
             .map_err(|err| crate::error::with_path(err, "register", file.path()))?;
         used[index] = true;
+        // SAFETY: F_GETFL on an fd `file` keeps open; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
         Ok(FixedFile {
             file,
             index: index as u32,
             table: Rc::clone(&self.table),
+            direct: flags >= 0 && flags & libc::O_DIRECT != 0,
         })
     }
 }
@@ -119,6 +122,9 @@ pub struct FixedFile {
     file: File,
     index: u32,
     table: Rc<FileTable>,
+    /// Opened with `O_DIRECT`: its ops go to the device, so they are submitted
+    /// at once rather than with the tick's batch (see `DmaFile`).
+    direct: bool,
 }
 
 impl fmt::Debug for FileTable {
@@ -128,6 +134,15 @@ impl fmt::Debug for FileTable {
 }
 
 impl FixedFile {
+    /// `op`, submitted at once if the file bypasses the page cache.
+    fn submit<T: percore_runtime::OpCode>(&self, op: Op<T>) -> Op<T> {
+        if self.direct {
+            op.submit_now()
+        } else {
+            op
+        }
+    }
+
     /// The slot in the table.
     pub fn index(&self) -> u32 {
         self.index
@@ -153,7 +168,9 @@ impl FixedFile {
     ///
     /// Those of `pread(2)`, naming the path.
     pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        let (res, buf) = Op::new(ReadAt::new(self.target(), buf, pos)).await;
+        let (res, buf) = self
+            .submit(Op::new(ReadAt::new(self.target(), buf, pos)))
+            .await;
         (res.map_err(self.file.path_error("read")), buf)
     }
 
@@ -163,7 +180,9 @@ impl FixedFile {
     ///
     /// Those of `pwrite(2)`, naming the path.
     pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
-        let (res, buf) = Op::new(WriteAt::new(self.target(), buf, pos)).await;
+        let (res, buf) = self
+            .submit(Op::new(WriteAt::new(self.target(), buf, pos)))
+            .await;
         (res.map_err(self.file.path_error("write")), buf)
     }
 
@@ -175,7 +194,9 @@ impl FixedFile {
     /// Those of `pread(2)`, naming the path.
     pub async fn read_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
         let index = buf.index;
-        let (res, buf) = Op::new(ReadAt::fixed(self.target(), buf, pos, index)).await;
+        let (res, buf) = self
+            .submit(Op::new(ReadAt::fixed(self.target(), buf, pos, index)))
+            .await;
         (res.map_err(self.file.path_error("read")), buf)
     }
 
@@ -187,7 +208,9 @@ impl FixedFile {
     /// Those of `pwrite(2)`, naming the path.
     pub async fn write_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
         let index = buf.index;
-        let (res, buf) = Op::new(WriteAt::fixed(self.target(), buf, pos, index)).await;
+        let (res, buf) = self
+            .submit(Op::new(WriteAt::fixed(self.target(), buf, pos, index)))
+            .await;
         (res.map_err(self.file.path_error("write")), buf)
     }
 }

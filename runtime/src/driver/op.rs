@@ -168,8 +168,10 @@ impl<T: OpCode> Op<T> {
         }
     }
 
-    /// Submits the entry to the kernel as soon as it is pushed (one
-    /// `io_uring_enter` of its own), instead of with the rest of the tick's batch.
+    /// Submits the entry to the kernel right after the task that pushed it
+    /// yields (one `io_uring_enter` of its own, unless no other task waits to
+    /// run: then the tick's closing enter submits it anyway), instead of with
+    /// the rest of the tick's batch.
     ///
     /// For ops that go to a device, such as `O_DIRECT` reads and writes: every
     /// moment an entry waits in the submission queue the device runs below its
@@ -192,14 +194,10 @@ impl<T: OpCode> Future for Op<T> {
         let Some(key) = this.key else {
             let sqe = data.sqe();
             let waiting = Lifecycle::Waiting(Some(cx.waker().clone()));
-            let now = this.now;
-            let started = executor::with_driver(|driver| {
-                let key = driver.start(sqe, waiting)?;
-                if now {
-                    driver.submit_now();
-                }
-                Ok::<_, std::io::Error>(key)
-            });
+            let started = executor::with_driver(|driver| driver.start(sqe, waiting));
+            if this.now && started.is_ok() {
+                executor::with_core(|core| core.flush.set(true));
+            }
             return match started {
                 Ok(key) => {
                     this.key = Some(key);

@@ -94,6 +94,8 @@ pub(crate) struct Core {
     config: Config,
     wake_buf: RefCell<Vec<Waker>>,
     remote_buf: RefCell<Vec<Remote>>,
+    /// A task pushed an op that should reach the kernel before the tick ends.
+    pub(crate) flush: Cell<bool>,
 }
 
 impl Core {
@@ -123,6 +125,7 @@ impl Core {
             config,
             wake_buf: RefCell::new(Vec::new()),
             remote_buf: RefCell::new(Vec::new()),
+            flush: Cell::new(false),
         })
     }
 
@@ -194,6 +197,7 @@ impl Core {
                     return stats::add(&self.counters.polls, polled as u64);
                 };
                 runnable.run();
+                self.flush_if_asked();
             }
             return stats::add(&self.counters.polls, self.config.budget as u64);
         };
@@ -205,6 +209,7 @@ impl Core {
             };
             let location = runnable.location();
             runnable.run();
+            self.flush_if_asked();
             let end = coarse_now();
             if end.saturating_sub(start) >= threshold {
                 self.report_stall(location, end.saturating_sub(start));
@@ -212,6 +217,18 @@ impl Core {
             start = end;
         }
         stats::add(&self.counters.polls, self.config.budget as u64);
+    }
+
+    /// Submits now if a task asked for it (`Op::submit_now`) and more tasks
+    /// wait to run; with none left, the enter that ends the tick submits (and
+    /// waits) in one call.
+    fn flush_if_asked(&self) {
+        if self.flush.get() {
+            self.flush.set(false);
+            if !self.run_queue.borrow().is_empty() {
+                self.driver.borrow_mut().submit_now();
+            }
+        }
     }
 
     fn report_stall(&self, location: &'static Location<'static>, duration: Duration) {

@@ -30,6 +30,8 @@ const PARKED: usize = 1;
 const CLOSED: usize = 2;
 /// One sender inside `push`; the count lives in the bits above the flags.
 const SENDER: usize = 4;
+/// Most items one `take` moves: a tick's share of remote work.
+const TAKE_LIMIT: usize = 4096;
 
 pub(crate) struct Inbox<T> {
     queue: Queue<T>,
@@ -87,10 +89,15 @@ impl<T> Inbox<T> {
         !self.queue.is_empty()
     }
 
-    /// Takes everything queued. Owning core only.
+    /// Takes what is queued, at most [`TAKE_LIMIT`] items, so senders that keep
+    /// pushing cannot hold the core in this loop; the rest waits for the next
+    /// tick (`has_items` stays true, so the core does not park). Owning core only.
     pub(crate) fn take(&self, into: &mut Vec<T>) {
-        while let Some(item) = self.queue.pop() {
-            into.push(item);
+        for _ in 0..TAKE_LIMIT {
+            match self.queue.pop() {
+                Some(item) => into.push(item),
+                None => return,
+            }
         }
     }
 
@@ -105,7 +112,9 @@ impl<T> Inbox<T> {
             state = self.state.load(Ordering::Acquire);
         }
         let mut left = Vec::new();
-        self.take(&mut left);
+        while let Some(item) = self.queue.pop() {
+            left.push(item);
+        }
         left
     }
 
@@ -157,6 +166,56 @@ impl<T> Queue<T> {
 
     fn is_empty(&self) -> bool {
         self.0.lock().unwrap().is_empty()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::{Inbox, TAKE_LIMIT};
+
+    #[test]
+    fn take_moves_a_bounded_share_and_keeps_the_rest() {
+        let inbox = Inbox::new();
+        for i in 0..TAKE_LIMIT + 10 {
+            assert!(inbox.push(i, || panic!("not parked: no bell")).is_ok());
+        }
+        let mut got = Vec::new();
+        inbox.take(&mut got);
+        assert_eq!(got.len(), TAKE_LIMIT);
+        assert!(inbox.has_items(), "the rest waits for the next tick");
+        inbox.take(&mut got);
+        assert_eq!(
+            got,
+            (0..TAKE_LIMIT + 10).collect::<Vec<_>>(),
+            "all, in order"
+        );
+        assert!(!inbox.has_items());
+    }
+
+    #[test]
+    fn close_hands_back_everything_and_refuses_more() {
+        let inbox = Inbox::new();
+        for i in 0..TAKE_LIMIT + 1 {
+            assert!(inbox.push(i, || {}).is_ok());
+        }
+        assert_eq!(inbox.close().len(), TAKE_LIMIT + 1);
+        assert_eq!(inbox.push(7, || {}), Err(7));
+    }
+
+    #[test]
+    fn only_a_parked_core_is_rung() {
+        let inbox = Inbox::new();
+        let rung = std::cell::Cell::new(0);
+        assert!(inbox.push(1, || rung.set(rung.get() + 1)).is_ok());
+        assert_eq!(rung.get(), 0, "busy core: no syscall");
+        let mut got = Vec::new();
+        inbox.take(&mut got);
+        assert!(inbox.park());
+        assert!(inbox.push(2, || rung.set(rung.get() + 1)).is_ok());
+        assert!(inbox.push(3, || rung.set(rung.get() + 1)).is_ok());
+        assert_eq!(rung.get(), 1, "one bell per park");
+        inbox.unpark();
+        assert!(!inbox.park(), "items waiting: do not block");
     }
 }
 

@@ -1,26 +1,27 @@
-//! `percore-bench`: runs percore's demo workload and prints a table of figures.
+//! `percore-bench`: percore's demo, a load generator (`net`) and the servers it
+//! loads (`serve`). See `percore-bench --help`.
 //!
-//! The comparison with tokio and monoio lives in `cargo bench` (`benches/`), so
-//! this binary links nothing but percore.
+//! The peers (tokio, monoio) are not linked here: `net --compare` runs their
+//! servers from the `peer_server` example as child processes.
 
-mod cli;
-mod demo;
-mod report;
-
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-use cli::{Command, DemoOptions};
-use demo::Sizes;
-use report::{median, median_f64, Table};
+use percore_bench::child::{self, ServerStats};
+use percore_bench::cli::{self, Command, DemoOptions, NetOptions, ServeOptions};
+use percore_bench::demo::{self, NetRun, Sizes};
+use percore_bench::report::{self, median, median_f64, Table};
+use percore_bench::server::{Protocol, Server};
+use percore_bench::{net, output};
+
+/// Exit status for bad arguments: a bad flag, an unreachable target, an
+/// unwritable `--plot` file, a missing peer server binary.
+const USAGE_STATUS: u8 = 2;
 
 fn main() -> ExitCode {
     let command = match cli::parse(std::env::args().skip(1)) {
         Ok(command) => command,
-        Err(err) => {
-            eprintln!("percore-bench: {err}");
-            return ExitCode::from(2);
-        }
+        Err(err) => return fail(USAGE_STATUS, &err.to_string()),
     };
     match command {
         Command::Help => {
@@ -32,11 +33,77 @@ fn main() -> ExitCode {
                 print!("{table}");
                 ExitCode::SUCCESS
             }
-            Err(err) => {
-                eprintln!("percore-bench: demo failed: {err}");
-                ExitCode::from(1)
-            }
+            Err(err) => fail(1, &format!("demo failed: {err}")),
         },
+        Command::Net(options) => run_net(&options),
+        Command::Serve(options) => match serve(options) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(USAGE_STATUS, &format!("serve: {err}")),
+        },
+    }
+}
+
+fn fail(status: u8, line: &str) -> ExitCode {
+    eprintln!("percore-bench: {line}");
+    ExitCode::from(status)
+}
+
+fn run_net(options: &NetOptions) -> ExitCode {
+    // An unwritable plot file is found before the run, not after it.
+    if let Some(path) = &options.plot {
+        if let Err(err) = std::fs::write(path, b"") {
+            return fail(USAGE_STATUS, &format!("--plot {}: {err}", path.display()));
+        }
+    }
+    let runs = match net::run(options) {
+        Ok(runs) => runs,
+        // Every way `net` fails before measuring anything is its arguments' or
+        // setup's: the target, the peer binary, a port.
+        Err(err) => return fail(USAGE_STATUS, &format!("net: {err}")),
+    };
+    if options.json {
+        println!("{}", output::json(options, &runs));
+    } else {
+        print!("{}", output::table(options, &runs));
+    }
+    if let Some(path) = &options.plot {
+        if let Err(err) = output::plot(path, &runs) {
+            return fail(USAGE_STATUS, &err.to_string());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn serve(options: ServeOptions) -> io::Result<()> {
+    let server = Server::start(
+        options.protocol,
+        options.addr,
+        options.cores,
+        options.first_cpu,
+    )?;
+    let cores = options.cores;
+    {
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "percore-bench serve: {} listening on {} ({cores} core{})",
+            options.protocol,
+            server.addr(),
+            if cores == 1 { "" } else { "s" }
+        )?;
+        out.flush()?;
+    }
+    if options.control {
+        child::answer_stdin(|| {
+            server.stats().ok().map(|s| ServerStats {
+                enters: s.enters,
+                sqes: s.sqes,
+            })
+        });
+        return Ok(());
+    }
+    loop {
+        std::thread::park();
     }
 }
 
@@ -117,5 +184,47 @@ fn run_demo(options: DemoOptions) -> io::Result<Table> {
     );
     table.row("result", "ok (each core answered as itself)".to_owned());
 
+    for (protocol, what) in [
+        (Protocol::Echo, "echo, 128 B messages"),
+        (Protocol::Http, "HTTP hello world, keep-alive"),
+    ] {
+        let net_runs = repeat(runs, || {
+            demo::net(protocol, 128, sizes.connections, sizes.net_run)
+        })?;
+        table.section(format!(
+            "{what}, {} connections, {} per run: 1 server core, 1 client core, 127.0.0.1",
+            sizes.connections,
+            report::duration(sizes.net_run)
+        ));
+        net_rows(&mut table, &net_runs);
+    }
+    // The fs run (issue 6, fs part) goes here: a random-read section.
     Ok(table)
+}
+
+fn net_rows(table: &mut Table, runs: &[NetRun]) {
+    let m = |f: &dyn Fn(&NetRun) -> f64| median_f64(runs.iter().map(f));
+    let per_request = |run: &NetRun, count: f64| count / run.load.requests.max(1) as f64;
+    table.row("requests/s", report::rate(m(&|r| r.load.rate())));
+    for (label, q) in [("latency p50", 0.5), ("latency p99", 0.99)] {
+        table.row(
+            label,
+            report::duration(median(runs.iter().map(|r| r.load.quantile(q)))),
+        );
+    }
+    table.row(
+        "server CPU per request",
+        format!(
+            "{:.2} µs",
+            m(&|r| per_request(r, r.server_cpu.as_nanos() as f64)) / 1e3
+        ),
+    );
+    table.row(
+        "server SQEs per request",
+        format!("{:.3}", m(&|r| per_request(r, r.sqes as f64))),
+    );
+    table.row(
+        "server enters per request",
+        format!("{:.3}", m(&|r| per_request(r, r.enters as f64))),
+    );
 }

@@ -71,7 +71,8 @@ pub struct NetOptions {
 }
 
 impl NetOptions {
-    fn new(protocol: Protocol) -> NetOptions {
+    /// The defaults, for `protocol`.
+    pub fn new(protocol: Protocol) -> NetOptions {
         NetOptions {
             protocol,
             target: None,
@@ -180,7 +181,9 @@ where
 {
     let mut args = Args::new(args);
     let Some(command) = args.next_word() else {
-        return Err(usage("missing command: expected `demo`, `net` or `serve`".into()));
+        return Err(usage(
+            "missing command: expected `demo`, `net` or `serve`".into(),
+        ));
     };
     match command.as_str() {
         "-h" | "--help" | "help" => Ok(Command::Help),
@@ -279,9 +282,11 @@ fn parse_protocol(word: Option<String>, command: &str) -> Result<Protocol, Usage
 }
 
 fn parse_addr(flag: &str, value: String) -> Result<SocketAddr, UsageError> {
-    value
-        .parse()
-        .map_err(|_| usage(format!("`{flag} {value}`: expected IP:PORT, e.g. 127.0.0.1:7000")))
+    value.parse().map_err(|_| {
+        usage(format!(
+            "`{flag} {value}`: expected IP:PORT, e.g. 127.0.0.1:7000"
+        ))
+    })
 }
 
 fn parse_net(mut args: Args) -> Result<Command, UsageError> {

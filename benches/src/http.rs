@@ -193,9 +193,9 @@ mod tests {
     fn pipelined_requests_and_bad_ones() {
         let mut cutter = Cutter::new(false);
         cutter.buf.extend_from_slice(&request("x"));
-        cutter
-            .buf
-            .extend_from_slice(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc");
+        cutter.buf.extend_from_slice(
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+        );
         let first = cutter.next().unwrap().unwrap();
         let second = cutter.next().unwrap().unwrap();
         assert!(!first.close && second.close);

@@ -278,9 +278,9 @@ async fn run_core(
     };
     let start = Instant::now();
     let deadline = start + config.duration;
-    let interval = config.rate.map(|rate| {
-        Duration::from_secs_f64((config.connections as f64 / rate).min(3600.0))
-    });
+    let interval = config
+        .rate
+        .map(|rate| Duration::from_secs_f64((config.connections as f64 / rate).min(3600.0)));
     let tasks: Vec<_> = streams
         .into_iter()
         .enumerate()
@@ -292,7 +292,10 @@ async fn run_core(
                 start,
                 deadline,
                 schedule: interval.map(|every| {
-                    (every, every.mul_f64(index as f64 / config.connections as f64))
+                    (
+                        every,
+                        every.mul_f64(index as f64 / config.connections as f64),
+                    )
                 }),
             };
             let state = state.clone();
@@ -432,7 +435,9 @@ impl Exchange {
             }
         }
         if got > self.request.len() {
-            return Err(io::Error::other("echo: more bytes came back than were sent"));
+            return Err(io::Error::other(
+                "echo: more bytes came back than were sent",
+            ));
         }
         Ok(())
     }

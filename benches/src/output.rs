@@ -18,12 +18,8 @@ use crate::report;
 pub const SCHEMA: &str = "percore-bench.net.v1";
 
 /// The percentiles every report shows, with their labels.
-pub const PERCENTILES: [(&str, f64); 4] = [
-    ("p50", 0.5),
-    ("p90", 0.9),
-    ("p99", 0.99),
-    ("p99_9", 0.999),
-];
+pub const PERCENTILES: [(&str, f64); 4] =
+    [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99_9", 0.999)];
 
 fn micros(d: Duration) -> f64 {
     d.as_nanos() as f64 / 1e3
@@ -87,10 +83,16 @@ pub fn table(options: &NetOptions, runs: &[Run]) -> String {
                 .map(|us| report::duration(Duration::from_secs_f64(us / 1e6)))
                 .unwrap_or_default()
         };
-        let errors: u64 = runs.iter().filter(|r| &r.server == name).map(|r| r.load.errors).sum();
+        let errors: u64 = runs
+            .iter()
+            .filter(|r| &r.server == name)
+            .map(|r| r.load.errors)
+            .sum();
         grid.push(vec![
             name.clone(),
-            m(&|run| Some(run.load.rate())).map(report::rate).unwrap_or_default(),
+            m(&|run| Some(run.load.rate()))
+                .map(report::rate)
+                .unwrap_or_default(),
             latency(0.5),
             latency(0.9),
             latency(0.99),
@@ -253,11 +255,11 @@ fn nines(q: f64) -> f64 {
 ///
 /// The file cannot be written, or drawing fails.
 pub fn plot(path: &Path, runs: &[Run]) -> io::Result<()> {
-    let fail = |err: &dyn std::fmt::Display| {
-        io::Error::other(format!("--plot {}: {err}", path.display()))
-    };
+    let fail =
+        |err: &dyn std::fmt::Display| io::Error::other(format!("--plot {}: {err}", path.display()));
     // Check the path first: plotters' errors name no file.
-    std::fs::write(path, b"").map_err(|err| io::Error::new(err.kind(), format!("--plot {}: {err}", path.display())))?;
+    std::fs::write(path, b"")
+        .map_err(|err| io::Error::new(err.kind(), format!("--plot {}: {err}", path.display())))?;
     let names = servers(runs);
     let mut merged: Vec<(String, Histogram<u64>, &LoadResult)> = Vec::new();
     for name in &names {
@@ -289,7 +291,12 @@ pub fn plot(path: &Path, runs: &[Run]) -> io::Result<()> {
         .configure_mesh()
         .x_desc("percentile")
         .y_desc("latency (µs)")
-        .x_label_formatter(&|x| format!("{:.4}", 100.0 * (1.0 - 10f64.powf(-x))).trim_end_matches('0').trim_end_matches('.').to_owned())
+        .x_label_formatter(&|x| {
+            format!("{:.4}", 100.0 * (1.0 - 10f64.powf(-x)))
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+                .to_owned()
+        })
         .draw()
         .map_err(|e| fail(&e))?;
     for (i, (name, histogram, _)) in merged.iter().enumerate() {

@@ -51,7 +51,8 @@ fn fail(status: u8, line: &str) -> ExitCode {
 fn run_net(options: &NetOptions) -> ExitCode {
     // An unwritable plot file is found before the run, not after it.
     if let Some(path) = &options.plot {
-        if let Err(err) = std::fs::write(path, b"") {
+        // A placeholder of a few bytes, so a full device fails here too.
+        if let Err(err) = std::fs::write(path, b"<!-- percore-bench: plot pending -->\n") {
             return fail(USAGE_STATUS, &format!("--plot {}: {err}", path.display()));
         }
     }

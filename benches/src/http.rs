@@ -45,7 +45,7 @@ pub enum Malformed {
 }
 
 /// Cuts a byte stream into messages. Feed it bytes (`buf`), then call
-/// [`next`](Cutter::next) until it returns `Ok(None)`.
+/// [`next_message`](Cutter::next_message) until it returns `Ok(None)`.
 #[derive(Debug)]
 pub struct Cutter {
     /// Buffered bytes not yet consumed.
@@ -89,7 +89,7 @@ impl Cutter {
     /// # Errors
     ///
     /// The bytes are not a message this reader accepts.
-    pub fn next(&mut self) -> Result<Option<Head>, Malformed> {
+    pub fn next_message(&mut self) -> Result<Option<Head>, Malformed> {
         let head = match self.pending.take() {
             Some(head) => head,
             None => match self.parse_head()? {
@@ -179,7 +179,7 @@ mod tests {
         for &byte in &two {
             cutter.prepare_read();
             cutter.buf.push(byte);
-            while let Some(head) = cutter.next().unwrap() {
+            while let Some(head) = cutter.next_message().unwrap() {
                 got.push(head);
             }
         }
@@ -196,19 +196,19 @@ mod tests {
         cutter.buf.extend_from_slice(
             b"POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
         );
-        let first = cutter.next().unwrap().unwrap();
-        let second = cutter.next().unwrap().unwrap();
+        let first = cutter.next_message().unwrap().unwrap();
+        let second = cutter.next_message().unwrap().unwrap();
         assert!(!first.close && second.close);
         assert_eq!(second.body_len, 3);
-        assert_eq!(cutter.next(), Ok(None));
+        assert_eq!(cutter.next_message(), Ok(None));
 
         let mut cutter = Cutter::new(false);
         cutter.buf.extend_from_slice(b"garbage\x00\r\n\r\n");
-        assert_eq!(cutter.next(), Err(Malformed::Invalid));
+        assert_eq!(cutter.next_message(), Err(Malformed::Invalid));
         let mut cutter = Cutter::new(false);
         cutter
             .buf
             .extend_from_slice(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
-        assert_eq!(cutter.next(), Err(Malformed::Unsupported));
+        assert_eq!(cutter.next_message(), Err(Malformed::Unsupported));
     }
 }

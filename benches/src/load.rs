@@ -444,7 +444,7 @@ impl Exchange {
 
     async fn http_reply(&mut self, stream: &TcpStream) -> io::Result<()> {
         loop {
-            match self.cutter.next() {
+            match self.cutter.next_message() {
                 Ok(Some(head)) if (200..300).contains(&head.status) => return Ok(()),
                 Ok(Some(head)) => {
                     return Err(io::Error::other(format!("HTTP status {}", head.status)))

@@ -166,7 +166,7 @@ async fn http(stream: TcpStream) {
     loop {
         let mut close = false;
         loop {
-            match cutter.next() {
+            match cutter.next_message() {
                 Ok(Some(head)) => {
                     out.extend_from_slice(RESPONSE);
                     if head.close {

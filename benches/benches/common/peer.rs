@@ -96,7 +96,7 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 /// `cutter`; true when the connection should close after writing it.
 fn answer(cutter: &mut Cutter, out: &mut Vec<u8>) -> bool {
     loop {
-        match cutter.next() {
+        match cutter.next_message() {
             Ok(Some(head)) => {
                 out.extend_from_slice(RESPONSE);
                 if head.close {

@@ -31,12 +31,18 @@ echo "tokio HTTP server on $addr (CPU $server_cpu); clients: 1 thread, $connecti
 
 wrk_rates=()
 bench_rates=()
-for round in $(seq 1 "$rounds"); do
-    w=$(taskset -c "$client_cpu" wrk -t1 -c"$connections" -d"${seconds}s" "http://$addr/" \
-        | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p')
-    b=$(taskset -c "$client_cpu" target/release/percore-bench net http --target "$addr" \
+run_wrk() {
+    taskset -c "$client_cpu" wrk -t1 -c"$connections" -d"${seconds}s" "http://$addr/" \
+        | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p'
+}
+run_bench() {
+    taskset -c "$client_cpu" target/release/percore-bench net http --target "$addr" \
         --connections "$connections" --cores 1 --duration "$seconds" --json \
-        | grep -o '"req_per_s":[0-9.e+]*' | head -1 | cut -d: -f2)
+        | grep -o '"req_per_s":[0-9.e+]*' | head -1 | cut -d: -f2
+}
+for round in $(seq 1 "$rounds"); do
+    # Who goes first alternates, so drift on a shared machine hits both alike.
+    if (( round % 2 )); then w=$(run_wrk); b=$(run_bench); else b=$(run_bench); w=$(run_wrk); fi
     printf 'round %d: wrk %.0f req/s, percore-bench %.0f req/s\n' "$round" "$w" "$b"
     wrk_rates+=("$w")
     bench_rates+=("$b")

@@ -2,7 +2,8 @@
 # percore-bench net http vs wrk against the same tokio HTTP server (one
 # current-thread runtime, pinned to the first CPU), both clients with one
 # thread and the same connections, pinned to the second CPU, alternating for
-# a few rounds. Prints both req/s per round and their medians.
+# a few rounds. Prints per round both req/s and each client's own CPU time per
+# request (user + system, from bash's `time`), then the medians.
 #
 #   benches/scripts/wrk_compare.sh [CONNECTIONS] [SECONDS] [ROUNDS]   (default 64 5 3)
 #
@@ -29,26 +30,42 @@ addr=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' <<<"$line")
 [ -n "$addr" ] || { echo "wrk_compare: server did not start: $line" >&2; exit 1; }
 echo "tokio HTTP server on $addr (CPU $server_cpu); clients: 1 thread, $connections connections, ${seconds}s, CPU $client_cpu"
 
-wrk_rates=()
-bench_rates=()
+out=$(mktemp)
+cpu=$(mktemp)
+trap 'kill "$SERVER_PID" 2>/dev/null || true; rm -f "$out" "$cpu"' EXIT
+TIMEFORMAT='%U %S'
+
+# Each sets: rate (req/s), requests, cpu_us (client CPU µs per request).
 run_wrk() {
-    taskset -c "$client_cpu" wrk -t1 -c"$connections" -d"${seconds}s" "http://$addr/" \
-        | sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p'
+    { time taskset -c "$client_cpu" wrk -t1 -c"$connections" -d"${seconds}s" "http://$addr/" >"$out"; } 2>"$cpu"
+    rate=$(sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' "$out")
+    requests=$(sed -n 's/^ *\([0-9]*\) requests in.*/\1/p' "$out")
 }
 run_bench() {
-    taskset -c "$client_cpu" target/release/percore-bench net http --target "$addr" \
-        --connections "$connections" --cores 1 --duration "$seconds" --json \
-        | grep -o '"req_per_s":[0-9.e+]*' | head -1 | cut -d: -f2
+    { time taskset -c "$client_cpu" target/release/percore-bench net http --target "$addr" \
+        --connections "$connections" --cores 1 --duration "$seconds" --json >"$out"; } 2>"$cpu"
+    rate=$(grep -o '"req_per_s":[0-9.e+]*' "$out" | head -1 | cut -d: -f2)
+    requests=$(grep -o '"requests":[0-9]*' "$out" | head -1 | cut -d: -f2)
 }
+cpu_per_request() { awk -v r="$requests" '{ printf "%.2f", ($1 + $2) * 1e6 / (r > 0 ? r : 1) }' "$cpu"; }
+
+wrk_rates=(); wrk_cpus=(); bench_rates=(); bench_cpus=()
 for round in $(seq 1 "$rounds"); do
     # Who goes first alternates, so drift on a shared machine hits both alike.
-    if (( round % 2 )); then w=$(run_wrk); b=$(run_bench); else b=$(run_bench); w=$(run_wrk); fi
-    printf 'round %d: wrk %.0f req/s, percore-bench %.0f req/s\n' "$round" "$w" "$b"
-    wrk_rates+=("$w")
-    bench_rates+=("$b")
+    for who in $( (( round % 2 )) && echo "wrk bench" || echo "bench wrk"); do
+        if [ "$who" = wrk ]; then
+            run_wrk; wrk_rates+=("$rate"); wrk_cpus+=("$(cpu_per_request)")
+        else
+            run_bench; bench_rates+=("$rate"); bench_cpus+=("$(cpu_per_request)")
+        fi
+    done
+    i=$((round - 1))
+    printf 'round %d: wrk %.0f req/s (%s µs client CPU/req), percore-bench %.0f req/s (%s µs client CPU/req)\n' \
+        "$round" "${wrk_rates[$i]}" "${wrk_cpus[$i]}" "${bench_rates[$i]}" "${bench_cpus[$i]}"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-w=$(median "${wrk_rates[@]}")
-b=$(median "${bench_rates[@]}")
-printf 'median: wrk %.0f req/s, percore-bench %.0f req/s, percore-bench/wrk %.2fx\n' "$w" "$b" "$(awk -v b="$b" -v w="$w" 'BEGIN {print b / w}')"
+w=$(median "${wrk_rates[@]}"); b=$(median "${bench_rates[@]}")
+wc=$(median "${wrk_cpus[@]}"); bc=$(median "${bench_cpus[@]}")
+printf 'median: wrk %.0f req/s, percore-bench %.0f req/s (percore-bench/wrk %.2fx); client CPU/req wrk %s µs, percore-bench %s µs\n' \
+    "$w" "$b" "$(awk -v b="$b" -v w="$w" 'BEGIN {print b / w}')" "$wc" "$bc"

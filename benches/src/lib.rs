@@ -5,7 +5,7 @@
 //! - [`server`]: percore's echo and hello-world HTTP servers;
 //! - [`net`]: `percore-bench net`, one server or percore against its peers;
 //! - [`child`]: servers in child processes, their CPU time and counters;
-//! - [`output`]: the table, `--json` and `--plot` of `net`;
+//! - [`output`], [`plot`]: the table, `--json` and `--plot` of `net`;
 //! - [`cli`], [`demo`], [`report`]: the command line, the demo, the plain table.
 //!
 //! The peers (tokio, monoio) are dev-dependencies: their servers live in the
@@ -23,5 +23,6 @@ pub mod http;
 pub mod load;
 pub mod net;
 pub mod output;
+pub mod plot;
 pub mod report;
 pub mod server;

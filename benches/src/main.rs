@@ -12,7 +12,7 @@ use percore_bench::cli::{self, Command, DemoOptions, NetOptions, ServeOptions};
 use percore_bench::demo::{self, NetRun, Sizes};
 use percore_bench::report::{self, median, median_f64, Table};
 use percore_bench::server::{Protocol, Server};
-use percore_bench::{net, output};
+use percore_bench::{net, output, plot};
 
 /// Exit status for bad arguments: a bad flag, an unreachable target, an
 /// unwritable `--plot` file, a missing peer server binary.
@@ -68,7 +68,7 @@ fn run_net(options: &NetOptions) -> ExitCode {
         print!("{}", output::table(options, &runs));
     }
     if let Some(path) = &options.plot {
-        if let Err(err) = output::plot(path, &runs) {
+        if let Err(err) = plot::plot(path, &runs) {
             return fail(USAGE_STATUS, &err.to_string());
         }
     }

@@ -1,16 +1,12 @@
-//! How `percore-bench net` shows its runs: a plain table (default), JSON
-//! (`--json`, schema in `benches/README.md`), and an SVG plot (`--plot`).
+//! How `percore-bench net` shows its runs: a plain table (default) and JSON
+//! (`--json`, schema in `benches/README.md`); the SVG of `--plot` is in `plot.rs`.
 
-use std::io;
-use std::path::Path;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-use plotters::prelude::*;
 use serde_json::{json, Value};
 
 use crate::cli::NetOptions;
-use crate::load::{LoadResult, TIMELINE_STEP};
+use crate::load::TIMELINE_STEP;
 use crate::net::{median_of, servers, Run};
 use crate::report;
 
@@ -232,142 +228,4 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
         "summary": summary,
         "ratios": ratios,
     })
-}
-
-/// Colours of the series, one per server in order.
-const COLOURS: [RGBColor; 4] = [
-    RGBColor(0xd6, 0x27, 0x28),
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0x94, 0x67, 0xbd),
-];
-
-/// `x` on the percentile axis: the number of nines, `-log10(1 - q)`.
-fn nines(q: f64) -> f64 {
-    -(1.0 - q).max(1e-6).log10()
-}
-
-/// Writes an SVG with two charts: latency by percentile, and throughput over
-/// time, one series per server (every round's latencies merged; the first
-/// round's timeline).
-///
-/// # Errors
-///
-/// The file cannot be written, or drawing fails.
-pub fn plot(path: &Path, runs: &[Run]) -> io::Result<()> {
-    let fail =
-        |err: &dyn std::fmt::Display| io::Error::other(format!("--plot {}: {err}", path.display()));
-    // Check the path first: plotters' errors name no file.
-    std::fs::write(path, b"")
-        .map_err(|err| io::Error::new(err.kind(), format!("--plot {}: {err}", path.display())))?;
-    let names = servers(runs);
-    let mut merged: Vec<(String, Histogram<u64>, &LoadResult)> = Vec::new();
-    for name in &names {
-        let mut mine = runs.iter().filter(|r| &r.server == name);
-        let Some(first) = mine.next() else { continue };
-        let mut histogram = first.load.latency.clone();
-        for other in mine {
-            let _ = histogram.add(&other.load.latency);
-        }
-        merged.push((name.clone(), histogram, &first.load));
-    }
-    let root = SVGBackend::new(path, (900, 700)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| fail(&e))?;
-    let (top, bottom) = root.split_vertically(360);
-
-    let max_nines = 4.0;
-    let max_latency = merged
-        .iter()
-        .map(|(_, h, _)| h.value_at_quantile(1.0 - 10f64.powf(-max_nines)) as f64 / 1e3)
-        .fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&top)
-        .caption("latency by percentile", ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..max_nines, 0.0..max_latency * 1.1)
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("percentile")
-        .y_desc("latency (µs)")
-        .x_label_formatter(&|x| {
-            format!("{:.4}", 100.0 * (1.0 - 10f64.powf(-x)))
-                .trim_end_matches('0')
-                .trim_end_matches('.')
-                .to_owned()
-        })
-        .draw()
-        .map_err(|e| fail(&e))?;
-    for (i, (name, histogram, _)) in merged.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        let points = (0..=(max_nines * 20.0) as usize).map(|step| {
-            let x = step as f64 / 20.0;
-            let q = 1.0 - 10f64.powf(-x);
-            (nines(q), histogram.value_at_quantile(q) as f64 / 1e3)
-        });
-        chart
-            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-            .map_err(|e| fail(&e))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(&e))?;
-
-    let step = TIMELINE_STEP.as_secs_f64();
-    let rates: Vec<(String, Vec<(f64, f64)>)> = merged
-        .iter()
-        .map(|(name, _, load)| {
-            let points = load
-                .timeline
-                .iter()
-                .enumerate()
-                .map(|(i, &n)| ((i as f64 + 0.5) * step, n as f64 / step))
-                .filter(|(t, _)| *t <= load.elapsed.as_secs_f64())
-                .collect();
-            (name.clone(), points)
-        })
-        .collect();
-    let max_time = rates
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|(t, _)| *t))
-        .fold(step, f64::max);
-    let max_rate = rates
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|(_, r)| *r))
-        .fold(1.0, f64::max);
-    let mut chart = ChartBuilder::on(&bottom)
-        .caption("throughput over time", ("sans-serif", 20))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..max_time, 0.0..max_rate * 1.1)
-        .map_err(|e| fail(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc("req/s")
-        .draw()
-        .map_err(|e| fail(&e))?;
-    for (i, (name, points)) in rates.into_iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        chart
-            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-            .map_err(|e| fail(&e))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| fail(&e))?;
-    root.present().map_err(|e| fail(&e))?;
-    Ok(())
 }

@@ -24,11 +24,17 @@ fn the_quick_demo_prints_every_section() {
         "echo, 128 B messages, 64 connections",
         "HTTP hello world, keep-alive, 64 connections",
     ] {
-        assert!(stdout.contains(heading), "{heading:?} missing from\n{stdout}");
+        assert!(
+            stdout.contains(heading),
+            "{heading:?} missing from\n{stdout}"
+        );
     }
     // Each load section has its figures, and at least one SQE per request.
     assert_eq!(stdout.matches("requests/s").count(), 2, "{stdout}");
-    for line in stdout.lines().filter(|l| l.contains("server SQEs per request")) {
+    for line in stdout
+        .lines()
+        .filter(|l| l.contains("server SQEs per request"))
+    {
         let value: f64 = line
             .split_whitespace()
             .last()

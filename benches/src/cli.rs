@@ -20,7 +20,7 @@ pub enum Command {
     /// Run a percore server until stdin closes or the process is killed.
     Serve(ServeOptions),
     // `Fs(FsOptions)` (issue 6, fs part) goes here: parsed in `parse_fs`, run
-    // by `main::run_fs`, printed with `output::net_table`'s sibling.
+    // by a `run_fs` in `src/bin/percore-bench.rs`, printed by an `fs` output module.
 }
 
 /// Options of `percore-bench demo`.

@@ -406,7 +406,8 @@ impl Exchange {
             protocol: plan.config.protocol,
             request: plan.request.clone(),
             send: plan.request.to_vec(),
-            recv: Vec::with_capacity(plan.request.len().max(4096)),
+            // Large echoes come back in several reads rather than one huge buffer.
+            recv: Vec::with_capacity(plan.request.len().clamp(4096, 64 * 1024)),
             cutter: Cutter::new(true),
         }
     }

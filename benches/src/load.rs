@@ -143,7 +143,7 @@ fn progress_bar(
     std::thread::spawn(move || {
         let bar = indicatif::ProgressBar::new(duration.as_millis() as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {elapsed}/{len_s} {msg}")
+            indicatif::ProgressStyle::with_template("{bar:40} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         let start = Instant::now();
@@ -152,8 +152,9 @@ fn progress_bar(
             bar.set_position(elapsed.as_millis().min(duration.as_millis()) as u64);
             let requests = done.load(Ordering::Relaxed);
             bar.set_message(format!(
-                "{} requests ({:.0}/s)",
-                requests,
+                "{:.1}/{:.1} s, {requests} responses ({:.0}/s)",
+                elapsed.as_secs_f64().min(duration.as_secs_f64()),
+                duration.as_secs_f64(),
                 requests as f64 / elapsed.as_secs_f64().max(1e-3)
             ));
             std::thread::sleep(Duration::from_millis(100));

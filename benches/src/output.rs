@@ -9,6 +9,7 @@ use crate::cli::NetOptions;
 use crate::load::TIMELINE_STEP;
 use crate::net::{median_of, servers, Run};
 use crate::report;
+use crate::server::Protocol;
 
 /// The JSON schema's name and version; bump it when a field changes meaning.
 pub const SCHEMA: &str = "percore-bench.net.v1";
@@ -30,92 +31,32 @@ fn p(run: &Run, q: f64) -> Option<f64> {
 pub fn table(options: &NetOptions, runs: &[Run]) -> String {
     let names = servers(runs);
     let rounds = runs.len() / names.len().max(1);
-    let mut out = format!(
-        "percore-bench net {}: {} connections{}, {} client core{}, {} of {}{}{}\n",
-        options.protocol,
-        options.connections,
-        match options.protocol {
-            crate::server::Protocol::Echo => format!(", {} B messages", options.size),
-            crate::server::Protocol::Http => String::new(),
-        },
-        options.cores,
-        if options.cores == 1 { "" } else { "s" },
-        if rounds == 1 {
-            "1 run".to_owned()
-        } else {
-            format!("{rounds} rounds (medians)")
-        },
-        report::duration(options.duration),
-        match options.rate {
-            Some(rate) => format!(", open loop at {}", report::rate(rate)),
-            None => String::new(),
-        },
-        match options.target {
-            Some(target) => format!(", target {target}"),
-            None => format!(
-                ", server {} core{} on 127.0.0.1",
-                options.server_cores,
-                if options.server_cores == 1 { "" } else { "s" }
-            ),
-        },
-    );
-    let mut grid = vec![vec![
-        "server".to_owned(),
-        "req/s".into(),
-        "p50".into(),
-        "p90".into(),
-        "p99".into(),
-        "p99.9".into(),
-        "max".into(),
-        "errors".into(),
-        "server CPU/req".into(),
-        "SQEs/req".into(),
-        "enters/req".into(),
-    ]];
-    for name in &names {
-        let m = |figure: &dyn Fn(&Run) -> Option<f64>| median_of(runs, name, figure);
-        let latency = |q: f64| {
-            m(&|run| p(run, q))
-                .map(|us| report::duration(Duration::from_secs_f64(us / 1e6)))
-                .unwrap_or_default()
-        };
-        let errors: u64 = runs
-            .iter()
-            .filter(|r| &r.server == name)
-            .map(|r| r.load.errors)
-            .sum();
-        grid.push(vec![
-            name.clone(),
-            m(&|run| Some(run.load.rate()))
-                .map(report::rate)
-                .unwrap_or_default(),
-            latency(0.5),
-            latency(0.9),
-            latency(0.99),
-            latency(0.999),
-            latency(1.0),
-            errors.to_string(),
-            m(&|run| run.cpu_per_request().map(micros))
-                .map(|us| format!("{us:.2} µs"))
-                .unwrap_or_else(|| "-".into()),
-            m(&|run| run.sqes_per_request())
-                .map(|x| format!("{x:.3}"))
-                .unwrap_or_else(|| "-".into()),
-            m(&|run| run.enters_per_request())
-                .map(|x| format!("{x:.3}"))
-                .unwrap_or_else(|| "-".into()),
-        ]);
-    }
+    let mut out = heading(options, rounds);
+    let mut grid = vec![[
+        "server",
+        "req/s",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "errors",
+        "server CPU/req",
+        "SQEs/req",
+        "enters/req",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    grid.extend(names.iter().map(|name| server_row(runs, name)));
     out.push_str(&report::grid(&grid));
     for ratio in ratios(runs) {
         out.push_str(&format!(
-            "{}/{}: req/s {:.2}x, p99 {:.2}x{}\n",
-            ratio.0,
-            ratio.1,
-            ratio.2,
-            ratio.3,
+            "percore/{}: req/s {:.2}x, p99 {:.2}x{}\n",
+            ratio.peer,
+            ratio.rate,
+            ratio.p99,
             ratio
-                .4
+                .cpu
                 .map(|x| format!(", server CPU/req {x:.2}x"))
                 .unwrap_or_default()
         ));
@@ -126,30 +67,106 @@ pub fn table(options: &NetOptions, runs: &[Run]) -> String {
     out
 }
 
-/// percore over each other server: (percore, peer, req/s, p99, server CPU/req).
-fn ratios(runs: &[Run]) -> Vec<(String, String, f64, f64, Option<f64>)> {
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The first line: what was run, how long, against what.
+fn heading(options: &NetOptions, rounds: usize) -> String {
+    let messages = match options.protocol {
+        Protocol::Echo => format!(", {} B messages", options.size),
+        Protocol::Http => String::new(),
+    };
+    let runs = match rounds {
+        1 => "1 run".to_owned(),
+        n => format!("{n} rounds (medians)"),
+    };
+    let rate = options
+        .rate
+        .map(|rate| format!(", open loop at {}", report::rate(rate)))
+        .unwrap_or_default();
+    let server = match options.target {
+        Some(target) => format!(", target {target}"),
+        None => format!(
+            ", server {} core{} on 127.0.0.1",
+            options.server_cores,
+            plural(options.server_cores)
+        ),
+    };
+    format!(
+        "percore-bench net {}: {} connections{messages}, {} client core{}, {runs} of {}{rate}{server}\n",
+        options.protocol,
+        options.connections,
+        options.cores,
+        plural(options.cores),
+        report::duration(options.duration),
+    )
+}
+
+/// One server's cells: medians over its runs; `-` for what is not known.
+fn server_row(runs: &[Run], name: &str) -> Vec<String> {
+    let m = |figure: &dyn Fn(&Run) -> Option<f64>| median_of(runs, name, figure);
+    let latency = |q: f64| {
+        m(&|run| p(run, q))
+            .map(|us| report::duration(Duration::from_secs_f64(us / 1e6)))
+            .unwrap_or_default()
+    };
+    let ratio = |x: Option<f64>| x.map_or_else(|| "-".into(), |x| format!("{x:.3}"));
+    let errors: u64 = runs
+        .iter()
+        .filter(|r| r.server == name)
+        .map(|r| r.load.errors)
+        .sum();
+    vec![
+        name.to_owned(),
+        m(&|run| Some(run.load.rate()))
+            .map(report::rate)
+            .unwrap_or_default(),
+        latency(0.5),
+        latency(0.9),
+        latency(0.99),
+        latency(0.999),
+        latency(1.0),
+        errors.to_string(),
+        m(&|run| run.cpu_per_request().map(micros))
+            .map_or_else(|| "-".into(), |us| format!("{us:.2} µs")),
+        ratio(m(&Run::sqes_per_request)),
+        ratio(m(&Run::enters_per_request)),
+    ]
+}
+
+/// percore's medians over a peer's.
+struct Ratio {
+    peer: String,
+    rate: f64,
+    p99: f64,
+    /// Server CPU per request, when both were measured.
+    cpu: Option<f64>,
+}
+
+/// percore over each other server in `runs`.
+fn ratios(runs: &[Run]) -> Vec<Ratio> {
     let names = servers(runs);
     if !names.iter().any(|n| n == "percore") {
         return Vec::new();
     }
-    let figure = |name: &str, f: &dyn Fn(&Run) -> Option<f64>| median_of(runs, name, f);
-    let rate = |run: &Run| Some(run.load.rate());
-    let p99 = |run: &Run| p(run, 0.99);
-    let cpu = |run: &Run| run.cpu_per_request().map(micros);
+    let over = |peer: &str, f: &dyn Fn(&Run) -> Option<f64>| {
+        Some(median_of(runs, "percore", f)? / median_of(runs, peer, f)?.max(1e-12))
+    };
     names
         .iter()
         .filter(|n| *n != "percore")
         .filter_map(|peer| {
-            let over = |f: &dyn Fn(&Run) -> Option<f64>| {
-                Some(figure("percore", f)? / figure(peer, f)?.max(1e-12))
-            };
-            Some((
-                "percore".to_owned(),
-                peer.clone(),
-                over(&rate)?,
-                over(&p99)?,
-                over(&cpu),
-            ))
+            Some(Ratio {
+                peer: peer.clone(),
+                rate: over(peer, &|r| Some(r.load.rate()))?,
+                p99: over(peer, &|r| p(r, 0.99))?,
+                cpu: over(peer, &|r| r.cpu_per_request().map(micros)),
+            })
         })
         .collect()
 }
@@ -203,13 +220,13 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
         .collect();
     let ratios: Vec<Value> = ratios(runs)
         .into_iter()
-        .map(|(a, b, rate, p99, cpu)| {
+        .map(|ratio| {
             json!({
-                "numerator": a,
-                "denominator": b,
-                "req_per_s": rate,
-                "p99": p99,
-                "server_cpu_per_request": cpu,
+                "numerator": "percore",
+                "denominator": ratio.peer,
+                "req_per_s": ratio.rate,
+                "p99": ratio.p99,
+                "server_cpu_per_request": ratio.cpu,
             })
         })
         .collect();

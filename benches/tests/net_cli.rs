@@ -179,6 +179,27 @@ fn compare_runs_every_peer_and_prints_ratios() {
     }
 }
 
+#[test]
+fn open_loop_never_sends_ahead_of_its_schedule() {
+    // 1,000 req/s over 2 connections for 0.3 s: at most 150 due per connection.
+    let output = bench(&[
+        "net",
+        "http",
+        "--connections",
+        "2",
+        "--duration",
+        "0.3",
+        "--rate",
+        "1000",
+        "--json",
+    ]);
+    let doc: Value = serde_json::from_str(&stdout(&output)).expect("stdout is JSON");
+    assert_eq!(doc["rate"], 1000.0);
+    let requests = doc["runs"][0]["requests"].as_u64().expect("requests");
+    assert!((1..=300).contains(&requests), "{requests} requests");
+    assert_eq!(doc["runs"][0]["errors"], 0);
+}
+
 /// Bad arguments: one line on stderr, exit status 2, no panic.
 fn assert_usage_error(args: &[&str], says: &str) {
     let output = bench(args);

@@ -11,7 +11,8 @@
 //! The peers (tokio, monoio) are dev-dependencies: their servers live in the
 //! `peer_server` example and the benches, never in this library.
 
-#![warn(missing_debug_implementations)]
+#![warn(missing_docs, missing_debug_implementations)]
+#![deny(rustdoc::broken_intra_doc_links)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 

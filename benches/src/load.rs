@@ -218,13 +218,38 @@ struct CoreState {
     errors: Cell<u64>,
     first_error: RefCell<Option<String>>,
     connected: Cell<usize>,
+    /// The progress bar's count, shared by all cores, and this core's
+    /// responses not yet added to it (added 256 at a time).
     done: Arc<AtomicU64>,
+    unreported: Cell<u64>,
 }
 
 impl CoreState {
     fn error(&self, what: String) {
         self.errors.set(self.errors.get() + 1);
         self.first_error.borrow_mut().get_or_insert(what);
+    }
+
+    /// Counts a response that completed at `end` for a request counted from `from`.
+    fn record(&self, start: Instant, from: Instant, end: Instant) {
+        let latency = end - from;
+        self.latency
+            .borrow_mut()
+            .saturating_record(latency.as_nanos() as u64);
+        let step = ((end - start).as_nanos() / TIMELINE_STEP.as_nanos()) as usize;
+        if let Some(slot) = self.timeline.borrow_mut().get_mut(step) {
+            *slot += 1;
+        }
+        self.requests.set(self.requests.get() + 1);
+        self.unreported.set(self.unreported.get() + 1);
+        if self.unreported.get() == 256 {
+            self.report_progress();
+        }
+    }
+
+    fn report_progress(&self) {
+        self.done
+            .fetch_add(self.unreported.take(), Ordering::Relaxed);
     }
 }
 
@@ -259,20 +284,10 @@ async fn run_core(
         first_error: RefCell::new(None),
         connected: Cell::new(0),
         done,
+        unreported: Cell::new(0),
     });
     // Connect everything first, so the measured interval is all sending.
-    let connects: Vec<_> = (0..share)
-        .map(|_| percore::spawn(connect(config.target)))
-        .collect();
-    let mut streams = Vec::with_capacity(share);
-    for connect in connects {
-        match connect.await {
-            Ok(Ok(stream)) => streams.push(stream),
-            Ok(Err(err)) => state.error(err.to_string()),
-            Err(err) => state.error(format!("connect task failed: {err}")),
-        }
-    }
-    state.connected.set(streams.len());
+    let streams = connect_all(config.target, share, &state).await;
     let request: Rc<[u8]> = match config.protocol {
         Protocol::Echo => vec![b'x'; config.size.max(1)].into(),
         Protocol::Http => http::request(&config.target.to_string()).into(),
@@ -308,6 +323,7 @@ async fn run_core(
     for task in tasks {
         let _ = task.await;
     }
+    state.report_progress();
     CoreResult {
         requests: state.requests.get(),
         errors: state.errors.get(),
@@ -316,6 +332,23 @@ async fn run_core(
         latency: state.latency.replace(new_histogram()),
         timeline: state.timeline.take(),
     }
+}
+
+/// Opens `count` connections at once; failures are counted as errors.
+async fn connect_all(target: SocketAddr, count: usize, state: &CoreState) -> Vec<TcpStream> {
+    let connects: Vec<_> = (0..count)
+        .map(|_| percore::spawn(connect(target)))
+        .collect();
+    let mut streams = Vec::with_capacity(count);
+    for connect in connects {
+        match connect.await {
+            Ok(Ok(stream)) => streams.push(stream),
+            Ok(Err(err)) => state.error(err.to_string()),
+            Err(err) => state.error(format!("connect task failed: {err}")),
+        }
+    }
+    state.connected.set(streams.len());
+    streams
 }
 
 async fn connect(target: SocketAddr) -> io::Result<TcpStream> {
@@ -327,49 +360,17 @@ async fn connect(target: SocketAddr) -> io::Result<TcpStream> {
 /// Sends requests on one connection until the deadline; reconnects after an error.
 async fn connection(mut stream: TcpStream, plan: &Plan, state: &CoreState) {
     let mut exchange = Exchange::new(plan);
-    let mut unreported = 0u64;
     for k in 0..MAX_REQUESTS_PER_CONNECTION {
-        let now = Instant::now();
-        // Latency counts from when the request was due (open loop), or sent.
-        let from = match plan.schedule {
-            None => now,
-            Some((every, offset)) => {
-                let due = plan.start + offset + every.mul_f64(k as f64);
-                if due >= plan.deadline {
-                    break;
-                }
-                if now < due {
-                    sleep_until(due).await;
-                    Instant::now()
-                } else {
-                    due
-                }
-            }
-        };
-        if from >= plan.deadline {
+        let Some(from) = wait_turn(plan, k).await else {
             break;
-        }
+        };
         match exchange.run(&stream).await {
             Ok(()) => {
                 let end = Instant::now();
                 if end > plan.deadline {
                     break;
                 }
-                let latency = end - from;
-                state
-                    .latency
-                    .borrow_mut()
-                    .saturating_record(latency.as_nanos() as u64);
-                let step = ((end - plan.start).as_nanos() / TIMELINE_STEP.as_nanos()) as usize;
-                if let Some(slot) = state.timeline.borrow_mut().get_mut(step) {
-                    *slot += 1;
-                }
-                state.requests.set(state.requests.get() + 1);
-                unreported += 1;
-                if unreported == 64 {
-                    state.done.fetch_add(unreported, Ordering::Relaxed);
-                    unreported = 0;
-                }
+                state.record(plan.start, from, end);
             }
             Err(err) => {
                 state.error(err.to_string());
@@ -389,7 +390,30 @@ async fn connection(mut stream: TcpStream, plan: &Plan, state: &CoreState) {
             }
         }
     }
-    state.done.fetch_add(unreported, Ordering::Relaxed);
+}
+
+/// Waits until request `k` may go (at once in a closed loop; at its due time
+/// in an open loop) and returns when its latency counts from: when it was due,
+/// or when it was sent if the connection was idle and only the timer tick made
+/// it late. `None` once the run is over.
+async fn wait_turn(plan: &Plan, k: u64) -> Option<Instant> {
+    let now = Instant::now();
+    let from = match plan.schedule {
+        None => now,
+        Some((every, offset)) => {
+            let due = plan.start + offset + every.mul_f64(k as f64);
+            if due >= plan.deadline {
+                return None;
+            }
+            if now < due {
+                sleep_until(due).await;
+                Instant::now()
+            } else {
+                due
+            }
+        }
+    };
+    (from < plan.deadline).then_some(from)
 }
 
 /// One request and its response, with buffers reused from one to the next.

@@ -1,15 +1,26 @@
-//! Hand-written argument parsing: the CLI is one subcommand and two flags, which
-//! does not justify a parser dependency.
+//! Hand-written argument parsing: a few subcommands with `--flag value` options,
+//! which does not justify a parser dependency.
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::server::Protocol;
 
 /// What the command line asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Print the usage text and exit 0.
     Help,
     /// Run the demo workload.
     Demo(DemoOptions),
+    /// Load a server (`percore-bench net echo|http`).
+    Net(NetOptions),
+    /// Run a percore server until stdin closes or the process is killed.
+    Serve(ServeOptions),
+    // `Fs(FsOptions)` (issue 6, fs part) goes here: parsed in `parse_fs`, run
+    // by a `run_fs` in `src/bin/percore-bench.rs`, printed by an `fs` output module.
 }
 
 /// Options of `percore-bench demo`.
@@ -30,28 +41,118 @@ impl Default for DemoOptions {
     }
 }
 
+/// Options of `percore-bench net`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetOptions {
+    /// Echo or HTTP.
+    pub protocol: Protocol,
+    /// The server to load; `None`: start a percore server (`serve`) as a child.
+    pub target: Option<SocketAddr>,
+    /// Open connections.
+    pub connections: usize,
+    /// Echo message size in bytes.
+    pub size: usize,
+    /// Length of one run.
+    pub duration: Duration,
+    /// Client cores.
+    pub cores: usize,
+    /// Open-loop rate in requests per second (all connections together).
+    pub rate: Option<f64>,
+    /// Cores of each server started here (without `--target`).
+    pub server_cores: usize,
+    /// Run against percore, tokio and monoio servers, alternating.
+    pub compare: bool,
+    /// Rounds of `--compare`.
+    pub rounds: usize,
+    /// Print JSON instead of the table.
+    pub json: bool,
+    /// Write latency and throughput plots to this SVG file.
+    pub plot: Option<PathBuf>,
+}
+
+impl NetOptions {
+    /// The defaults, for `protocol`.
+    pub fn new(protocol: Protocol) -> NetOptions {
+        NetOptions {
+            protocol,
+            target: None,
+            connections: 64,
+            size: 128,
+            duration: Duration::from_secs(5),
+            cores: 1,
+            rate: None,
+            server_cores: 1,
+            compare: false,
+            rounds: 3,
+            json: false,
+            plot: None,
+        }
+    }
+}
+
+/// Options of `percore-bench serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Echo or HTTP.
+    pub protocol: Protocol,
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Cores, one listener each.
+    pub cores: usize,
+    /// Pin core `i` to the `first_cpu + i`-th allowed CPU.
+    pub first_cpu: Option<usize>,
+    /// Answer `stats` lines on stdin and exit when it closes (how a parent
+    /// `percore-bench` drives a server child); otherwise run until killed.
+    pub control: bool,
+}
+
 /// The most runs `--runs` accepts: keeps the demo's run time bounded.
 pub const MAX_RUNS: usize = 25;
+/// The most connections `net` opens.
+pub const MAX_CONNECTIONS: usize = 100_000;
+/// The longest `--duration`, in seconds.
+pub const MAX_DURATION_SECS: u64 = 3600;
+/// The largest echo message.
+pub const MAX_SIZE: usize = 16 << 20;
 
 /// The usage text printed by `--help`.
 pub const USAGE: &str = "\
-percore-bench: figures for percore's timer/task paths
+percore-bench: load tools and figures for percore
 
 USAGE:
     percore-bench demo [--runs N] [--quick]
+    percore-bench net echo|http [OPTIONS]
+    percore-bench serve echo|http [--addr IP:PORT] [--cores N] [--first-cpu C] [--control]
     percore-bench --help
 
 COMMANDS:
-    demo        spawn+join 1,000,000 tasks; 100,000 concurrent sleeps;
-                100,000 io_uring NOPs with 64 in flight; a 2-core run_on_all
-                smoke. Prints the median of several runs of each.
+    demo        about 15 s: spawn+join, sleeps, NOPs, a 2-core smoke, then an
+                echo and an HTTP load on loopback; one summary table
+    net         a load generator: latency (HDR histogram) and throughput
+    serve       a percore echo or hello-world HTTP server (prints its address;
+                with --control it answers `stats` on stdin, exits at its end)
 
-OPTIONS:
+NET OPTIONS:
+    --target IP:PORT    the server to load (default: start `serve` as a child)
+    --connections N     open connections, 1..=100000 (default 64)
+    --size BYTES        echo message size (default 128)
+    --duration SECS     seconds per run, e.g. 5 or 0.5 (default 5)
+    --cores N           client cores (default 1)
+    --rate R            open loop at R requests/s in total, latency counted
+                        from when each request was due (as wrk2)
+    --server-cores N    cores of the servers started here (default 1)
+    --compare           run the same load against percore, tokio and monoio
+                        servers (child processes), alternating, with ratios;
+                        needs `cargo build --release -p percore-bench --example peer_server`
+    --rounds N          rounds of --compare, 1..=25 (default 3)
+    --json              print JSON (schema: benches/README.md) instead of a table
+    --plot FILE.svg     write latency percentiles and throughput over time
+
+DEMO OPTIONS:
     --runs N    runs per figure, 1..=25 (default 5); the median is printed
-    --quick     every workload 10x smaller (a smoke run)
-    -h, --help  print this text
+    --quick     every workload smaller (a smoke run)
 
-The comparison with tokio and monoio is `cargo bench -p percore-bench`.";
+Bad arguments print one line and exit with status 2.";
 
 /// A command line that could not be understood; printed as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +166,10 @@ impl fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+fn usage(what: String) -> UsageError {
+    UsageError(what)
+}
+
 /// Parses the arguments after the program name.
 ///
 /// # Errors
@@ -74,48 +179,176 @@ pub fn parse<I>(args: I) -> Result<Command, UsageError>
 where
     I: IntoIterator<Item = String>,
 {
-    let mut args = args.into_iter();
-    let Some(command) = args.next() else {
-        return Err(UsageError("missing command: expected `demo`".into()));
+    let mut args = Args::new(args);
+    let Some(command) = args.next_word() else {
+        return Err(usage(
+            "missing command: expected `demo`, `net` or `serve`".into(),
+        ));
     };
     match command.as_str() {
-        "-h" | "--help" | "help" => return Ok(Command::Help),
-        "demo" => {}
-        other => {
-            return Err(UsageError(format!(
-                "unknown command `{other}`: expected `demo`"
-            )))
+        "-h" | "--help" | "help" => Ok(Command::Help),
+        "demo" => parse_demo(args),
+        "net" => parse_net(args),
+        "serve" => parse_serve(args),
+        "fs" => Err(usage(
+            "`fs` is not built yet (issue 6, fs part); try `net` or `demo`".into(),
+        )),
+        other => Err(usage(format!(
+            "unknown command `{other}`: expected `demo`, `net` or `serve`"
+        ))),
+    }
+}
+
+/// The words after the command, split into `--flag` and value (`--flag=value` too).
+struct Args {
+    words: std::vec::IntoIter<String>,
+}
+
+impl Args {
+    fn new<I: IntoIterator<Item = String>>(args: I) -> Args {
+        Args {
+            words: args.into_iter().collect::<Vec<_>>().into_iter(),
         }
     }
+
+    fn next_word(&mut self) -> Option<String> {
+        self.words.next()
+    }
+
+    /// The next flag and its inline value, if any.
+    fn next_flag(&mut self) -> Option<(String, Option<String>)> {
+        let arg = self.words.next()?;
+        Some(match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.into())),
+            _ => (arg, None),
+        })
+    }
+
+    fn value(&mut self, flag: &str, inline: Option<String>) -> Result<String, UsageError> {
+        inline
+            .or_else(|| self.words.next())
+            .ok_or_else(|| usage(format!("`{flag}` needs a value")))
+    }
+
+    fn number<T: std::str::FromStr + PartialOrd + fmt::Display>(
+        &mut self,
+        flag: &str,
+        inline: Option<String>,
+        min: T,
+        max: T,
+    ) -> Result<T, UsageError> {
+        let value = self.value(flag, inline)?;
+        match value.parse::<T>() {
+            Ok(n) if n >= min && n <= max => Ok(n),
+            _ => Err(usage(format!(
+                "`{flag} {value}`: expected a number from {min} to {max}"
+            ))),
+        }
+    }
+}
+
+fn no_value(flag: &str, inline: Option<String>) -> Result<(), UsageError> {
+    match inline {
+        None => Ok(()),
+        Some(_) => Err(usage(format!("`{flag}` takes no value"))),
+    }
+}
+
+fn parse_demo(mut args: Args) -> Result<Command, UsageError> {
     let mut options = DemoOptions::default();
-    while let Some(arg) = args.next() {
-        // Accept both `--runs N` and `--runs=N`.
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (arg.clone(), None),
-        };
+    while let Some((flag, inline)) = args.next_flag() {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
-            "--quick" if inline.is_none() => options.quick = true,
-            "--runs" => {
-                let Some(value) = inline.or_else(|| args.next()) else {
-                    return Err(UsageError("`--runs` needs a value".into()));
-                };
-                options.runs = match value.parse::<usize>() {
-                    Ok(n) if (1..=MAX_RUNS).contains(&n) => n,
-                    _ => {
-                        return Err(UsageError(format!(
-                            "`--runs {value}`: expected a whole number from 1 to {MAX_RUNS}"
-                        )))
-                    }
-                };
+            "--quick" => {
+                no_value(&flag, inline)?;
+                options.quick = true;
             }
-            _ => return Err(UsageError(format!("unknown argument `{arg}` for `demo`"))),
+            "--runs" => options.runs = args.number(&flag, inline, 1, MAX_RUNS)?,
+            _ => return Err(usage(format!("unknown argument `{flag}` for `demo`"))),
         }
     }
     Ok(Command::Demo(options))
+}
+
+fn parse_protocol(word: Option<String>, command: &str) -> Result<Protocol, UsageError> {
+    match word.as_deref() {
+        Some("echo") => Ok(Protocol::Echo),
+        Some("http") => Ok(Protocol::Http),
+        Some(other) => Err(usage(format!(
+            "`{command} {other}`: expected `echo` or `http`"
+        ))),
+        None => Err(usage(format!("`{command}` needs `echo` or `http`"))),
+    }
+}
+
+fn parse_addr(flag: &str, value: String) -> Result<SocketAddr, UsageError> {
+    value.parse().map_err(|_| {
+        usage(format!(
+            "`{flag} {value}`: expected IP:PORT, e.g. 127.0.0.1:7000"
+        ))
+    })
+}
+
+fn parse_net(mut args: Args) -> Result<Command, UsageError> {
+    let mut o = NetOptions::new(parse_protocol(args.next_word(), "net")?);
+    while let Some((flag, inline)) = args.next_flag() {
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--target" => o.target = Some(parse_addr(&flag, args.value(&flag, inline)?)?),
+            "--connections" | "-c" => {
+                o.connections = args.number(&flag, inline, 1, MAX_CONNECTIONS)?
+            }
+            "--size" => o.size = args.number(&flag, inline, 1, MAX_SIZE)?,
+            "--duration" | "-d" => {
+                let secs: f64 = args.number(&flag, inline, 0.01, MAX_DURATION_SECS as f64)?;
+                o.duration = Duration::from_secs_f64(secs);
+            }
+            "--cores" | "-t" => o.cores = args.number(&flag, inline, 1, 1024)?,
+            "--rate" | "-R" => o.rate = Some(args.number(&flag, inline, 1.0, 1e9)?),
+            "--server-cores" => o.server_cores = args.number(&flag, inline, 1, 1024)?,
+            "--rounds" => o.rounds = args.number(&flag, inline, 1, MAX_RUNS)?,
+            "--compare" => {
+                no_value(&flag, inline)?;
+                o.compare = true;
+            }
+            "--json" => {
+                no_value(&flag, inline)?;
+                o.json = true;
+            }
+            "--plot" => o.plot = Some(PathBuf::from(args.value(&flag, inline)?)),
+            _ => return Err(usage(format!("unknown argument `{flag}` for `net`"))),
+        }
+    }
+    if o.compare && o.target.is_some() {
+        return Err(usage(
+            "`--compare` starts its own servers; leave out `--target`".into(),
+        ));
+    }
+    Ok(Command::Net(o))
+}
+
+fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
+    let mut o = ServeOptions {
+        protocol: parse_protocol(args.next_word(), "serve")?,
+        addr: SocketAddr::from(([127, 0, 0, 1], 7000)),
+        cores: 1,
+        first_cpu: None,
+        control: false,
+    };
+    while let Some((flag, inline)) = args.next_flag() {
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "--addr" => o.addr = parse_addr(&flag, args.value(&flag, inline)?)?,
+            "--cores" => o.cores = args.number(&flag, inline, 1, 1024)?,
+            "--first-cpu" => o.first_cpu = Some(args.number(&flag, inline, 0, 1023)?),
+            "--control" => {
+                no_value(&flag, inline)?;
+                o.control = true;
+            }
+            _ => return Err(usage(format!("unknown argument `{flag}` for `serve`"))),
+        }
+    }
+    Ok(Command::Serve(o))
 }
 
 #[cfg(test)]
@@ -127,12 +360,8 @@ mod tests {
     }
 
     #[test]
-    fn demo_defaults() {
+    fn demo_defaults_and_flags() {
         assert_eq!(parse_str("demo"), Ok(Command::Demo(DemoOptions::default())));
-    }
-
-    #[test]
-    fn demo_flags() {
         let expected = Command::Demo(DemoOptions {
             runs: 3,
             quick: true,
@@ -142,10 +371,27 @@ mod tests {
     }
 
     #[test]
+    fn net_flags() {
+        let Ok(Command::Net(o)) = parse_str(
+            "net http --target 127.0.0.1:80 --connections 8 --duration 0.5 --rate=1000 --json --plot p.svg",
+        ) else {
+            panic!("should parse");
+        };
+        assert_eq!(o.protocol, Protocol::Http);
+        assert_eq!(o.target, Some("127.0.0.1:80".parse().unwrap()));
+        assert_eq!(o.connections, 8);
+        assert_eq!(o.duration, Duration::from_millis(500));
+        assert_eq!(o.rate, Some(1000.0));
+        assert!(o.json);
+        assert_eq!(o.plot, Some(PathBuf::from("p.svg")));
+    }
+
+    #[test]
     fn help() {
         assert_eq!(parse_str("--help"), Ok(Command::Help));
         assert_eq!(parse_str("-h"), Ok(Command::Help));
         assert_eq!(parse_str("demo --help"), Ok(Command::Help));
+        assert_eq!(parse_str("net echo --help"), Ok(Command::Help));
     }
 
     #[test]
@@ -153,12 +399,21 @@ mod tests {
         for bad in [
             "",
             "bench",
+            "fs",
             "demo --runs",
             "demo --runs 0",
             "demo --runs x",
             "demo --runs 26",
             "demo -x",
             "demo --quick=1",
+            "net",
+            "net tcp",
+            "net echo --connections 0",
+            "net echo --connections -1",
+            "net echo --target nowhere",
+            "net echo --duration 0",
+            "net echo --compare --target 127.0.0.1:1",
+            "serve echo --cores 0",
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} should not parse");
         }

@@ -4,12 +4,16 @@
 
 use std::cell::Cell;
 use std::io;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 use percore::op::Nop;
 use percore::time::{self, Instant};
 use percore::{Builder, Op, Runtime};
+
+use crate::load::{self, LoadConfig, LoadResult};
+use crate::server::{Protocol, Server};
 
 /// Workload sizes; `--quick` divides each by 10.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +28,10 @@ pub struct Sizes {
     pub nops_in_flight: usize,
     /// Cores in the `run_on_all` smoke.
     pub cores: usize,
+    /// Length of one echo or HTTP load run.
+    pub net_run: Duration,
+    /// Connections of the echo and HTTP runs.
+    pub connections: usize,
 }
 
 impl Sizes {
@@ -34,6 +42,8 @@ impl Sizes {
         nops: 100_000,
         nops_in_flight: 64,
         cores: 2,
+        net_run: Duration::from_secs(1),
+        connections: 64,
     };
 
     /// A tenth of [`Sizes::FULL`] (cores and depth unchanged).
@@ -42,6 +52,7 @@ impl Sizes {
             tasks: 100_000,
             sleeps: 10_000,
             nops: 10_000,
+            net_run: Duration::from_millis(200),
             ..Sizes::FULL
         }
     }
@@ -256,4 +267,59 @@ pub fn smoke(cores: usize, tasks: usize) -> io::Result<Smoke> {
     }
     drop(runtime);
     Ok(Smoke { wall })
+}
+
+/// One load run against a percore server in this process.
+#[derive(Debug, Clone)]
+pub struct NetRun {
+    /// What the client measured.
+    pub load: LoadResult,
+    /// CPU time of the server's core during the run.
+    pub server_cpu: Duration,
+    /// The server core's `io_uring_enter` calls during the run.
+    pub enters: u64,
+    /// The server core's SQEs during the run.
+    pub sqes: u64,
+}
+
+/// Starts a one-core percore server on 127.0.0.1 (first CPU) and loads it
+/// from one client core (second CPU) with `connections` connections for `duration`.
+///
+/// # Errors
+///
+/// The server or client cannot start, or no connection could be made.
+pub fn net(
+    protocol: Protocol,
+    size: usize,
+    connections: usize,
+    duration: Duration,
+) -> io::Result<NetRun> {
+    let server = Server::start(protocol, SocketAddr::from(([127, 0, 0, 1], 0)), 1, Some(0))?;
+    let config = LoadConfig {
+        target: server.addr(),
+        protocol,
+        size,
+        connections,
+        duration,
+        cores: 1,
+        rate: None,
+        first_cpu: Some(1),
+        progress: false,
+    };
+    let (cpu_before, stats_before) = (server.cpu_time()?, server.stats()?);
+    let load = load::run(&config)?;
+    let (cpu_after, stats_after) = (server.cpu_time()?, server.stats()?);
+    if load.errors > 0 {
+        return Err(wrong(format!(
+            "{protocol}: {} requests failed, first: {}",
+            load.errors,
+            load.first_error.as_deref().unwrap_or("?")
+        )));
+    }
+    Ok(NetRun {
+        load,
+        server_cpu: cpu_after.saturating_sub(cpu_before),
+        enters: stats_after.enters - stats_before.enters,
+        sqes: stats_after.sqes - stats_before.sqes,
+    })
 }

@@ -62,6 +62,30 @@ pub fn count(n: usize) -> String {
     out
 }
 
+/// Rows of cells in left-aligned columns, two spaces apart; one line per row.
+pub fn grid(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|row| row.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            line.push_str(&format!("{cell:<width$}  "));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// A titled two-column table grouped in sections.
 #[derive(Debug)]
 pub struct Table {
@@ -129,6 +153,15 @@ mod tests {
         );
         assert_eq!(median([]), Duration::ZERO);
         assert_eq!(median_f64([0.5, 0.1, 0.3]), 0.3);
+    }
+
+    #[test]
+    fn grids_align_columns() {
+        let rows = vec![
+            vec!["a".to_owned(), "bb".into()],
+            vec!["ccc".to_owned(), "d".into()],
+        ];
+        assert_eq!(grid(&rows), "a    bb\nccc  d\n");
     }
 
     #[test]

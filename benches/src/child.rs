@@ -1,0 +1,184 @@
+//! Servers in child processes: `percore-bench serve` and the peers'
+//! `peer_server` example. A child prints one line `... listening on IP:PORT ...`,
+//! answers a `stats` line on stdin with one JSON line, and exits when stdin
+//! closes, so it never outlives its parent.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use crate::cpu;
+
+/// The line protocol's request for counters.
+pub const STATS_REQUEST: &str = "stats";
+
+/// Counters a server child reports (percore's; peers report none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// `io_uring_enter` calls.
+    pub enters: u64,
+    /// Submission entries.
+    pub sqes: u64,
+}
+
+/// A running server child; dropping it ends the process.
+#[derive(Debug)]
+pub struct ServerChild {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    addr: SocketAddr,
+}
+
+impl ServerChild {
+    /// Starts `program args…` and waits for its `listening on` line.
+    ///
+    /// # Errors
+    ///
+    /// The program cannot start, or exits (or prints something else) before listening.
+    pub fn spawn(name: &str, program: &Path, args: &[String]) -> io::Result<ServerChild> {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|err| {
+                io::Error::new(
+                    err.kind(),
+                    format!("starting {name} server {}: {err}", program.display()),
+                )
+            })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(io::Error::other("child without pipes"));
+        };
+        let mut server = ServerChild {
+            name: name.to_owned(),
+            child,
+            stdin: Some(stdin),
+            stdout: BufReader::new(stdout),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let mut line = String::new();
+        server.stdout.read_line(&mut line)?;
+        server.addr = listening_addr(&line).ok_or_else(|| {
+            io::Error::other(format!(
+                "{name} server did not start (it said {:?})",
+                line.trim()
+            ))
+        })?;
+        Ok(server)
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its name, as given to [`spawn`](ServerChild::spawn).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// CPU time all its threads have used so far.
+    ///
+    /// # Errors
+    ///
+    /// The process is gone.
+    pub fn cpu_time(&self) -> io::Result<Duration> {
+        cpu::process_cpu_time(self.child.id())
+    }
+
+    /// Its counters, if it reports any.
+    pub fn stats(&mut self) -> Option<ServerStats> {
+        let stdin = self.stdin.as_mut()?;
+        writeln!(stdin, "{STATS_REQUEST}").ok()?;
+        stdin.flush().ok()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).ok()?;
+        let value: serde_json::Value = serde_json::from_str(&line).ok()?;
+        Some(ServerStats {
+            enters: value.get("enters")?.as_u64()?,
+            sqes: value.get("sqes")?.as_u64()?,
+        })
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        // Closing stdin asks it to exit; kill makes sure.
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The address in a `... listening on IP:PORT ...` line.
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("listening on ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Serves the line protocol on this process's stdin/stdout until stdin closes:
+/// each `stats` line is answered with `stats()` as one JSON line.
+pub fn answer_stdin(mut stats: impl FnMut() -> Option<ServerStats>) {
+    let stdin = io::stdin();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.trim() != STATS_REQUEST {
+            continue;
+        }
+        let answer = match stats() {
+            Some(s) => format!("{{\"enters\":{},\"sqes\":{}}}", s.enters, s.sqes),
+            None => "{}".to_owned(),
+        };
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{answer}");
+        let _ = out.flush();
+    }
+}
+
+/// `target/<profile>/examples/peer_server` next to this binary (or next to the
+/// `deps/` folder a test or bench binary runs from).
+pub fn peer_server_path() -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.pop();
+    }
+    let path = dir.join("examples").join("peer_server");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "`--compare` needs the peer servers: build them with \
+                 `cargo build --release -p percore-bench --example peer_server` (looked for {})",
+                path.display()
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_line_gives_the_address() {
+        assert_eq!(
+            listening_addr("percore-bench serve: http listening on 127.0.0.1:7000 (2 cores)\n"),
+            Some("127.0.0.1:7000".parse().unwrap())
+        );
+        assert_eq!(listening_addr("error: address in use"), None);
+    }
+}

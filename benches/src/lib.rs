@@ -1,0 +1,29 @@
+//! percore-bench: percore's load tools and demo, as a library so the
+//! `percore-bench` binary, its tests and the side-by-side benches share them.
+//!
+//! - [`load`]: the load generator (echo and HTTP, closed or open loop, HDR latency);
+//! - [`server`]: percore's echo and hello-world HTTP servers;
+//! - [`net`]: `percore-bench net`, one server or percore against its peers;
+//! - [`child`]: servers in child processes, their CPU time and counters;
+//! - [`output`], [`plot`]: the table, `--json` and `--plot` of `net`;
+//! - [`cli`], [`demo`], [`report`]: the command line, the demo, the plain table.
+//!
+//! The peers (tokio, monoio) are dev-dependencies: their servers live in the
+//! `peer_server` example and the benches, never in this library.
+
+#![warn(missing_docs, missing_debug_implementations)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod child;
+pub mod cli;
+pub mod cpu;
+pub mod demo;
+pub mod http;
+pub mod load;
+pub mod net;
+pub mod output;
+pub mod plot;
+pub mod report;
+pub mod server;

@@ -1,0 +1,248 @@
+//! How `percore-bench net` shows its runs: a plain table (default) and JSON
+//! (`--json`, schema in `benches/README.md`); the SVG of `--plot` is in `plot.rs`.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::cli::NetOptions;
+use crate::load::TIMELINE_STEP;
+use crate::net::{median_of, servers, Run};
+use crate::report;
+use crate::server::Protocol;
+
+/// The JSON schema's name and version; bump it when a field changes meaning.
+pub const SCHEMA: &str = "percore-bench.net.v1";
+
+/// The percentiles every report shows, with their labels.
+pub const PERCENTILES: [(&str, f64); 4] =
+    [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99_9", 0.999)];
+
+fn micros(d: Duration) -> f64 {
+    d.as_nanos() as f64 / 1e3
+}
+
+fn p(run: &Run, q: f64) -> Option<f64> {
+    Some(micros(run.load.quantile(q)))
+}
+
+/// The plain-text report: one line per server (medians over rounds), then the
+/// ratios of percore to each peer.
+pub fn table(options: &NetOptions, runs: &[Run]) -> String {
+    let names = servers(runs);
+    let rounds = runs.len() / names.len().max(1);
+    let mut out = heading(options, rounds);
+    let mut grid = vec![[
+        "server",
+        "req/s",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "errors",
+        "server CPU/req",
+        "SQEs/req",
+        "enters/req",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    grid.extend(names.iter().map(|name| server_row(runs, name)));
+    out.push_str(&report::grid(&grid));
+    for ratio in ratios(runs) {
+        out.push_str(&format!(
+            "percore/{}: req/s {:.2}x, p99 {:.2}x{}\n",
+            ratio.peer,
+            ratio.rate,
+            ratio.p99,
+            ratio
+                .cpu
+                .map(|x| format!(", server CPU/req {x:.2}x"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(err) = runs.iter().find_map(|r| r.load.first_error.as_ref()) {
+        out.push_str(&format!("first error: {err}\n"));
+    }
+    out
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The first line: what was run, how long, against what.
+fn heading(options: &NetOptions, rounds: usize) -> String {
+    let messages = match options.protocol {
+        Protocol::Echo => format!(", {} B messages", options.size),
+        Protocol::Http => String::new(),
+    };
+    let runs = match rounds {
+        1 => "1 run".to_owned(),
+        n => format!("{n} rounds (medians)"),
+    };
+    let rate = options
+        .rate
+        .map(|rate| format!(", open loop at {}", report::rate(rate)))
+        .unwrap_or_default();
+    let server = match options.target {
+        Some(target) => format!(", target {target}"),
+        None => format!(
+            ", server {} core{} on 127.0.0.1",
+            options.server_cores,
+            plural(options.server_cores)
+        ),
+    };
+    format!(
+        "percore-bench net {}: {} connections{messages}, {} client core{}, {runs} of {}{rate}{server}\n",
+        options.protocol,
+        options.connections,
+        options.cores,
+        plural(options.cores),
+        report::duration(options.duration),
+    )
+}
+
+/// One server's cells: medians over its runs; `-` for what is not known.
+fn server_row(runs: &[Run], name: &str) -> Vec<String> {
+    let m = |figure: &dyn Fn(&Run) -> Option<f64>| median_of(runs, name, figure);
+    let latency = |q: f64| {
+        m(&|run| p(run, q))
+            .map(|us| report::duration(Duration::from_secs_f64(us / 1e6)))
+            .unwrap_or_default()
+    };
+    let ratio = |x: Option<f64>| x.map_or_else(|| "-".into(), |x| format!("{x:.3}"));
+    let errors: u64 = runs
+        .iter()
+        .filter(|r| r.server == name)
+        .map(|r| r.load.errors)
+        .sum();
+    vec![
+        name.to_owned(),
+        m(&|run| Some(run.load.rate()))
+            .map(report::rate)
+            .unwrap_or_default(),
+        latency(0.5),
+        latency(0.9),
+        latency(0.99),
+        latency(0.999),
+        latency(1.0),
+        errors.to_string(),
+        m(&|run| run.cpu_per_request().map(micros))
+            .map_or_else(|| "-".into(), |us| format!("{us:.2} µs")),
+        ratio(m(&Run::sqes_per_request)),
+        ratio(m(&Run::enters_per_request)),
+    ]
+}
+
+/// percore's medians over a peer's.
+struct Ratio {
+    peer: String,
+    rate: f64,
+    p99: f64,
+    /// Server CPU per request, when both were measured.
+    cpu: Option<f64>,
+}
+
+/// percore over each other server in `runs`.
+fn ratios(runs: &[Run]) -> Vec<Ratio> {
+    let names = servers(runs);
+    if !names.iter().any(|n| n == "percore") {
+        return Vec::new();
+    }
+    let over = |peer: &str, f: &dyn Fn(&Run) -> Option<f64>| {
+        Some(median_of(runs, "percore", f)? / median_of(runs, peer, f)?.max(1e-12))
+    };
+    names
+        .iter()
+        .filter(|n| *n != "percore")
+        .filter_map(|peer| {
+            Some(Ratio {
+                peer: peer.clone(),
+                rate: over(peer, &|r| Some(r.load.rate()))?,
+                p99: over(peer, &|r| p(r, 0.99))?,
+                cpu: over(peer, &|r| r.cpu_per_request().map(micros)),
+            })
+        })
+        .collect()
+}
+
+fn run_json(run: &Run, round: usize) -> Value {
+    let load = &run.load;
+    let mut latency = serde_json::Map::new();
+    for (label, q) in PERCENTILES {
+        latency.insert(label.into(), json!(micros(load.quantile(q))));
+    }
+    latency.insert("max".into(), json!(micros(load.quantile(1.0))));
+    latency.insert("mean".into(), json!(load.latency.mean() / 1e3));
+    json!({
+        "server": run.server,
+        "round": round,
+        "requests": load.requests,
+        "errors": load.errors,
+        "first_error": load.first_error,
+        "connected": load.connected,
+        "elapsed_s": load.elapsed.as_secs_f64(),
+        "req_per_s": load.rate(),
+        "latency_us": latency,
+        "server_cpu_us_per_request": run.cpu_per_request().map(micros),
+        "server_sqes_per_request": run.sqes_per_request(),
+        "server_enters_per_request": run.enters_per_request(),
+        "timeline": {
+            "step_ms": TIMELINE_STEP.as_millis() as u64,
+            "requests": load.timeline,
+        },
+    })
+}
+
+/// The `--json` document (schema [`SCHEMA`], described in `benches/README.md`).
+pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
+    let names = servers(runs);
+    let round_of = |i: usize| i / names.len().max(1);
+    let summary: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let m = |f: &dyn Fn(&Run) -> Option<f64>| median_of(runs, name, f);
+            json!({
+                "server": name,
+                "req_per_s": m(&|r| Some(r.load.rate())),
+                "p50_us": m(&|r| p(r, 0.5)),
+                "p99_us": m(&|r| p(r, 0.99)),
+                "server_cpu_us_per_request": m(&|r| r.cpu_per_request().map(micros)),
+                "server_sqes_per_request": m(&|r| r.sqes_per_request()),
+                "server_enters_per_request": m(&|r| r.enters_per_request()),
+            })
+        })
+        .collect();
+    let ratios: Vec<Value> = ratios(runs)
+        .into_iter()
+        .map(|ratio| {
+            json!({
+                "numerator": "percore",
+                "denominator": ratio.peer,
+                "req_per_s": ratio.rate,
+                "p99": ratio.p99,
+                "server_cpu_per_request": ratio.cpu,
+            })
+        })
+        .collect();
+    json!({
+        "schema": SCHEMA,
+        "protocol": options.protocol.name(),
+        "target": options.target.map(|t| t.to_string()),
+        "connections": options.connections,
+        "size": options.size,
+        "duration_s": options.duration.as_secs_f64(),
+        "client_cores": options.cores,
+        "server_cores": options.server_cores,
+        "rate": options.rate,
+        "compare": options.compare,
+        "runs": runs.iter().enumerate().map(|(i, r)| run_json(r, round_of(i))).collect::<Vec<_>>(),
+        "summary": summary,
+        "ratios": ratios,
+    })
+}

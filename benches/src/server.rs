@@ -1,0 +1,206 @@
+//! percore's echo and hello-world HTTP servers, as `percore-bench serve` runs
+//! them and as the demo and the benches start them in-process: one
+//! `SO_REUSEPORT` listener per core, multishot accept, one task per connection.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use percore::net::tcp::ListenOptions;
+use percore::net::{TcpListener, TcpStream};
+use percore::{Runtime, Stats};
+
+use crate::cpu;
+use crate::http::{Cutter, BAD_REQUEST, RESPONSE};
+
+/// What a server speaks, and what the load generator sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Every byte read is written back.
+    Echo,
+    /// HTTP/1.1 keep-alive; every request is answered `Hello, world!`.
+    Http,
+}
+
+impl Protocol {
+    /// `echo` or `http`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Echo => "echo",
+            Protocol::Http => "http",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A running percore server; dropping it stops its cores.
+#[derive(Debug)]
+pub struct Server {
+    runtime: Runtime,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds `cores` listeners on `addr` (port 0 picks one) and serves
+    /// `protocol` on as many cores; core `i` pins itself to the `first_cpu + i`-th
+    /// allowed CPU when `first_cpu` is given.
+    ///
+    /// # Errors
+    ///
+    /// Binding fails (address in use…) or the runtime cannot start.
+    pub fn start(
+        protocol: Protocol,
+        addr: SocketAddr,
+        cores: usize,
+        first_cpu: Option<usize>,
+    ) -> io::Result<Server> {
+        let cores = cores.max(1);
+        let options = ListenOptions::new().reuse_port(true).backlog(4096);
+        let first = options.bind_tcp(addr)?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first.into_std()?];
+        for _ in 1..cores {
+            listeners.push(options.bind_tcp(addr)?.into_std()?);
+        }
+        let runtime = Runtime::builder()
+            .cores(cores)
+            .stall_threshold(None)
+            .build()?;
+        for (core, listener) in listeners.into_iter().enumerate() {
+            let cpu = first_cpu.and_then(|first| cpu::cpu_for(first, core));
+            let _detached = runtime.spawn_on(core, move || async move {
+                if let Some(cpu) = cpu {
+                    // Unpinned is still a correct server; the caller asked for best effort.
+                    let _ = cpu::pin_to(cpu);
+                }
+                accept_loop(protocol, TcpListener::from_std(listener)).await;
+            })?;
+        }
+        Ok(Server { runtime, addr })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// CPU time the server's cores have used so far, summed.
+    ///
+    /// # Errors
+    ///
+    /// A core has stopped.
+    pub fn cpu_time(&self) -> io::Result<Duration> {
+        let all = self
+            .runtime
+            .run_on_all(|_| async { cpu::thread_cpu_time() })?;
+        Ok(all.into_iter().sum())
+    }
+
+    /// Every core's counters, summed (`core` is the number of cores).
+    ///
+    /// # Errors
+    ///
+    /// A core has stopped.
+    pub fn stats(&self) -> io::Result<Stats> {
+        let all = self.runtime.run_on_all(|_| async { percore::stats() })?;
+        let mut sum = Stats::default();
+        sum.core = all.len();
+        for stats in all {
+            sum.enters += stats.enters;
+            sum.sqes += stats.sqes;
+            sum.cqes += stats.cqes;
+            sum.polls += stats.polls;
+            sum.parks += stats.parks;
+        }
+        Ok(sum)
+    }
+}
+
+async fn accept_loop(protocol: Protocol, listener: TcpListener) {
+    let mut incoming = listener.incoming();
+    while let Some(next) = incoming.next().await {
+        match next {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                let _detached = match protocol {
+                    Protocol::Echo => percore::spawn(echo(stream)),
+                    Protocol::Http => percore::spawn(http(stream)),
+                };
+            }
+            // `incoming` already backs off on EMFILE and the like; keep accepting.
+            Err(_) => percore::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+}
+
+/// Echoes until end of stream or an error (which ends this connection only).
+async fn echo(stream: TcpStream) {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    loop {
+        buf.clear();
+        let (res, back) = stream.read(buf).await;
+        match res {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let (res, back) = stream.write_all(back).await;
+        if res.is_err() {
+            return;
+        }
+        buf = back;
+    }
+}
+
+/// Answers every complete request buffered in one write (pipelining), then
+/// reads more; ends at end of stream, `Connection: close` or a bad request.
+async fn http(stream: TcpStream) {
+    let mut cutter = Cutter::new(false);
+    let mut out = Vec::with_capacity(RESPONSE.len() * 4);
+    loop {
+        let mut close = false;
+        loop {
+            match cutter.next_message() {
+                Ok(Some(head)) => {
+                    out.extend_from_slice(RESPONSE);
+                    if head.close {
+                        close = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    out.extend_from_slice(BAD_REQUEST);
+                    close = true;
+                    break;
+                }
+            }
+        }
+        if !out.is_empty() {
+            let (res, back) = stream.write_all(out).await;
+            if res.is_err() {
+                return;
+            }
+            out = back;
+            out.clear();
+        }
+        if close {
+            let _ = stream.shutdown(std::net::Shutdown::Write).await;
+            return;
+        }
+        cutter.prepare_read();
+        let buf = std::mem::take(&mut cutter.buf);
+        let (res, buf) = stream.read(buf).await;
+        cutter.buf = buf;
+        match res {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}

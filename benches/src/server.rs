@@ -1,6 +1,8 @@
 //! percore's echo and hello-world HTTP servers, as `percore-bench serve` runs
 //! them and as the demo and the benches start them in-process: one
-//! `SO_REUSEPORT` listener per core, multishot accept, one task per connection.
+//! `SO_REUSEPORT` listener per core, multishot accept, one task per connection,
+//! each receiving through the core's provided-buffer ring (one multishot
+//! `recv` per connection; a request costs one SQE, the send).
 
 use std::fmt;
 use std::io;
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use percore::net::tcp::ListenOptions;
-use percore::net::{TcpListener, TcpStream};
+use percore::net::{BufRing, TcpListener, TcpStream};
 use percore::{Runtime, Stats};
 
 use crate::cpu;
@@ -123,15 +125,30 @@ impl Server {
     }
 }
 
+/// Buffers of each core's receive ring, and their size: 16 MiB per core, shared
+/// by all its connections (an idle connection holds none).
+const RING_BUFFERS: u16 = 1024;
+const RING_BUFFER_SIZE: u32 = 16 * 1024;
+
 async fn accept_loop(protocol: Protocol, listener: TcpListener) {
+    let ring = match BufRing::new(RING_BUFFERS, RING_BUFFER_SIZE) {
+        Ok(ring) => ring,
+        Err(err) => {
+            return eprintln!(
+                "percore-bench: core {}: no receive buffer ring: {err}",
+                percore::current_core()
+            )
+        }
+    };
     let mut incoming = listener.incoming();
     while let Some(next) = incoming.next().await {
         match next {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
+                let ring = ring.clone();
                 let _detached = match protocol {
-                    Protocol::Echo => percore::spawn(echo(stream)),
-                    Protocol::Http => percore::spawn(http(stream)),
+                    Protocol::Echo => percore::spawn(echo(stream, ring)),
+                    Protocol::Http => percore::spawn(http(stream, ring)),
                 };
             }
             // `incoming` already backs off on EMFILE and the like; keep accepting.
@@ -140,27 +157,23 @@ async fn accept_loop(protocol: Protocol, listener: TcpListener) {
     }
 }
 
-/// Echoes until end of stream or an error (which ends this connection only).
-async fn echo(stream: TcpStream) {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    loop {
-        buf.clear();
-        let (res, back) = stream.read(buf).await;
-        match res {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let (res, back) = stream.write_all(back).await;
+/// Echoes until end of stream or an error (which ends this connection only):
+/// each received ring buffer is sent back as it is.
+async fn echo(stream: TcpStream, ring: BufRing) {
+    let mut incoming = stream.recv_stream(&ring);
+    while let Some(Ok(buf)) = incoming.next().await {
+        let (res, _buf) = stream.write_all(buf).await;
         if res.is_err() {
             return;
         }
-        buf = back;
     }
 }
 
-/// Answers every complete request buffered in one write (pipelining), then
-/// reads more; ends at end of stream, `Connection: close` or a bad request.
-async fn http(stream: TcpStream) {
+/// Answers every complete request received so far in one write (pipelining),
+/// then waits for more; ends at end of stream, `Connection: close` or a bad
+/// request.
+async fn http(stream: TcpStream, ring: BufRing) {
+    let mut incoming = stream.recv_stream(&ring);
     let mut cutter = Cutter::new(false);
     let mut out = Vec::with_capacity(RESPONSE.len() * 4);
     loop {
@@ -194,13 +207,10 @@ async fn http(stream: TcpStream) {
             let _ = stream.shutdown(std::net::Shutdown::Write).await;
             return;
         }
+        let Some(Ok(buf)) = incoming.next().await else {
+            return;
+        };
         cutter.prepare_read();
-        let buf = std::mem::take(&mut cutter.buf);
-        let (res, buf) = stream.read(buf).await;
-        cutter.buf = buf;
-        match res {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+        cutter.buf.extend_from_slice(&buf);
     }
 }

@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy --all-targets -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo clippy --all-targets --all-features -D warnings"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-echo "== cargo test --workspace"
-cargo test --workspace
+echo "== cargo test --workspace --all-features"
+cargo test --workspace --all-features
 
 echo "== cargo doc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
 echo "== loom models (channels)"
 ci/loom.sh

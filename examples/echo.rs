@@ -1,5 +1,8 @@
 //! An echo server: one `SO_REUSEPORT` listener per core, each accepting with
-//! multishot accept and echoing every connection in its own task.
+//! multishot accept and echoing every connection in its own task. Connections
+//! receive through the core's provided-buffer ring (one multishot `recv` each),
+//! so an idle connection holds no buffer and an echo costs one SQE: the send of
+//! the very buffer the kernel received into.
 //!
 //! `cargo run --release -p percore-examples --example echo -- --addr 127.0.0.1:7000 --cores 2`
 
@@ -7,32 +10,38 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use percore::net::{TcpListener, TcpStream};
+use percore::net::{BufRing, TcpListener, TcpStream};
 use percore_examples::server::{serve_per_core, Flags};
 
 /// Echoes until end of stream (or an error, which ends this connection only).
-async fn echo(stream: TcpStream) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    loop {
-        buf.clear();
-        let (res, back) = stream.read(buf).await;
-        if res? == 0 {
-            return Ok(());
-        }
-        let (res, back) = stream.write_all(back).await;
+async fn echo(stream: TcpStream, ring: BufRing) -> io::Result<()> {
+    let mut incoming = stream.recv_stream(&ring);
+    while let Some(buf) = incoming.next().await {
+        // The ring buffer goes out as it is, and back to the ring once sent.
+        let (res, _buf) = stream.write_all(buf?).await;
         res?;
-        buf = back;
     }
+    Ok(())
 }
 
 async fn serve(listener: TcpListener) {
+    // 1,024 buffers of 16 KiB shared by all of this core's connections.
+    let ring = match BufRing::new(1024, 16 * 1024) {
+        Ok(ring) => ring,
+        Err(err) => {
+            return eprintln!(
+                "echo: buffer ring on core {}: {err}",
+                percore::current_core()
+            )
+        }
+    };
     let mut incoming = listener.incoming();
     let mut last_report: Option<Instant> = None;
     while let Some(next) = incoming.next().await {
         match next {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                drop(percore::spawn(echo(stream)));
+                drop(percore::spawn(echo(stream, ring.clone())));
             }
             // `incoming` already backs off on EMFILE/ENFILE; report at most once a second.
             Err(err) => {

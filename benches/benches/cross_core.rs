@@ -21,8 +21,8 @@
 //! cross a core (a read of it, not a fault of the bench).
 //!
 //! How each side waits is part of what is measured: an idle percore core
-//! parks in `io_uring_enter` at once (no spinning) and is woken by an eventfd
-//! write from the other core; an idle tokio worker parks on a futex;
+//! parks in `io_uring_enter` at once (no spinning) and is woken by an
+//! `IORING_OP_MSG_RING` that rides on the other core's next enter; an idle tokio worker parks on a futex;
 //! crossbeam spins and yields for a while before it parks on a futex.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

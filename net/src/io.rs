@@ -23,6 +23,13 @@ macro_rules! read_methods {
             self.socket().read(buf).await
         }
 
+        /// Receives as data arrives, into buffers of `ring`: one multishot
+        /// `recv` for the whole stream, no buffer held while waiting (see
+        /// [`RecvStream`](crate::RecvStream)).
+        pub fn recv_stream(&self, ring: &percore_runtime::buf_ring::BufRing) -> crate::RecvStream {
+            self.socket().recv_stream(ring)
+        }
+
         /// Reads once, filling each buffer's spare capacity in order (`readv(2)`).
         ///
         /// # Errors
@@ -78,6 +85,42 @@ macro_rules! write_methods {
             buf: B,
         ) -> percore_runtime::BufResult<usize, B> {
             self.socket().write(buf).await
+        }
+
+        /// Writes `buf`'s initialised bytes once without copying them into the
+        /// kernel (`IORING_OP_SEND_ZC`): the NIC or the peer socket reads them
+        /// from `buf` itself, which comes back once the kernel let go of it.
+        ///
+        /// Worth it for large buffers (tens of KiB and up); for small ones the
+        /// extra completion costs more than the copy saves, so use `write`.
+        /// TCP only: other sockets give `EOPNOTSUPP`.
+        ///
+        /// # Errors
+        ///
+        /// The raw OS error of the send; the buffer comes back either way.
+        ///
+        /// # Cancel safety
+        ///
+        /// As `write`; a dropped future keeps the buffer alive until the kernel
+        /// is done with it.
+        pub async fn write_zc<B: percore_runtime::IoBuf>(
+            &self,
+            buf: B,
+        ) -> percore_runtime::BufResult<usize, B> {
+            self.socket().write_zc(buf).await
+        }
+
+        /// Writes all of `buf`'s initialised bytes with zero-copy sends (see
+        /// `write_zc`), resending the rest after partial writes.
+        ///
+        /// # Errors
+        ///
+        /// The first send error, or `WriteZero`; how much was sent is then unknown.
+        pub async fn write_all_zc<B: percore_runtime::IoBuf>(
+            &self,
+            buf: B,
+        ) -> percore_runtime::BufResult<(), B> {
+            self.socket().write_all_zc(buf).await
         }
 
         /// Writes the buffers' initialised bytes in order, once (`sendmsg(2)`).

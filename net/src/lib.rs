@@ -71,6 +71,8 @@ pub mod unix;
 pub use socket2;
 
 pub use incoming::Incoming;
+pub use percore_runtime::buf_ring::{BufRing, RingBuf};
+pub use recv::RecvStream;
 pub use split::{ReadHalf, ReuniteError, WriteHalf};
 pub use tcp::{TcpListener, TcpStream};
 pub use udp::UdpSocket;

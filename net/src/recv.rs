@@ -1,19 +1,35 @@
 //! The receive path of streams (TCP, Unix): the one place bytes come in.
 //!
-//! Today each read is one `IORING_OP_RECV` (or `READV`) into the caller's buffer.
-//! A multishot `recv` into a provided buffer ring (issue 4, part 2) belongs
-//! beside it here: a second way to receive, with its own buffer type, chosen per
-//! stream; the send side and the public types do not change.
+//! Two ways in: each `read` is one `IORING_OP_RECV` (or `READV`) into the
+//! caller's buffer; a [`RecvStream`] is one multishot `recv` that picks buffers
+//! from a provided-buffer ring ([`BufRing`]) as data arrives, so a connection
+//! waiting for data holds no buffer at all and costs no SQE per read.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use percore_runtime::{BufResult, IoBufMut, Op};
+use futures_core::Stream;
+use percore_runtime::buf_ring::{BufRing, RingBuf};
+use percore_runtime::{BufResult, IoBufMut, MultiOp, Op};
 use socket2::SockAddr;
 
-use crate::op::{self, One};
+use crate::op::{self, One, SharedFd};
 use crate::socket::Socket;
 
 impl Socket {
+    /// A multishot receive into `ring`'s buffers.
+    pub(crate) fn recv_stream(&self, ring: &BufRing) -> RecvStream {
+        RecvStream {
+            fd: self.shared_fd().clone(),
+            ring: ring.clone(),
+            multi: None,
+            fallback: None,
+            done: false,
+        }
+    }
+
     /// One `recv(2)` into `buf`'s spare capacity: the hot read path, one SQE.
     pub(crate) fn read<B: IoBufMut>(&self, buf: B) -> Op<op::Recv<B>> {
         Op::new(op::Recv::new(self.shared_fd().clone(), buf))
@@ -63,5 +79,134 @@ impl Socket {
         bufs: Vec<B>,
     ) -> BufResult<op::Received, Vec<B>> {
         Op::new(op::RecvMsg::new(self.shared_fd().clone(), bufs)).await
+    }
+}
+
+/// The bytes a stream receives, as they arrive: a `Stream` of [`RingBuf`]s
+/// filled by one multishot `recv` from a provided-buffer ring ([`BufRing`]).
+///
+/// Made by `recv_stream(&ring)` on a stream or read half. The stream ends at
+/// end of stream (the peer shut down its side), or after yielding an error.
+/// Each buffer goes back to the ring when dropped; an echo can write it out as
+/// it is (`RingBuf` is an `IoBuf`).
+///
+/// While it waits, the connection holds no buffer: a server with 100,000 idle
+/// connections holds only the ring. If the ring runs out (the application holds
+/// every buffer), receives do not stall: each read falls back to a one-shot
+/// `recv` into a fresh `Vec` of the ring's buffer size, and the multishot
+/// receive is re-armed once buffers are back.
+///
+/// # Cancel safety
+///
+/// Dropping it cancels the receive; bytes the kernel received meanwhile are
+/// dropped (their buffers go back to the ring), so the position in the byte
+/// stream is lost.
+///
+/// # Examples
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use percore_net::{BufRing, UnixStream};
+///
+/// percore_runtime::run(async {
+///     let ring = BufRing::new(64, 4096)?;
+///     let (a, b) = UnixStream::pair()?;
+///     let (res, _) = a.write_all(b"hello".to_vec()).await;
+///     res?;
+///     drop(a);
+///     let mut incoming = b.recv_stream(&ring);
+///     let mut got = Vec::new();
+///     while let Some(buf) = incoming.next().await {
+///         got.extend_from_slice(&buf?);
+///     }
+///     assert_eq!(got, b"hello");
+///     assert_eq!(ring.available(), ring.capacity());
+///     std::io::Result::Ok(())
+/// })
+/// .unwrap()
+/// .unwrap();
+/// ```
+#[must_use = "a RecvStream receives nothing unless polled"]
+pub struct RecvStream {
+    fd: SharedFd,
+    ring: BufRing,
+    multi: Option<MultiOp<op::RecvMulti>>,
+    /// A one-shot receive, used while the ring has no buffer to give.
+    fallback: Option<Op<op::Recv<Vec<u8>>>>,
+    done: bool,
+}
+
+impl RecvStream {
+    /// The ring this stream receives into.
+    pub fn ring(&self) -> &BufRing {
+        &self.ring
+    }
+}
+
+impl Stream for RecvStream {
+    type Item = io::Result<RingBuf>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if let Some(fallback) = this.fallback.as_mut() {
+                let (res, buf) = std::task::ready!(Pin::new(fallback).poll(cx));
+                this.fallback = None;
+                return Poll::Ready(match res {
+                    Ok(0) => {
+                        this.done = true;
+                        None
+                    }
+                    Ok(_) => Some(Ok(RingBuf::from(buf))),
+                    Err(err) => {
+                        this.done = true;
+                        Some(Err(err))
+                    }
+                });
+            }
+            let multi = match this.multi.as_mut() {
+                Some(multi) => multi,
+                None if this.ring.available() == 0 => {
+                    let buf = Vec::with_capacity(this.ring.buf_size() as usize);
+                    this.fallback = Some(Op::new(op::Recv::new(this.fd.clone(), buf)));
+                    continue;
+                }
+                None => this.multi.insert(MultiOp::new(op::RecvMulti::new(
+                    this.fd.clone(),
+                    this.ring.clone(),
+                ))),
+            };
+            match std::task::ready!(Pin::new(multi).poll_next(cx)) {
+                Some(Ok(Some(buf))) => return Poll::Ready(Some(Ok(buf))),
+                Some(Ok(None)) => {
+                    this.done = true;
+                    this.multi = None;
+                    return Poll::Ready(None);
+                }
+                // The ring ran dry: the op has ended; go on without it.
+                Some(Err(err)) if err.raw_os_error() == Some(libc::ENOBUFS) => this.multi = None,
+                Some(Err(err)) => {
+                    this.done = true;
+                    this.multi = None;
+                    return Poll::Ready(Some(Err(err)));
+                }
+                // The op ended without an error (the kernel may stop a multishot
+                // receive at any time): re-arm.
+                None => this.multi = None,
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for RecvStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvStream")
+            .field("ring", &self.ring)
+            .field("armed", &self.multi.is_some())
+            .field("done", &self.done)
+            .finish()
     }
 }

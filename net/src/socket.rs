@@ -16,7 +16,8 @@ use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
-use percore_runtime::{BufResult, IoBuf, Op};
+use futures_core::Stream;
+use percore_runtime::{BufResult, IoBuf, MultiOp, Op, Slice};
 use socket2::{Domain, SockAddr, SockRef, Type};
 
 use crate::error::context;
@@ -75,22 +76,33 @@ impl Socket {
         Op::new(op::Send::new(self.fd.clone(), buf))
     }
 
+    /// One zero-copy `send(2)`: returns once the kernel let go of the buffer.
+    pub(crate) async fn write_zc<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        let mut op = MultiOp::new(op::SendZc::new(self.fd.clone(), buf));
+        // Two CQEs: the result, then the notification that ends the stream.
+        while std::future::poll_fn(|cx| std::pin::Pin::new(&mut op).poll_next(cx))
+            .await
+            .is_some()
+        {}
+        let Some(mut data) = op.into_inner() else {
+            // The stream ended, so the runtime hands the data back (MultiOp's contract).
+            unreachable!("a finished zero-copy send gives its buffer back");
+        };
+        let sent = data
+            .sent
+            .take()
+            .unwrap_or_else(|| Err(io::Error::other("zero-copy send ended without a result")));
+        (sent, data.into_buf())
+    }
+
+    /// Writes all of `buf`'s initialised bytes with zero-copy sends.
+    pub(crate) async fn write_all_zc<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        write_all_by(buf, |slice| self.write_zc(slice)).await
+    }
+
     /// Writes all of `buf`'s initialised bytes, one `send` per partial write.
     pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        let len = buf.bytes_init();
-        let mut done = 0;
-        let mut buf = buf;
-        while done < len {
-            let (res, slice) = self.write(buf.slice(done..len)).await;
-            buf = slice.into_inner();
-            match res {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return (Err(err), buf),
-            }
-        }
-        (Ok(()), buf)
+        write_all_by(buf, |slice| self.write(slice)).await
     }
 
     /// One `sendmsg(2)` of all buffers in order (a gather write, `MSG_NOSIGNAL`).
@@ -142,4 +154,28 @@ pub(crate) fn ip_addr(addr: &SockAddr) -> io::Result<SocketAddr> {
             ),
         )
     })
+}
+
+/// Sends all of `buf`'s initialised bytes with `send`, resending the rest after
+/// partial writes.
+async fn write_all_by<B, F, Fut>(buf: B, mut send: F) -> BufResult<(), B>
+where
+    B: IoBuf,
+    F: FnMut(Slice<B>) -> Fut,
+    Fut: std::future::Future<Output = BufResult<usize, Slice<B>>>,
+{
+    let len = buf.bytes_init();
+    let mut done = 0;
+    let mut buf = buf;
+    while done < len {
+        let (res, slice) = send(buf.slice(done..len)).await;
+        buf = slice.into_inner();
+        match res {
+            Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+            Ok(n) => done += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return (Err(err), buf),
+        }
+    }
+    (Ok(()), buf)
 }

@@ -34,6 +34,7 @@
 
 mod blocking;
 mod buf;
+pub mod buf_ring;
 pub mod channel;
 mod driver;
 mod executor;
@@ -71,6 +72,15 @@ pub use task::{spawn, yield_now, JoinError, JoinHandle, UnhandledPanic};
 /// Outside a percore runtime, or if called from inside an op's completion.
 pub fn with_submitter<R>(f: impl FnOnce(&io_uring::Submitter<'_>) -> R) -> R {
     executor::with_driver(|driver| f(&driver.submitter()))
+}
+
+/// [`with_submitter`] if this thread runs a percore core, else `None` (for
+/// `Drop` impls that must not panic once the runtime is gone).
+pub fn try_with_submitter<R>(f: impl FnOnce(&io_uring::Submitter<'_>) -> R) -> Option<R> {
+    if !executor::has_core() {
+        return None;
+    }
+    Some(with_submitter(f))
 }
 
 /// Whether this core's kernel supports `opcode` (an `io_uring::opcode::*::CODE`),

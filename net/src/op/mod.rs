@@ -10,7 +10,9 @@ mod connect;
 mod msg;
 mod readv;
 mod recv;
+mod recv_multi;
 mod send;
+mod send_zc;
 mod shutdown;
 
 use std::os::fd::OwnedFd;
@@ -21,7 +23,9 @@ pub(crate) use connect::Connect;
 pub(crate) use msg::{BufListMut, One, Received, RecvMsg, SendMsg};
 pub(crate) use readv::Readv;
 pub(crate) use recv::Recv;
+pub(crate) use recv_multi::RecvMulti;
 pub(crate) use send::Send;
+pub(crate) use send_zc::SendZc;
 pub(crate) use shutdown::Shutdown;
 
 /// A socket's fd, shared by the socket and every op in flight on it. The last

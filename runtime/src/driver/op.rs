@@ -148,6 +148,8 @@ fn release_without_driver<T>(data: T) {
 pub struct Op<T: OpCode> {
     data: Option<T>,
     key: Option<Key>,
+    /// Enter the kernel right after pushing (`submit_now`).
+    now: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -161,8 +163,21 @@ impl<T: OpCode> Op<T> {
         Op {
             data: Some(data),
             key: None,
+            now: false,
             _not_send: PhantomData,
         }
+    }
+
+    /// Submits the entry to the kernel as soon as it is pushed (one
+    /// `io_uring_enter` of its own), instead of with the rest of the tick's batch.
+    ///
+    /// For ops that go to a device, such as `O_DIRECT` reads and writes: every
+    /// moment an entry waits in the submission queue the device runs below its
+    /// queue depth. Ops the kernel completes at once (buffered reads, sockets)
+    /// are faster batched, the default.
+    pub fn submit_now(mut self) -> Op<T> {
+        self.now = true;
+        self
     }
 }
 
@@ -177,7 +192,15 @@ impl<T: OpCode> Future for Op<T> {
         let Some(key) = this.key else {
             let sqe = data.sqe();
             let waiting = Lifecycle::Waiting(Some(cx.waker().clone()));
-            return match executor::with_driver(|driver| driver.start(sqe, waiting)) {
+            let now = this.now;
+            let started = executor::with_driver(|driver| {
+                let key = driver.start(sqe, waiting)?;
+                if now {
+                    driver.submit_now();
+                }
+                Ok::<_, std::io::Error>(key)
+            });
+            return match started {
                 Ok(key) => {
                     this.key = Some(key);
                     this.data = Some(data);
@@ -296,6 +319,21 @@ impl<T: MultishotCode> MultiOp<T> {
             done: false,
             _not_send: PhantomData,
         }
+    }
+}
+
+impl<T: MultishotCode> MultiOp<T> {
+    /// The op's data back, once the stream has ended (its last CQE arrived) or
+    /// if it was never polled; `None` while the kernel may still use it, and
+    /// then the op is dropped as usual (cancelled, its data kept until the end).
+    ///
+    /// For ops whose last CQE hands the memory back, such as a zero-copy send's
+    /// notification.
+    pub fn into_inner(mut self) -> Option<T> {
+        if self.done || self.key.is_none() {
+            return self.data.take();
+        }
+        None
     }
 }
 

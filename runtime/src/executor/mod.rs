@@ -579,6 +579,13 @@ pub(crate) fn ring(target: &Shared) {
     target.notify();
 }
 
+/// The uid of the core running on this thread, if any.
+pub(crate) fn core_uid() -> Option<u64> {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    unsafe { core.as_ref() }.map(|core| core.uid)
+}
+
 /// Whether this thread runs the core that `shared` belongs to.
 pub(crate) fn is_owner(shared: &Shared) -> bool {
     let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());

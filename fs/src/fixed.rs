@@ -1,0 +1,450 @@
+//! Registered ("fixed") files and buffers: the kernel looks a fixed file up by
+//! index instead of by fd, and maps a fixed buffer's pages once at
+//! registration instead of on every op (`IORING_OP_READ_FIXED`/`WRITE_FIXED`).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::rc::Rc;
+
+use percore_runtime::{try_with_submitter, with_submitter, BufResult, IoBuf, IoBufMut, Op};
+
+use crate::op::{ReadAt, Target, WriteAt};
+use crate::{DmaBuffer, File};
+
+/// This core's registered file table (`IORING_REGISTER_FILES`, sparse).
+///
+/// A ring has one such table, so only the first `FixedFiles` of a core
+/// succeeds; the kernel answers later ones with `EBUSY`. Dropping it
+/// unregisters the table (files registered through it stay open while their
+/// [`FixedFile`]s live).
+///
+/// # Examples
+///
+/// ```
+/// use percore_fs::{File, FixedFiles};
+///
+/// # percore_runtime::run(async {
+/// let table = FixedFiles::new(8)?;
+/// let file = table.register(File::open("Cargo.toml").await?)?;
+/// let (n, buf) = file.read_at(Vec::with_capacity(9), 0).await;
+/// assert_eq!(n?, 9);
+/// assert_eq!(buf, b"[package]");
+/// # std::io::Result::Ok(()) }).unwrap().unwrap();
+/// ```
+pub struct FixedFiles {
+    table: Rc<FileTable>,
+}
+
+struct FileTable {
+    /// Which slots are taken.
+    used: RefCell<Vec<bool>>,
+}
+
+impl FixedFiles {
+    /// Registers an empty table of `slots` files with this core's ring.
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY` if this ring already has a file table; `EMFILE`/`ENOMEM` from
+    /// the kernel for too many slots.
+    ///
+    /// # Panics
+    ///
+    /// Outside a percore runtime.
+    pub fn new(slots: u32) -> io::Result<FixedFiles> {
+        with_submitter(|submitter| submitter.register_files_sparse(slots))
+            .map_err(|err| context(err, "register a fixed file table"))?;
+        Ok(FixedFiles {
+            table: Rc::new(FileTable {
+                used: RefCell::new(vec![false; slots as usize]),
+            }),
+        })
+    }
+
+    /// Puts `file` in a free slot; ops on the returned [`FixedFile`] name the
+    /// slot instead of the fd.
+    ///
+    /// # Errors
+    ///
+    /// An `Other` error naming the file if every slot is taken (the file is
+    /// then closed); errors of `IORING_REGISTER_FILES_UPDATE`, naming the file.
+    pub fn register(&self, file: File) -> io::Result<FixedFile> {
+        let mut used = self.table.used.borrow_mut();
+        let Some(index) = used.iter().position(|taken| !taken) else {
+            return Err(io::Error::other(format!(
+                "fixed file table full ({} slots) registering {}",
+                used.len(),
+                file.path().display()
+            )));
+        };
+        let fd = file.as_raw_fd();
+        with_submitter(|submitter| submitter.register_files_update(index as u32, &[fd]))
+            .map_err(|err| crate::error::with_path(err, "register", file.path()))?;
+        used[index] = true;
+        // SAFETY: F_GETFL on an fd `file` keeps open; no memory is passed.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        Ok(FixedFile {
+            file,
+            index: index as u32,
+            table: Rc::clone(&self.table),
+            direct: flags >= 0 && flags & libc::O_DIRECT != 0,
+        })
+    }
+}
+
+impl Drop for FixedFiles {
+    fn drop(&mut self) {
+        // Outside the runtime the ring, and its table with it, is already gone.
+        let _ = try_with_submitter(|submitter| submitter.unregister_files());
+    }
+}
+
+impl fmt::Debug for FixedFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let used = self.table.used.borrow();
+        f.debug_struct("FixedFiles")
+            .field("slots", &used.len())
+            .field("used", &used.iter().filter(|taken| **taken).count())
+            .finish()
+    }
+}
+
+/// A file in a [`FixedFiles`] table: reads and writes like [`File`]'s, by slot.
+///
+/// Dropping it clears the slot (the kernel keeps the file for ops still in
+/// flight) and closes the file.
+#[derive(Debug)]
+pub struct FixedFile {
+    file: File,
+    index: u32,
+    table: Rc<FileTable>,
+    /// Opened with `O_DIRECT`: its ops go to the device, so they are submitted
+    /// at once rather than with the tick's batch (see `DmaFile`).
+    direct: bool,
+}
+
+impl fmt::Debug for FileTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileTable")
+    }
+}
+
+impl FixedFile {
+    /// `op`, submitted at once if the file bypasses the page cache.
+    fn submit<T: percore_runtime::OpCode>(&self, op: Op<T>) -> Op<T> {
+        if self.direct {
+            op.submit_now()
+        } else {
+            op
+        }
+    }
+
+    /// The slot in the table.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The path the file was opened with.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The file, for what only [`File`] offers (sync, metadata…).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    fn target(&self) -> Target {
+        Target::Fixed(self.index)
+    }
+
+    /// As [`File::read_at`], through the fixed slot.
+    ///
+    /// # Errors
+    ///
+    /// Those of `pread(2)`, naming the path.
+    pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        let (res, buf) = self
+            .submit(Op::new(ReadAt::new(self.target(), buf, pos)))
+            .await;
+        (res.map_err(self.file.path_error("read")), buf)
+    }
+
+    /// As [`File::write_at`], through the fixed slot.
+    ///
+    /// # Errors
+    ///
+    /// Those of `pwrite(2)`, naming the path.
+    pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
+        let (res, buf) = self
+            .submit(Op::new(WriteAt::new(self.target(), buf, pos)))
+            .await;
+        (res.map_err(self.file.path_error("write")), buf)
+    }
+
+    /// Reads into a registered buffer's spare capacity: `IORING_OP_READ_FIXED`
+    /// on the fixed slot, the cheapest read io_uring has.
+    ///
+    /// # Errors
+    ///
+    /// Those of `pread(2)`, naming the path.
+    pub async fn read_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
+        let index = buf.index;
+        let (res, buf) = self
+            .submit(Op::new(ReadAt::fixed(self.target(), buf, pos, index)))
+            .await;
+        (res.map_err(self.file.path_error("read")), buf)
+    }
+
+    /// Writes a registered buffer's initialised bytes: `IORING_OP_WRITE_FIXED`
+    /// on the fixed slot.
+    ///
+    /// # Errors
+    ///
+    /// Those of `pwrite(2)`, naming the path.
+    pub async fn write_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
+        let index = buf.index;
+        let (res, buf) = self
+            .submit(Op::new(WriteAt::fixed(self.target(), buf, pos, index)))
+            .await;
+        (res.map_err(self.file.path_error("write")), buf)
+    }
+}
+
+impl Drop for FixedFile {
+    fn drop(&mut self) {
+        let index = self.index;
+        let _ = try_with_submitter(|submitter| submitter.register_files_update(index, &[-1]));
+        if let Some(taken) = self.table.used.borrow_mut().get_mut(index as usize) {
+            *taken = false;
+        }
+    }
+}
+
+impl File {
+    /// Reads into a registered buffer with `IORING_OP_READ_FIXED` (the file
+    /// itself by fd).
+    ///
+    /// # Errors
+    ///
+    /// Those of `pread(2)`, naming the path.
+    pub async fn read_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
+        let index = buf.index;
+        let (res, buf) = Op::new(ReadAt::fixed(self.target(), buf, pos, index)).await;
+        (res.map_err(self.path_error("read")), buf)
+    }
+
+    /// Writes a registered buffer with `IORING_OP_WRITE_FIXED`.
+    ///
+    /// # Errors
+    ///
+    /// Those of `pwrite(2)`, naming the path.
+    pub async fn write_fixed_at(&self, buf: FixedBuf, pos: u64) -> BufResult<usize, FixedBuf> {
+        let index = buf.index;
+        let (res, buf) = Op::new(WriteAt::fixed(self.target(), buf, pos, index)).await;
+        (res.map_err(self.path_error("write")), buf)
+    }
+}
+
+/// A set of equal, aligned buffers registered with this core's ring
+/// (`IORING_REGISTER_BUFFERS`), lent out one at a time as [`FixedBuf`]s.
+///
+/// A ring has one buffer table, so only the first `FixedBuffers` of a core
+/// succeeds (`EBUSY` after). The memory is pinned, and counted against
+/// `RLIMIT_MEMLOCK`. The buffers are aligned, so they also serve
+/// [`DmaFile`](crate::DmaFile)-style `O_DIRECT` reads through a [`File`]
+/// opened with `O_DIRECT`.
+///
+/// # Examples
+///
+/// ```
+/// use percore_fs::{File, FixedBuffers};
+///
+/// # percore_runtime::run(async {
+/// let bufs = FixedBuffers::new(4, 4096, 4096)?;
+/// let file = File::open("Cargo.toml").await?;
+/// let buf = bufs.get().expect("a free buffer");
+/// let (n, buf) = file.read_fixed_at(buf, 0).await;
+/// assert!(n? > 0);
+/// assert!(buf.starts_with(b"[package]"));
+/// # std::io::Result::Ok(()) }).unwrap().unwrap();
+/// ```
+pub struct FixedBuffers {
+    pool: Rc<BufferPool>,
+}
+
+struct BufferPool {
+    /// Free buffers, by index; a lent one is `None` until its `FixedBuf` drops.
+    free: RefCell<Vec<Option<DmaBuffer>>>,
+}
+
+impl FixedBuffers {
+    /// Allocates `count` buffers of `size` bytes aligned to `align` and
+    /// registers them with this core's ring.
+    ///
+    /// # Errors
+    ///
+    /// `EBUSY` if the ring already has buffers; `ENOMEM` past `RLIMIT_MEMLOCK`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a percore runtime; if `align` is not a power of two; if `count`
+    /// exceeds 65,536 (the index is 16 bits).
+    pub fn new(count: usize, size: usize, align: usize) -> io::Result<FixedBuffers> {
+        assert!(count <= 1 << 16, "at most 65,536 fixed buffers");
+        let mut bufs: Vec<DmaBuffer> = (0..count).map(|_| DmaBuffer::new(size, align)).collect();
+        let iovecs: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|buf| libc::iovec {
+                iov_base: buf.stable_mut_ptr().cast(),
+                iov_len: buf.capacity(),
+            })
+            .collect();
+        // SAFETY: every iovec points at a `DmaBuffer` owned by the pool, which
+        // lives until every `FixedBuf` is back and the pool is dropped; the
+        // pool's `Drop` unregisters the buffers before the memory is freed.
+        with_submitter(|submitter| unsafe { submitter.register_buffers(&iovecs) })
+            .map_err(|err| context(err, "register fixed buffers"))?;
+        Ok(FixedBuffers {
+            pool: Rc::new(BufferPool {
+                free: RefCell::new(bufs.into_iter().map(Some).collect()),
+            }),
+        })
+    }
+
+    /// A free buffer (empty), or `None` if all are lent out.
+    pub fn get(&self) -> Option<FixedBuf> {
+        let mut free = self.pool.free.borrow_mut();
+        let index = free.iter().position(Option::is_some)?;
+        let mut buf = free[index].take()?;
+        buf.clear();
+        Some(FixedBuf {
+            buf: Some(buf),
+            index: index as u16,
+            pool: Rc::clone(&self.pool),
+        })
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        // Runs once every `FixedBuf` is back, so no op uses the buffers; the
+        // kernel must let go of them before their memory is freed.
+        let _ = try_with_submitter(|submitter| submitter.unregister_buffers());
+    }
+}
+
+impl fmt::Debug for FixedBuffers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let free = self.pool.free.borrow();
+        f.debug_struct("FixedBuffers")
+            .field("count", &free.len())
+            .field("free", &free.iter().filter(|b| b.is_some()).count())
+            .finish()
+    }
+}
+
+/// A registered buffer lent by [`FixedBuffers`]; it goes back to the pool when
+/// dropped. Works like a [`DmaBuffer`] (length, capacity, `Deref` to the
+/// initialised bytes), and as a plain buffer with any read or write.
+pub struct FixedBuf {
+    /// Always `Some` until dropped.
+    buf: Option<DmaBuffer>,
+    index: u16,
+    pool: Rc<BufferPool>,
+}
+
+impl FixedBuf {
+    /// The buffer's index in the ring's table.
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    fn inner(&self) -> &DmaBuffer {
+        match &self.buf {
+            Some(buf) => buf,
+            None => unreachable!("a FixedBuf holds its buffer until dropped"),
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut DmaBuffer {
+        match &mut self.buf {
+            Some(buf) => buf,
+            None => unreachable!("a FixedBuf holds its buffer until dropped"),
+        }
+    }
+
+    /// The underlying aligned buffer (length, resize, clear…).
+    pub fn buffer_mut(&mut self) -> &mut DmaBuffer {
+        self.inner_mut()
+    }
+}
+
+impl Deref for FixedBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.inner()
+    }
+}
+
+impl DerefMut for FixedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.inner_mut()
+    }
+}
+
+impl Drop for FixedBuf {
+    fn drop(&mut self) {
+        if let Some(slot) = self.pool.free.borrow_mut().get_mut(self.index as usize) {
+            *slot = self.buf.take();
+        }
+    }
+}
+
+impl fmt::Debug for FixedBuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FixedBuf")
+            .field("index", &self.index)
+            .field("buf", self.inner())
+            .finish()
+    }
+}
+
+// SAFETY: delegates to the `DmaBuffer`, whose heap storage stays put while the
+// `FixedBuf` moves; the buffer is only given back to the pool on drop.
+unsafe impl IoBuf for FixedBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.inner().stable_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.inner().bytes_init()
+    }
+    fn bytes_total(&self) -> usize {
+        self.inner().bytes_total()
+    }
+}
+
+// SAFETY: as for `IoBuf`.
+unsafe impl IoBufMut for FixedBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.inner_mut().stable_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, len: usize) {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.inner_mut().set_init(len) }
+    }
+}
+
+fn context(err: io::Error, what: &str) -> io::Error {
+    let hint = match err.raw_os_error() {
+        Some(libc::EBUSY) => " (this core's ring already has one; the kernel allows one per ring)",
+        Some(libc::ENOMEM) => " (raise RLIMIT_MEMLOCK: registered memory is pinned)",
+        _ => "",
+    };
+    io::Error::new(err.kind(), format!("{what}: {err}{hint}"))
+}

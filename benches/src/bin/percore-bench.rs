@@ -1,21 +1,23 @@
 //! `percore-bench`: percore's demo, a load generator (`net`) and the servers it
-//! loads (`serve`). See `percore-bench --help`.
+//! loads (`serve`), and fio-like file jobs (`fs`). See `percore-bench --help`.
 //!
 //! The peers (tokio, monoio) are not linked here: `net --compare` runs their
 //! servers from the `peer_server` example as child processes.
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use percore_bench::child::{self, ServerStats};
-use percore_bench::cli::{self, Command, DemoOptions, NetOptions, ServeOptions};
+use percore_bench::cli::{self, Command, DemoOptions, FsOptions, NetOptions, ServeOptions};
 use percore_bench::demo::{self, NetRun, Sizes};
 use percore_bench::report::{self, median, median_f64, Table};
 use percore_bench::server::{Protocol, Server};
-use percore_bench::{net, output, plot};
+use percore_bench::{fs, fs_output, net, output, plot};
 
 /// Exit status for bad arguments: a bad flag, an unreachable target, an
-/// unwritable `--plot` file, a missing peer server binary.
+/// unwritable `--plot` file, a missing peer server binary, a file that cannot
+/// be laid out or read.
 const USAGE_STATUS: u8 = 2;
 
 fn main() -> ExitCode {
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
             Err(err) => fail(1, &format!("demo failed: {err}")),
         },
         Command::Net(options) => run_net(&options),
+        Command::Fs(options) => run_fs(&options),
         Command::Serve(options) => match serve(options) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(USAGE_STATUS, &format!("serve: {err}")),
@@ -48,13 +51,26 @@ fn fail(status: u8, line: &str) -> ExitCode {
     ExitCode::from(status)
 }
 
+/// Finds an unwritable `--plot` file before the run, not after it: writes a
+/// placeholder of a few bytes, so a full device fails here too.
+fn check_plot(path: Option<&Path>) -> Result<(), ExitCode> {
+    match path.map(|path| {
+        (
+            path,
+            std::fs::write(path, b"<!-- percore-bench: plot pending -->\n"),
+        )
+    }) {
+        Some((path, Err(err))) => Err(fail(
+            USAGE_STATUS,
+            &format!("--plot {}: {err}", path.display()),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn run_net(options: &NetOptions) -> ExitCode {
-    // An unwritable plot file is found before the run, not after it.
-    if let Some(path) = &options.plot {
-        // A placeholder of a few bytes, so a full device fails here too.
-        if let Err(err) = std::fs::write(path, b"<!-- percore-bench: plot pending -->\n") {
-            return fail(USAGE_STATUS, &format!("--plot {}: {err}", path.display()));
-        }
+    if let Err(code) = check_plot(options.plot.as_deref()) {
+        return code;
     }
     let runs = match net::run(options) {
         Ok(runs) => runs,
@@ -69,6 +85,29 @@ fn run_net(options: &NetOptions) -> ExitCode {
     }
     if let Some(path) = &options.plot {
         if let Err(err) = plot::plot(path, &runs) {
+            return fail(USAGE_STATUS, &err.to_string());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_fs(options: &FsOptions) -> ExitCode {
+    if let Err(code) = check_plot(options.plot.as_deref()) {
+        return code;
+    }
+    // Every way `fs` fails is its arguments' or the file's: a read-only or
+    // full place, `--bs` against the direct I/O alignment, an I/O error.
+    let report = match fs::run(options) {
+        Ok(report) => report,
+        Err(err) => return fail(USAGE_STATUS, &format!("fs: {err}")),
+    };
+    if options.json {
+        println!("{}", fs_output::json(options, &report));
+    } else {
+        print!("{}", fs_output::table(options, &report));
+    }
+    if let Some(path) = &options.plot {
+        if let Err(err) = plot::draw(path, &fs_output::series(&report.runs), "IOPS") {
             return fail(USAGE_STATUS, &err.to_string());
         }
     }

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cli::FsOptions;
 use crate::fio::{self, FioJob, FioResult, QUANTILES};
@@ -130,21 +130,13 @@ pub fn run(options: &FsOptions) -> io::Result<Report> {
         }
     };
     let laid_out = fs_job::needs_layout(&path, options.size);
-    if laid_out {
-        // Said once it worked, so a path that cannot be laid out gives one
-        // line: the error's.
-        let size = report::bytes(options.size);
-        let status = Status::show(format!("laying out {} ({size})", path.display()));
-        let start = Instant::now();
-        fs_job::lay_out(&path, options.size)?;
-        drop(status);
-        note(&format!(
-            "laid out {} ({size}) in {}",
-            path.display(),
-            report::duration(start.elapsed())
-        ));
-    } else {
-        // Not a directory or block device.
+    {
+        // On a terminal only, like the progress bar: an error is then the
+        // one line on stderr. The report says whether the file was laid out.
+        let _status = laid_out.then(|| {
+            let size = report::bytes(options.size);
+            Status::show(format!("laying out {} ({size})", path.display()))
+        });
         fs_job::lay_out(&path, options.size)?;
     }
     if !options.rw.writes() && !options.direct {

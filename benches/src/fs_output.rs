@@ -52,9 +52,10 @@ fn heading(options: &FsOptions, report: &Report, rounds: usize) -> String {
         n => format!("{n} rounds (medians)"),
     };
     let file = match (report.laid_out, report.removed) {
-        (_, true) => "temp file, removed",
+        (true, true) => "laid out, removed after",
         (true, false) => "laid out",
-        (false, false) => "existing file",
+        (false, true) => "removed after",
+        (false, false) => "as it was",
     };
     format!(
         "percore-bench fs {}: bs {}, iodepth {}, {}, {} of {} ({file}), {} core{}, {runs} of {}\n",

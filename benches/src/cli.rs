@@ -130,8 +130,9 @@ USAGE:
     percore-bench --help
 
 COMMANDS:
-    demo        about 15 s: spawn+join, sleeps, NOPs, a 2-core smoke, then an
-                echo and an HTTP load on loopback; one summary table
+    demo        about 20 s: spawn+join, sleeps, NOPs, a 2-core smoke, an echo
+                and an HTTP load on loopback, 4 KiB random reads of a file in
+                the temp dir; one summary table
     net         a load generator: latency (HDR histogram) and throughput
     serve       a percore echo or hello-world HTTP server (prints its address;
                 with --control it answers `stats` on stdin, exits at its end)

@@ -7,10 +7,12 @@
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use percore_bench::child::{self, ServerStats};
 use percore_bench::cli::{self, Command, DemoOptions, FsOptions, NetOptions, ServeOptions};
 use percore_bench::demo::{self, NetRun, Sizes};
+use percore_bench::fs_job::JobResult;
 use percore_bench::report::{self, median, median_f64, Table};
 use percore_bench::server::{Protocol, Server};
 use percore_bench::{fs, fs_output, net, output, plot};
@@ -238,8 +240,29 @@ fn run_demo(options: DemoOptions) -> io::Result<Table> {
         ));
         net_rows(&mut table, &net_runs);
     }
-    // The fs run (issue 6, fs part) goes here: a random-read section.
+    let fs_runs = demo::fs_randread(sizes.fs_size, sizes.fs_run, runs)?;
+    table.section(format!(
+        "4 KiB random reads, 32 in flight, page cache warm, {} temp file, {} per run: 1 core",
+        report::bytes(sizes.fs_size),
+        report::duration(sizes.fs_run)
+    ));
+    fs_rows(&mut table, &fs_runs);
     Ok(table)
+}
+
+fn fs_rows(table: &mut Table, runs: &[JobResult]) {
+    table.row(
+        "IOPS",
+        report::rate(median_f64(runs.iter().map(JobResult::iops))),
+    );
+    table.row(
+        "MiB/s",
+        format!("{:.1}", median_f64(runs.iter().map(JobResult::mib_per_s))),
+    );
+    for (label, q) in [("latency p50", 0.5), ("latency p99", 0.99)] {
+        let ns = median_f64(runs.iter().map(|r| r.latency.value_at_quantile(q) as f64));
+        table.row(label, report::duration(Duration::from_nanos(ns as u64)));
+    }
 }
 
 fn net_rows(table: &mut Table, runs: &[NetRun]) {

@@ -154,6 +154,8 @@ pub fn lay_out(path: &Path, size: u64) -> io::Result<bool> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
+        // Only what is missing is written; what is there stays.
+        .truncate(false)
         .mode(0o644)
         .open(path)
         .map_err(|err| context(err, "cannot create"))?;

@@ -336,7 +336,7 @@ pub fn net(
 
 /// The random-read job of the demo: 4 KiB, 32 in flight, buffered (the page
 /// cache is warm: the file was just written), one core.
-pub fn fs_job(size: u64, duration: Duration) -> Job {
+pub fn fs_randread_job(size: u64, duration: Duration) -> Job {
     Job {
         rw: Rw::RandRead,
         bs: 4096,
@@ -349,7 +349,7 @@ pub fn fs_job(size: u64, duration: Duration) -> Job {
     }
 }
 
-/// Lays out a `size`-byte file in the temp dir, runs [`fs_job`] on it `runs`
+/// Lays out a `size`-byte file in the temp dir, runs [`fs_randread_job`] on it `runs`
 /// times, and removes it.
 ///
 /// # Errors
@@ -358,6 +358,6 @@ pub fn fs_job(size: u64, duration: Duration) -> Job {
 pub fn fs_randread(size: u64, duration: Duration, runs: usize) -> io::Result<Vec<JobResult>> {
     let file = TempFile::new("demo");
     fs_job::lay_out(file.path(), size)?;
-    let job = fs_job(size, duration);
+    let job = fs_randread_job(size, duration);
     (0..runs).map(|_| fs_job::run(&job, file.path())).collect()
 }

@@ -498,6 +498,7 @@ fn fio_run(path: &Path, setting: Setting, cfg: Config, engine: &str, cpu: Option
         engine,
         jobs: 1,
         cpus: cpu.map(|cpu| vec![cpu]),
+        timeline_step: None,
     };
     let result = job.run().unwrap_or_else(|err| panic!("{err}"));
     let at = |q: f64| {

@@ -1,9 +1,9 @@
 //! fio as a peer: run one job with `--output-format=json` and read back its
-//! IOPS, bytes and latency percentiles. Used by `percore-bench fs --compare`
-//! and the `fs_compare` bench.
+//! IOPS, bytes and latency percentiles (and, from an IOPS log, ops over
+//! time). Used by `percore-bench fs --compare` and the `fs_compare` bench.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ pub struct FioJob<'a> {
     pub jobs: usize,
     /// `--cpus_allowed` (one CPU per job, `split`); `None`: not pinned.
     pub cpus: Option<Vec<usize>>,
+    /// Also log IOPS averaged over this step (`--write_iops_log`,
+    /// `--log_avg_msec`) into [`FioResult::timeline`]; `None`: no log.
+    pub timeline_step: Option<Duration>,
 }
 
 /// What one fio run measured (total latency: submission to completion).
@@ -59,6 +62,9 @@ pub struct FioResult {
     pub max: Duration,
     /// The mean latency.
     pub mean: Duration,
+    /// Ops completed in each step of [`FioJob::timeline_step`], all jobs
+    /// together; empty without a log.
+    pub timeline: Vec<u64>,
 }
 
 /// fio's version line (`fio-3.33`), or `None` when `fio` is not on PATH.
@@ -72,6 +78,11 @@ pub fn version() -> Option<String> {
 impl FioJob<'_> {
     /// fio's arguments for this job.
     pub fn args(&self) -> Vec<String> {
+        self.args_logging_to(None)
+    }
+
+    /// fio's arguments, with the IOPS log (if asked for) under `log_prefix`.
+    fn args_logging_to(&self, log_prefix: Option<&Path>) -> Vec<String> {
         let percentiles: Vec<String> = QUANTILES
             .iter()
             .map(|q| format!("{:.2}", q * 100.0))
@@ -107,6 +118,11 @@ impl FioJob<'_> {
             args.push(format!("--cpus_allowed={}", list.join(",")));
             args.push("--cpus_allowed_policy=split".into());
         }
+        if let (Some(step), Some(prefix)) = (self.timeline_step, log_prefix) {
+            args.push(format!("--write_iops_log={}", prefix.display()));
+            args.push(format!("--log_avg_msec={}", step.as_millis().max(1)));
+            args.push("--per_job_logs=0".into());
+        }
         args
     }
 
@@ -117,10 +133,16 @@ impl FioJob<'_> {
     /// fio cannot start, exits with an error (its last stderr line is in the
     /// message), or prints a report without the figures expected.
     pub fn run(&self) -> io::Result<FioResult> {
+        let prefix = std::env::temp_dir().join(format!("percore-bench-fio-{}", std::process::id()));
+        // fio names the log `<prefix>_iops.log` (one file for all jobs).
+        let log = PathBuf::from(format!("{}_iops.log", prefix.display()));
         let out = Command::new("fio")
-            .args(self.args())
+            .args(self.args_logging_to(Some(&prefix)))
             .output()
-            .map_err(|err| io::Error::new(err.kind(), format!("cannot run fio: {err}")))?;
+            .map_err(|err| io::Error::new(err.kind(), format!("cannot run fio: {err}")));
+        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        let out = out?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
@@ -135,8 +157,12 @@ impl FioJob<'_> {
         } else {
             "read"
         };
-        parse(&stdout, direction)
-            .ok_or_else(|| io::Error::other("fio printed a report without IOPS or latencies"))
+        let mut result = parse(&stdout, direction)
+            .ok_or_else(|| io::Error::other("fio printed a report without IOPS or latencies"))?;
+        if let Some(step) = self.timeline_step {
+            result.timeline = parse_iops_log(&log_text, step);
+        }
+        Ok(result)
     }
 }
 
@@ -166,7 +192,30 @@ pub fn parse(output: &str, direction: &str) -> Option<FioResult> {
         percentiles,
         max: nanos(&lat["max"])?,
         mean: nanos(&lat["mean"])?,
+        timeline: Vec::new(),
     })
+}
+
+/// Ops per `step` from fio's averaged IOPS log: lines of `end of window (ms),
+/// IOPS, direction, …`, one per job and window; jobs are summed.
+pub fn parse_iops_log(text: &str, step: Duration) -> Vec<u64> {
+    let step_ms = step.as_millis().max(1) as u64;
+    let mut ops: Vec<f64> = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split(',').map(str::trim);
+        let (Some(Ok(end_ms)), Some(Ok(iops))) = (
+            fields.next().map(str::parse::<u64>),
+            fields.next().map(str::parse::<f64>),
+        ) else {
+            continue;
+        };
+        let index = (end_ms.saturating_sub(1) / step_ms) as usize;
+        if ops.len() <= index {
+            ops.resize(index + 1, 0.0);
+        }
+        ops[index] += iops * step.as_secs_f64();
+    }
+    ops.into_iter().map(|n| n.round() as u64).collect()
 }
 
 #[cfg(test)]
@@ -198,5 +247,13 @@ mod tests {
         assert_eq!(result.max, Duration::from_micros(90));
         assert!(parse(&text, "write").is_none());
         assert!(parse("no json", "read").is_none());
+    }
+
+    #[test]
+    fn iops_logs_sum_jobs_per_step() {
+        let log = "100, 26460, 0, 0, 0\n100, 30000, 0, 0, 0\n200, 10000, 0, 0, 0\nbad line\n";
+        let step = Duration::from_millis(100);
+        assert_eq!(parse_iops_log(log, step), [5646, 1000]);
+        assert!(parse_iops_log("", step).is_empty());
     }
 }

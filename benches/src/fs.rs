@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cli::FsOptions;
 use crate::fio::{self, FioJob, FioResult, QUANTILES};
 use crate::fs_job::{self, Job, JobResult, TempFile};
+use crate::load::TIMELINE_STEP;
 use crate::progress::{Progress, Status};
 use crate::{cpu, report};
 
@@ -30,7 +31,7 @@ pub struct Measured {
     /// The mean latency.
     pub mean: Duration,
     /// Ops completed per [`TIMELINE_STEP`](crate::load::TIMELINE_STEP)
-    /// (percore only: fio's JSON has no timeline).
+    /// (fio's from its IOPS log; `None` if it wrote none).
     pub timeline: Option<Vec<u64>>,
 }
 
@@ -81,7 +82,7 @@ impl From<FioResult> for Measured {
             percentiles: run.percentiles,
             max: run.max,
             mean: run.mean,
-            timeline: None,
+            timeline: (!run.timeline.is_empty()).then_some(run.timeline),
         }
     }
 }
@@ -217,6 +218,7 @@ fn run_fio(options: &FsOptions, path: &Path) -> io::Result<FioResult> {
         engine: "io_uring",
         jobs: options.cores,
         cpus,
+        timeline_step: Some(TIMELINE_STEP),
     };
     let _bar = (!options.json)
         .then(|| Progress::start(options.duration, None, "fio"))

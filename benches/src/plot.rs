@@ -180,7 +180,7 @@ fn throughput_chart(area: &Area<'_>, series: &[Series], rate: &str) -> DrawResul
         .y_desc(rate)
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
-    // A series without a timeline (fio's) keeps its colour but draws no line.
+    // A series without a timeline keeps its colour but draws no line.
     for (i, s) in series
         .iter()
         .enumerate()

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use percore::fs::{DmaBuffer, DmaFile, File, FixedBuffers, FixedFiles};
 use percore_bench::fio::{self, FioJob};
-use percore_bench::fs_job::{self, Rng, LAYOUT_BLOCK};
+use percore_bench::fs_layout::{self, Rng, LAYOUT_BLOCK};
 
 // Not every shared helper is needed here.
 #[allow(dead_code)]
@@ -195,7 +195,7 @@ fn prepare_file(path: &Path, size: u64) -> std::io::Result<()> {
         }
         std::fs::remove_file(path)?;
     }
-    fs_job::lay_out(path, size).map(drop)
+    fs_layout::lay_out(path, size).map(drop)
 }
 
 /// Reads the whole file once, through the page cache or around it (`direct`).

@@ -13,7 +13,8 @@ use percore::time::{self, Instant};
 use percore::{Builder, Op, Runtime};
 
 use crate::cli::Rw;
-use crate::fs_job::{self, Job, JobResult, TempFile};
+use crate::fs_job::{self, Job, JobResult};
+use crate::fs_layout::{self, TempFile};
 use crate::load::{self, LoadConfig, LoadResult};
 use crate::server::{Protocol, Server};
 
@@ -357,7 +358,7 @@ pub fn fs_randread_job(size: u64, duration: Duration) -> Job {
 /// The file cannot be laid out (temp dir full or read-only) or a read fails.
 pub fn fs_randread(size: u64, duration: Duration, runs: usize) -> io::Result<Vec<JobResult>> {
     let file = TempFile::new("demo");
-    fs_job::lay_out(file.path(), size)?;
+    fs_layout::lay_out(file.path(), size)?;
     let job = fs_randread_job(size, duration);
     (0..runs).map(|_| fs_job::run(&job, file.path())).collect()
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::cli::FsOptions;
 use crate::fio::{self, FioJob, FioResult, QUANTILES};
-use crate::fs_job::{self, Job, JobResult, TempFile};
+use crate::fs_job::{self, Job, JobResult};
+use crate::fs_layout::{self, TempFile};
 use crate::load::TIMELINE_STEP;
 use crate::progress::{Progress, Status};
 use crate::{cpu, report};
@@ -130,7 +131,7 @@ pub fn run(options: &FsOptions) -> io::Result<Report> {
             (temp.path().to_path_buf(), Some(temp))
         }
     };
-    let laid_out = fs_job::needs_layout(&path, options.size);
+    let laid_out = fs_layout::needs_layout(&path, options.size);
     {
         // On a terminal only, like the progress bar: an error is then the
         // one line on stderr. The report says whether the file was laid out.
@@ -138,11 +139,11 @@ pub fn run(options: &FsOptions) -> io::Result<Report> {
             let size = report::bytes(options.size);
             Status::show(format!("laying out {} ({size})", path.display()))
         });
-        fs_job::lay_out(&path, options.size)?;
+        fs_layout::lay_out(&path, options.size)?;
     }
     if !options.rw.writes() && !options.direct {
         // A warm page cache for every engine, the first one included.
-        fs_job::read_through(&path, options.size)?;
+        fs_layout::read_through(&path, options.size)?;
     }
     let fio = if options.compare {
         fio::version()

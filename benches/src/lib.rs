@@ -6,8 +6,8 @@
 //! - [`net`]: `percore-bench net`, one server or percore against its peers;
 //! - [`child`]: servers in child processes, their CPU time and counters;
 //! - [`output`], [`plot`]: the table, `--json` and `--plot` of `net`;
-//! - [`fs`], [`fs_job`], [`fio`], [`fs_output`]: `percore-bench fs`, its
-//!   percore job, fio as its peer, its table and JSON;
+//! - [`fs`], [`fs_job`], [`fs_layout`], [`fio`], [`fs_output`]: `percore-bench
+//!   fs`, its percore job, its file, fio as its peer, its table and JSON;
 //! - [`cli`], [`demo`], [`report`], [`progress`]: the command line, the demo,
 //!   the plain table, the progress bar.
 //!
@@ -26,6 +26,7 @@ pub mod demo;
 pub mod fio;
 pub mod fs;
 pub mod fs_job;
+pub mod fs_layout;
 pub mod fs_output;
 pub mod http;
 pub mod load;

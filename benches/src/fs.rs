@@ -13,8 +13,27 @@ use crate::load::TIMELINE_STEP;
 use crate::progress::{Progress, Status};
 use crate::{cpu, report};
 
+/// Who runs a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// percore's job ([`fs_job`]).
+    Percore,
+    /// fio, `--ioengine=io_uring`.
+    Fio,
+}
+
+impl Engine {
+    /// The name in the table and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Percore => "percore",
+            Engine::Fio => "fio",
+        }
+    }
+}
+
 /// The engines `--compare` runs, in the order of the first round.
-pub const ENGINES: [&str; 2] = ["percore", "fio"];
+pub const ENGINES: [Engine; 2] = [Engine::Percore, Engine::Fio];
 
 /// What one run measured, whichever engine ran it.
 #[derive(Debug, Clone)]
@@ -165,11 +184,11 @@ pub fn run(options: &FsOptions) -> io::Result<Report> {
         for i in 0..engines.len() {
             let engine = engines[(round + i) % engines.len()];
             let measured = match engine {
-                "fio" => run_fio(options, &path)?.into(),
-                _ => run_percore(options, &path)?.into(),
+                Engine::Percore => run_percore(options, &path)?.into(),
+                Engine::Fio => run_fio(options, &path)?.into(),
             };
             runs.push(Run {
-                engine: engine.to_owned(),
+                engine: engine.name().to_owned(),
                 round,
                 measured,
             });

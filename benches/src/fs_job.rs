@@ -175,8 +175,9 @@ impl Target {
     fn buffer(&self, bs: usize) -> DmaBuffer {
         match self {
             Target::Direct(file) => file.alloc_buffer(bs),
-            // The largest power of two up to a page that divides nothing
-            // larger than `bs`, so the capacity is `bs`, not one alignment.
+            // Page-aligned when `bs` is a page or more; otherwise aligned to
+            // the largest power of two not above `bs`, because a `DmaBuffer`
+            // is at least one alignment long and reads fill its capacity.
             Target::Buffered(_) => DmaBuffer::new(bs, 1 << bs.clamp(1, 4096).ilog2()),
         }
     }

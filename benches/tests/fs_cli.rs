@@ -203,6 +203,25 @@ fn compare_runs_fio_and_prints_ratios() {
 }
 
 #[test]
+fn compare_without_fio_says_so_once_and_runs_percore_alone() {
+    let output = Command::new(env!("CARGO_BIN_EXE_percore-bench"))
+        .args(["fs", "read", "--compare", "--rounds", "2"])
+        .args(["--size", "1m", "--duration", "0.1", "--json"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("the percore-bench binary runs");
+    let doc: Value = serde_json::from_str(&stdout(&output)).expect("stdout is JSON");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("fio is not on PATH"), "{stderr}");
+    assert_eq!(doc["fio"], Value::Null);
+    let runs = doc["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2, "one percore run per round");
+    assert!(runs.iter().all(|run| run["engine"] == "percore"));
+    assert_eq!(doc["ratios"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
 fn plot_writes_an_svg_with_both_charts() {
     let path = temp_path("fs-plot.svg");
     let table = stdout(&bench(&[

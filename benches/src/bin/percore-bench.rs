@@ -56,18 +56,11 @@ fn fail(status: u8, line: &str) -> ExitCode {
 /// Finds an unwritable `--plot` file before the run, not after it: writes a
 /// placeholder of a few bytes, so a full device fails here too.
 fn check_plot(path: Option<&Path>) -> Result<(), ExitCode> {
-    match path.map(|path| {
-        (
-            path,
-            std::fs::write(path, b"<!-- percore-bench: plot pending -->\n"),
-        )
-    }) {
-        Some((path, Err(err))) => Err(fail(
-            USAGE_STATUS,
-            &format!("--plot {}: {err}", path.display()),
-        )),
-        _ => Ok(()),
-    }
+    let Some(path) = path else {
+        return Ok(());
+    };
+    std::fs::write(path, b"<!-- percore-bench: plot pending -->\n")
+        .map_err(|err| fail(USAGE_STATUS, &format!("--plot {}: {err}", path.display())))
 }
 
 fn run_net(options: &NetOptions) -> ExitCode {

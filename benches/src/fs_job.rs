@@ -291,22 +291,9 @@ async fn run_core(
     });
     let tasks: Vec<_> = (0..state.job.iodepth)
         .map(|i| {
-            let (target, state, path) = (target.clone(), state.clone(), path.clone());
             let seed = (core * MAX_TASKS_PER_CORE + i) as u64 + 1;
-            percore::spawn(async move {
-                let deadline = state.deadline + GRACE;
-                match timeout_at(deadline, worker(&target, &state, seed)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => state.fail(err),
-                    Err(_) => state.fail(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!(
-                            "an op on {} took over {GRACE:?} past the end",
-                            path.display()
-                        ),
-                    )),
-                }
-            })
+            let task = supervise(target.clone(), state.clone(), path.clone(), seed);
+            percore::spawn(task)
         })
         .collect();
     for task in tasks {
@@ -323,6 +310,22 @@ async fn run_core(
         latency: state.latency.replace(new_histogram()),
         timeline: state.timeline.take(),
     })
+}
+
+/// Runs one [`worker`] until the deadline (plus [`GRACE`] for the op in
+/// flight); its failure stops every task of the core.
+async fn supervise(target: Rc<Target>, state: Rc<CoreState>, path: Arc<Path>, seed: u64) {
+    match timeout_at(state.deadline + GRACE, worker(&target, &state, seed)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => state.fail(err),
+        Err(_) => state.fail(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "an op on {} took over {GRACE:?} past the end",
+                path.display()
+            ),
+        )),
+    }
 }
 
 /// Seeds of different cores' tasks never meet below this many tasks a core.

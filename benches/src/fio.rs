@@ -101,7 +101,11 @@ impl FioJob<'_> {
         .map(str::to_owned)
         .to_vec();
         args.extend([
-            format!("--filename={}", self.path.display()),
+            // fio splits `--filename` at `:` (a list of files) unless escaped.
+            format!(
+                "--filename={}",
+                self.path.display().to_string().replace(':', "\\:")
+            ),
             format!("--rw={}", self.rw),
             format!("--bs={}", self.bs),
             format!("--iodepth={}", self.iodepth),

@@ -50,7 +50,7 @@ pub struct Measured {
     pub max: Duration,
     /// The mean latency.
     pub mean: Duration,
-    /// Ops completed per [`TIMELINE_STEP`](crate::load::TIMELINE_STEP)
+    /// Ops completed per [`TIMELINE_STEP`]
     /// (fio's from its IOPS log; `None` if it wrote none).
     pub timeline: Option<Vec<u64>>,
 }

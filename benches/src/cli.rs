@@ -130,7 +130,7 @@ USAGE:
     percore-bench --help
 
 COMMANDS:
-    demo        about 20 s: spawn+join, sleeps, NOPs, a 2-core smoke, an echo
+    demo        about 17 s: spawn+join, sleeps, NOPs, a 2-core smoke, an echo
                 and an HTTP load on loopback, 4 KiB random reads of a file in
                 the temp dir; one summary table
     net         a load generator: latency (HDR histogram) and throughput

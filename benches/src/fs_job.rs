@@ -171,6 +171,13 @@ impl Target {
         Ok(Target::Direct(file))
     }
 
+    fn path(&self) -> &Path {
+        match self {
+            Target::Buffered(file) => file.path(),
+            Target::Direct(file) => file.path(),
+        }
+    }
+
     /// A buffer of exactly `bs` bytes, aligned for the file.
     fn buffer(&self, bs: usize) -> DmaBuffer {
         match self {
@@ -355,7 +362,8 @@ async fn worker(target: &Target, state: &CoreState, seed: u64) -> io::Result<()>
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 format!(
-                    "a {} of {bs} bytes at {pos} moved {n}",
+                    "{}: a {} of {bs} bytes at {pos} moved {n}",
+                    target.path().display(),
                     if rw.writes() { "write" } else { "read" }
                 ),
             ));

@@ -134,8 +134,8 @@ pub struct Report {
 }
 
 /// Runs `options`: one percore run, or with `--compare` `--rounds` rounds of
-/// percore and fio (when fio is on PATH) in turn. Notes (laying out, no fio)
-/// go to stderr as one line each.
+/// percore and fio (when fio is on PATH) in turn. Without fio, one note line
+/// goes to stderr.
 ///
 /// # Errors
 ///
@@ -150,20 +150,7 @@ pub fn run(options: &FsOptions) -> io::Result<Report> {
             (temp.path().to_path_buf(), Some(temp))
         }
     };
-    let laid_out = fs_layout::needs_layout(&path, options.size);
-    {
-        // On a terminal only, like the progress bar: an error is then the
-        // one line on stderr. The report says whether the file was laid out.
-        let _status = laid_out.then(|| {
-            let size = report::bytes(options.size);
-            Status::show(format!("laying out {} ({size})", path.display()))
-        });
-        fs_layout::lay_out(&path, options.size)?;
-    }
-    if !options.rw.writes() && !options.direct {
-        // A warm page cache for every engine, the first one included.
-        fs_layout::read_through(&path, options.size)?;
-    }
+    let laid_out = prepare(options, &path)?;
     let fio = if options.compare {
         fio::version()
     } else {
@@ -201,6 +188,26 @@ pub fn run(options: &FsOptions) -> io::Result<Report> {
         fio,
         runs,
     })
+}
+
+/// Lays `path` out if it is short, and warms the page cache for a buffered
+/// read job; returns whether it was laid out.
+fn prepare(options: &FsOptions, path: &Path) -> io::Result<bool> {
+    let laid_out = fs_layout::needs_layout(path, options.size);
+    {
+        // "laying out" shows on a terminal only, like the progress bar, so an
+        // error is the one line on stderr; the report says it was laid out.
+        let _status = laid_out.then(|| {
+            let size = report::bytes(options.size);
+            Status::show(format!("laying out {} ({size})", path.display()))
+        });
+        fs_layout::lay_out(path, options.size)?;
+    }
+    if !options.rw.writes() && !options.direct {
+        // A warm page cache for every engine, the first one included.
+        fs_layout::read_through(path, options.size)?;
+    }
+    Ok(laid_out)
 }
 
 fn note(line: &str) {

@@ -29,19 +29,21 @@
 use std::cell::RefCell;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use percore::fs::{DmaBuffer, DmaFile, File, FixedBuffers, FixedFiles};
+use percore_bench::fio::{self, FioJob};
+use percore_bench::fs_layout::{self, Rng, LAYOUT_BLOCK};
 
 // Not every shared helper is needed here.
 #[allow(dead_code)]
 mod common;
 use common::{allowed_cpus, pin_to};
 
-const BLOCK: usize = 4096;
+/// The block each read fetches; the layout stamps each with its index.
+const BLOCK: usize = LAYOUT_BLOCK;
 
 /// Sizes of one run of the comparison.
 #[derive(Clone, Copy)]
@@ -170,21 +172,6 @@ fn percentile(ns: &mut [u32], q: f64) -> Duration {
     Duration::from_nanos(u64::from(*v))
 }
 
-/// xorshift64: each reader draws its own block indices.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Checks a block read at `pos` starts with its index.
 fn check(block: &[u8], pos: u64) {
     let want = pos / BLOCK as u64;
@@ -192,8 +179,9 @@ fn check(block: &[u8], pos: u64) {
     assert_eq!(got, want, "read at {pos} returned the wrong block");
 }
 
-/// Writes the test file (each block starts with its index, the rest is noise),
-/// synced, unless a file of that size with those headers is already there.
+/// Lays the test file out as `percore-bench fs` does (each block starts with
+/// its index, the rest is noise, synced), unless a file of that size with
+/// those headers is already there.
 fn prepare_file(path: &Path, size: u64) -> std::io::Result<()> {
     if let Ok(file) = std::fs::File::open(path) {
         let mut head = [0u8; 8];
@@ -205,21 +193,9 @@ fn prepare_file(path: &Path, size: u64) -> std::io::Result<()> {
         if ok {
             return Ok(());
         }
+        std::fs::remove_file(path)?;
     }
-    let file = std::fs::File::create(path)?;
-    let mut rng = Rng::new(7);
-    let mut chunk = vec![0u8; 1 << 20];
-    for base in (0..size).step_by(chunk.len()) {
-        for word in chunk.chunks_mut(8) {
-            word.copy_from_slice(&rng.next().to_le_bytes());
-        }
-        for (i, block) in chunk.chunks_mut(BLOCK).enumerate() {
-            let index = base / BLOCK as u64 + i as u64;
-            block[..8].copy_from_slice(&index.to_le_bytes());
-        }
-        file.write_all_at(&chunk, base)?;
-    }
-    file.sync_all()
+    fs_layout::lay_out(path, size).map(drop)
 }
 
 /// Reads the whole file once, through the page cache or around it (`direct`).
@@ -277,7 +253,7 @@ fn percore_run(path: &Path, setting: Setting, cfg: Config, variant: Variant) -> 
                         let mut buf = file.alloc_buffer(BLOCK);
                         let mut rng = Rng::new(i as u64 + 1);
                         loop {
-                            let pos = rng.next() % blocks * BLOCK as u64;
+                            let pos = rng.next_u64() % blocks * BLOCK as u64;
                             let t0 = Instant::now();
                             let (res, back) = file.read_at(buf, pos).await;
                             let t1 = Instant::now();
@@ -303,7 +279,7 @@ fn percore_run(path: &Path, setting: Setting, cfg: Config, variant: Variant) -> 
                         let mut buf = DmaBuffer::new(BLOCK, BLOCK);
                         let mut rng = Rng::new(i as u64 + 1);
                         loop {
-                            let pos = rng.next() % blocks * BLOCK as u64;
+                            let pos = rng.next_u64() % blocks * BLOCK as u64;
                             let t0 = Instant::now();
                             let (res, back) = file.read_at(buf, pos).await;
                             let t1 = Instant::now();
@@ -355,7 +331,7 @@ async fn percore_fixed_readers(
             let mut buf = bufs.get().expect("one buffer per reader");
             let mut rng = Rng::new(i as u64 + 1);
             loop {
-                let pos = rng.next() % blocks * BLOCK as u64;
+                let pos = rng.next_u64() % blocks * BLOCK as u64;
                 let t0 = Instant::now();
                 let (res, back) = file.read_fixed_at(buf, pos).await;
                 let t1 = Instant::now();
@@ -429,7 +405,7 @@ fn monoio_run(path: &Path, setting: Setting, cfg: Config) -> Sample {
                     let mut buf = MonoioBuf(DmaBuffer::new(BLOCK, BLOCK));
                     let mut rng = Rng::new(i as u64 + 1);
                     loop {
-                        let pos = rng.next() % blocks * BLOCK as u64;
+                        let pos = rng.next_u64() % blocks * BLOCK as u64;
                         let t0 = Instant::now();
                         let (res, back) = file.read_at(buf, pos).await;
                         let t1 = Instant::now();
@@ -478,7 +454,7 @@ fn tokio_run(path: &Path, setting: Setting, cfg: Config) -> Sample {
                     let mut buf = DmaBuffer::new(BLOCK, BLOCK);
                     let mut rng = Rng::new(i as u64 + 1);
                     loop {
-                        let pos = rng.next() % blocks * BLOCK as u64;
+                        let pos = rng.next_u64() % blocks * BLOCK as u64;
                         let t0 = Instant::now();
                         let file = file.clone();
                         let (res, back) = tokio::task::spawn_blocking(move || {
@@ -510,65 +486,34 @@ fn tokio_run(path: &Path, setting: Setting, cfg: Config) -> Sample {
 
 // ---- fio ----
 
-fn fio_available() -> bool {
-    Command::new("fio")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
-
 fn fio_run(path: &Path, setting: Setting, cfg: Config, engine: &str, cpu: Option<usize>) -> Sample {
-    let mut cmd = Command::new("fio");
-    cmd.args([
-        "--name=percore-fs-bench",
-        "--rw=randread",
-        "--bs=4k",
-        "--invalidate=0",
-        "--norandommap",
-        "--randrepeat=0",
-        "--time_based",
-        "--lat_percentiles=1",
-        "--output-format=json",
-    ])
-    .arg(format!("--filename={}", path.display()))
-    .arg(format!("--size={}", cfg.file_size))
-    .arg(format!("--direct={}", u8::from(setting.direct)))
-    .arg(format!("--ioengine={engine}"))
-    .arg(format!("--iodepth={}", setting.depth))
-    .arg(format!("--runtime={}ms", cfg.run.as_millis()));
-    if let Some(cpu) = cpu {
-        cmd.arg(format!("--cpus_allowed={cpu}"));
+    let job = FioJob {
+        path,
+        rw: "randread",
+        bs: BLOCK,
+        iodepth: setting.depth,
+        direct: setting.direct,
+        size: cfg.file_size,
+        runtime: cfg.run,
+        engine,
+        jobs: 1,
+        cpus: cpu.map(|cpu| vec![cpu]),
+        timeline_step: None,
+    };
+    let result = job.run().unwrap_or_else(|err| panic!("{err}"));
+    let at = |q: f64| {
+        result
+            .percentiles
+            .iter()
+            .find(|(p, _)| (p - q).abs() < 1e-9)
+            .map_or(Duration::ZERO, |&(_, d)| d)
+    };
+    Sample {
+        iops: result.iops,
+        p50: at(0.5),
+        p99: at(0.99),
+        max: result.max,
     }
-    let out = cmd.output().expect("run fio");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "fio failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_fio(&text).unwrap_or_else(|| panic!("unexpected fio output:\n{text}"))
-}
-
-/// IOPS and total-latency percentiles of the read side of fio's JSON output.
-fn parse_fio(json: &str) -> Option<Sample> {
-    let read = &json[json.find("\"read\" : {")?..];
-    let iops = number_after(read, "\"iops\" : ")?;
-    let lat = &read[read.find("\"lat_ns\" : {")?..];
-    let p50 = number_after(lat, "\"50.000000\" : ")?;
-    let p99 = number_after(lat, "\"99.000000\" : ")?;
-    let max = number_after(lat, "\"max\" : ")?;
-    Some(Sample {
-        iops,
-        p50: Duration::from_nanos(p50 as u64),
-        p99: Duration::from_nanos(p99 as u64),
-        max: Duration::from_nanos(max as u64),
-    })
-}
-
-fn number_after(text: &str, key: &str) -> Option<f64> {
-    let rest = &text[text.find(key)? + key.len()..];
-    let end = rest.find([',', '\n', '}']).unwrap_or(rest.len());
-    rest[..end].trim().parse().ok()
 }
 
 // ---- the comparison ----
@@ -620,7 +565,7 @@ fn main() {
         .collect();
     let cfg = if benchmarking { FULL } else { SMOKE };
     let cpu = allowed_cpus().first().copied().filter(|&cpu| pin_to(cpu));
-    let fio = fio_available();
+    let fio = fio::version().is_some();
     let dir: PathBuf = std::env::var_os("PERCORE_FS_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);

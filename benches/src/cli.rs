@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use crate::server::Protocol;
 
+mod fs;
+pub use fs::{FsOptions, Rw};
+
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -19,8 +22,8 @@ pub enum Command {
     Net(NetOptions),
     /// Run a percore server until stdin closes or the process is killed.
     Serve(ServeOptions),
-    // `Fs(FsOptions)` (issue 6, fs part) goes here: parsed in `parse_fs`, run
-    // by a `run_fs` in `src/bin/percore-bench.rs`, printed by an `fs` output module.
+    /// Run an fio-like file job (`percore-bench fs randread|randwrite|read|write`).
+    Fs(FsOptions),
 }
 
 /// Options of `percore-bench demo`.
@@ -123,14 +126,17 @@ USAGE:
     percore-bench demo [--runs N] [--quick]
     percore-bench net echo|http [OPTIONS]
     percore-bench serve echo|http [--addr IP:PORT] [--cores N] [--first-cpu C] [--control]
+    percore-bench fs randread|randwrite|read|write [OPTIONS]
     percore-bench --help
 
 COMMANDS:
-    demo        about 15 s: spawn+join, sleeps, NOPs, a 2-core smoke, then an
-                echo and an HTTP load on loopback; one summary table
+    demo        about 17 s: spawn+join, sleeps, NOPs, a 2-core smoke, an echo
+                and an HTTP load on loopback, 4 KiB random reads of a file in
+                the temp dir; one summary table
     net         a load generator: latency (HDR histogram) and throughput
     serve       a percore echo or hello-world HTTP server (prints its address;
                 with --control it answers `stats` on stdin, exits at its end)
+    fs          an fio-like file job on one percore core: IOPS, MiB/s, latency
 
 NET OPTIONS:
     --target IP:PORT    the server to load (default: start `serve` as a child)
@@ -144,6 +150,21 @@ NET OPTIONS:
     --compare           run the same load against percore, tokio and monoio
                         servers (child processes), alternating, with ratios;
                         needs `cargo build --release -p percore-bench --example peer_server`
+    --rounds N          rounds of --compare, 1..=25 (default 3)
+    --json              print JSON (schema: benches/README.md) instead of a table
+    --plot FILE.svg     write latency percentiles and throughput over time
+
+FS OPTIONS:
+    --bs BYTES          bytes per read or write, e.g. 4096, 4k, 1m (default 4k)
+    --iodepth N         reads or writes in flight, 1..=4096 (default 1)
+    --direct            O_DIRECT (DmaFile); --bs must be a multiple of the
+                        file's direct I/O alignment
+    --size BYTES        bytes of the file the job covers, laid out first if the
+                        file is shorter (default 256m)
+    --duration SECS     seconds per run (default 5)
+    --file PATH         the file (default: one in the temp dir, removed after)
+    --cores N           percore cores, each on its own share of the file (default 1)
+    --compare           alternate with fio (io_uring engine) on the same job
     --rounds N          rounds of --compare, 1..=25 (default 3)
     --json              print JSON (schema: benches/README.md) instead of a table
     --plot FILE.svg     write latency percentiles and throughput over time
@@ -182,7 +203,7 @@ where
     let mut args = Args::new(args);
     let Some(command) = args.next_word() else {
         return Err(usage(
-            "missing command: expected `demo`, `net` or `serve`".into(),
+            "missing command: expected `demo`, `net`, `serve` or `fs`".into(),
         ));
     };
     match command.as_str() {
@@ -190,11 +211,9 @@ where
         "demo" => parse_demo(args),
         "net" => parse_net(args),
         "serve" => parse_serve(args),
-        "fs" => Err(usage(
-            "`fs` is not built yet (issue 6, fs part); try `net` or `demo`".into(),
-        )),
+        "fs" => fs::parse(args),
         other => Err(usage(format!(
-            "unknown command `{other}`: expected `demo`, `net` or `serve`"
+            "unknown command `{other}`: expected `demo`, `net`, `serve` or `fs`"
         ))),
     }
 }
@@ -399,7 +418,6 @@ mod tests {
         for bad in [
             "",
             "bench",
-            "fs",
             "demo --runs",
             "demo --runs 0",
             "demo --runs x",

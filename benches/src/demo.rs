@@ -12,6 +12,9 @@ use percore::op::Nop;
 use percore::time::{self, Instant};
 use percore::{Builder, Op, Runtime};
 
+use crate::cli::Rw;
+use crate::fs_job::{self, Job, JobResult};
+use crate::fs_layout::{self, TempFile};
 use crate::load::{self, LoadConfig, LoadResult};
 use crate::server::{Protocol, Server};
 
@@ -32,6 +35,10 @@ pub struct Sizes {
     pub net_run: Duration,
     /// Connections of the echo and HTTP runs.
     pub connections: usize,
+    /// Bytes of the file of the random-read run.
+    pub fs_size: u64,
+    /// Length of one random-read run.
+    pub fs_run: Duration,
 }
 
 impl Sizes {
@@ -44,6 +51,8 @@ impl Sizes {
         cores: 2,
         net_run: Duration::from_secs(1),
         connections: 64,
+        fs_size: 64 << 20,
+        fs_run: Duration::from_secs(1),
     };
 
     /// A tenth of [`Sizes::FULL`] (cores and depth unchanged).
@@ -53,6 +62,8 @@ impl Sizes {
             sleeps: 10_000,
             nops: 10_000,
             net_run: Duration::from_millis(200),
+            fs_size: 16 << 20,
+            fs_run: Duration::from_millis(200),
             ..Sizes::FULL
         }
     }
@@ -322,4 +333,32 @@ pub fn net(
         enters: stats_after.enters - stats_before.enters,
         sqes: stats_after.sqes - stats_before.sqes,
     })
+}
+
+/// The random-read job of the demo: 4 KiB, 32 in flight, buffered (the page
+/// cache is warm: the file was just written), one core.
+pub fn fs_randread_job(size: u64, duration: Duration) -> Job {
+    Job {
+        rw: Rw::RandRead,
+        bs: 4096,
+        iodepth: 32,
+        direct: false,
+        size,
+        duration,
+        cores: 1,
+        progress: false,
+    }
+}
+
+/// Lays out a `size`-byte file in the temp dir, runs [`fs_randread_job`] on it `runs`
+/// times, and removes it.
+///
+/// # Errors
+///
+/// The file cannot be laid out (temp dir full or read-only) or a read fails.
+pub fn fs_randread(size: u64, duration: Duration, runs: usize) -> io::Result<Vec<JobResult>> {
+    let file = TempFile::new("demo");
+    fs_layout::lay_out(file.path(), size)?;
+    let job = fs_randread_job(size, duration);
+    (0..runs).map(|_| fs_job::run(&job, file.path())).collect()
 }

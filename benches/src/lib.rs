@@ -6,7 +6,10 @@
 //! - [`net`]: `percore-bench net`, one server or percore against its peers;
 //! - [`child`]: servers in child processes, their CPU time and counters;
 //! - [`output`], [`plot`]: the table, `--json` and `--plot` of `net`;
-//! - [`cli`], [`demo`], [`report`]: the command line, the demo, the plain table.
+//! - [`fs`], [`fs_job`], [`fs_layout`], [`fio`], [`fs_output`]: `percore-bench
+//!   fs`, its percore job, its file, fio as its peer, its table and JSON;
+//! - [`cli`], [`demo`], [`report`], [`progress`]: the command line, the demo,
+//!   the plain table, the progress bar.
 //!
 //! The peers (tokio, monoio) are dev-dependencies: their servers live in the
 //! `peer_server` example and the benches, never in this library.
@@ -20,10 +23,16 @@ pub mod child;
 pub mod cli;
 pub mod cpu;
 pub mod demo;
+pub mod fio;
+pub mod fs;
+pub mod fs_job;
+pub mod fs_layout;
+pub mod fs_output;
 pub mod http;
 pub mod load;
 pub mod net;
 pub mod output;
 pub mod plot;
+pub mod progress;
 pub mod report;
 pub mod server;

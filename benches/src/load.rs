@@ -15,7 +15,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use percore::Runtime;
 
 use crate::cpu;
 use crate::http::{self, Cutter};
+use crate::progress::Progress;
 use crate::server::Protocol;
 
 /// Width of one bucket of [`LoadResult::timeline`].
@@ -111,18 +112,16 @@ pub fn run(config: &LoadConfig) -> io::Result<LoadResult> {
         .stall_threshold(None)
         .build()?;
     let done = Arc::new(AtomicU64::new(0));
-    let finished = Arc::new(AtomicBool::new(false));
-    let bar = (config.progress && config.duration > Duration::from_secs(1))
-        .then(|| progress_bar(config.duration, done.clone(), finished.clone()));
+    let bar = config
+        .progress
+        .then(|| Progress::start(config.duration, Some(done.clone()), "responses"))
+        .flatten();
     let plan = Arc::new(config.clone());
     let outcome = runtime.run_on_all({
         let done = done.clone();
         move |core| run_core(plan.clone(), core, cores, done.clone())
     });
-    finished.store(true, Ordering::Release);
-    if let Some(bar) = bar {
-        let _ = bar.join();
-    }
+    drop(bar);
     let results = outcome?;
     merge(results, config.duration)
 }
@@ -133,34 +132,6 @@ fn probe(target: SocketAddr) -> io::Result<()> {
     std::net::TcpStream::connect_timeout(&target, CONNECT_TIMEOUT)
         .map(drop)
         .map_err(|err| io::Error::new(err.kind(), format!("cannot connect to {target}: {err}")))
-}
-
-fn progress_bar(
-    duration: Duration,
-    done: Arc<AtomicU64>,
-    finished: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let bar = indicatif::ProgressBar::new(duration.as_millis() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        let start = Instant::now();
-        while !finished.load(Ordering::Acquire) {
-            let elapsed = start.elapsed();
-            bar.set_position(elapsed.as_millis().min(duration.as_millis()) as u64);
-            let requests = done.load(Ordering::Relaxed);
-            bar.set_message(format!(
-                "{:.1}/{:.1} s, {requests} responses ({:.0}/s)",
-                elapsed.as_secs_f64().min(duration.as_secs_f64()),
-                duration.as_secs_f64(),
-                requests as f64 / elapsed.as_secs_f64().max(1e-3)
-            ));
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        bar.finish_and_clear();
-    })
 }
 
 /// What one core measured; `Send`, so it can come back from the core.
@@ -174,7 +145,8 @@ struct CoreResult {
     timeline: Vec<u64>,
 }
 
-fn new_histogram() -> Histogram<u64> {
+/// An empty latency histogram: 1 ns to 60 s, 3 significant digits.
+pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY.as_nanos() as u64, 3)
         .expect("constant bounds within what hdrhistogram accepts")
 }

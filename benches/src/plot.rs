@@ -1,5 +1,5 @@
 //! `--plot FILE.svg`: latency by percentile and throughput over time, one
-//! series per server, drawn with plotters' SVG backend.
+//! series per server (`net`) or engine (`fs`), drawn with plotters' SVG backend.
 
 use std::io;
 use std::path::Path;
@@ -22,32 +22,55 @@ const COLOURS: [RGBColor; 4] = [
 /// The percentile axis ends at 99.99 % (four nines).
 const MAX_NINES: f64 = 4.0;
 
-/// One server's series: every round's latencies merged, the first round's timeline.
-struct Series {
-    name: String,
-    latency: Histogram<u64>,
-    /// (seconds since start, req/s) per timeline step.
-    rates: Vec<(f64, f64)>,
+/// One line in each chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// The legend.
+    pub name: String,
+    /// (nines, µs): the latency at quantile `1 - 10^-nines`, from 0 to 4 nines.
+    pub latency: Vec<(f64, f64)>,
+    /// (seconds since start, per second) per timeline step; may be empty.
+    pub rates: Vec<(f64, f64)>,
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 
 /// Writes an SVG with two charts: latency by percentile (x in "nines": 0, 90,
-/// 99, 99.9, 99.99 %), and requests/s over time in 100 ms steps.
+/// 99, 99.9, 99.99 %), and requests/s over time in 100 ms steps, one series
+/// per server (every round's latencies merged, the first round's timeline).
 ///
 /// # Errors
 ///
 /// The file cannot be written, or drawing fails; the message names the file.
 pub fn plot(path: &Path, runs: &[Run]) -> io::Result<()> {
+    draw(path, &series(runs), "req/s")
+}
+
+/// Writes the two charts of [`plot`] for any series; `rate` labels the
+/// throughput axis (`req/s`, `IOPS`).
+///
+/// # Errors
+///
+/// As [`plot`].
+pub fn draw(path: &Path, series: &[Series], rate: &str) -> io::Result<()> {
     let fail =
         |err: &dyn std::fmt::Display| io::Error::other(format!("--plot {}: {err}", path.display()));
-    let series = series(runs);
     let root = SVGBackend::new(path, (900, 700)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let (top, bottom) = root.split_vertically(360);
-    latency_chart(&top, &series).map_err(|e| fail(&e))?;
-    throughput_chart(&bottom, &series).map_err(|e| fail(&e))?;
+    latency_chart(&top, series).map_err(|e| fail(&e))?;
+    throughput_chart(&bottom, series, rate).map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))
+}
+
+/// The latency curve of a histogram, every twentieth of a nine.
+fn latency_points(latency: &Histogram<u64>) -> Vec<(f64, f64)> {
+    (0..=(MAX_NINES * 20.0) as usize)
+        .map(|step| {
+            let x = step as f64 / 20.0;
+            (x, latency.value_at_quantile(quantile_at(x)) as f64 / 1e3)
+        })
+        .collect()
 }
 
 fn series(runs: &[Run]) -> Vec<Series> {
@@ -72,7 +95,7 @@ fn series(runs: &[Run]) -> Vec<Series> {
                 .collect();
             Some(Series {
                 name,
-                latency,
+                latency: latency_points(&latency),
                 rates,
             })
         })
@@ -82,6 +105,11 @@ fn series(runs: &[Run]) -> Vec<Series> {
 /// The quantile `x` nines along the percentile axis: `1 - 10^-x`.
 fn quantile_at(nines: f64) -> f64 {
     1.0 - 10f64.powf(-nines)
+}
+
+/// How many nines `quantile` is along the percentile axis: `-log10(1 - q)`.
+pub fn nines(quantile: f64) -> f64 {
+    -(1.0 - quantile).max(1e-12).log10()
 }
 
 fn percentile_label(nines: &f64) -> String {
@@ -94,7 +122,8 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 fn latency_chart(area: &Area<'_>, series: &[Series]) -> DrawResult {
     let max_latency = series
         .iter()
-        .map(|s| s.latency.value_at_quantile(quantile_at(MAX_NINES)) as f64 / 1e3)
+        .flat_map(|s| s.latency.iter().filter(|(x, _)| *x <= MAX_NINES + 1e-9))
+        .map(|&(_, us)| us)
         .fold(1.0, f64::max);
     let mut chart = ChartBuilder::on(area)
         .caption("latency by percentile", ("sans-serif", 20))
@@ -114,10 +143,11 @@ fn latency_chart(area: &Area<'_>, series: &[Series]) -> DrawResult {
         .draw()?;
     for (i, s) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
-        let points = (0..=(MAX_NINES * 20.0) as usize).map(|step| {
-            let x = step as f64 / 20.0;
-            (x, s.latency.value_at_quantile(quantile_at(x)) as f64 / 1e3)
-        });
+        let points = s
+            .latency
+            .iter()
+            .copied()
+            .filter(|(x, _)| *x <= MAX_NINES + 1e-9);
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(2)))?
             .label(s.name.as_str())
@@ -131,7 +161,7 @@ fn latency_chart(area: &Area<'_>, series: &[Series]) -> DrawResult {
     Ok(())
 }
 
-fn throughput_chart(area: &Area<'_>, series: &[Series]) -> DrawResult {
+fn throughput_chart(area: &Area<'_>, series: &[Series], rate: &str) -> DrawResult {
     let points = || series.iter().flat_map(|s| s.rates.iter().copied());
     let max_time = points()
         .map(|(t, _)| t)
@@ -147,10 +177,15 @@ fn throughput_chart(area: &Area<'_>, series: &[Series]) -> DrawResult {
     chart
         .configure_mesh()
         .x_desc("time (s)")
-        .y_desc("req/s")
+        .y_desc(rate)
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()?;
-    for (i, s) in series.iter().enumerate() {
+    // A series without a timeline keeps its colour but draws no line.
+    for (i, s) in series
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.rates.is_empty())
+    {
         let colour = COLOURS[i % COLOURS.len()];
         chart
             .draw_series(LineSeries::new(

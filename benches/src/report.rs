@@ -49,6 +49,22 @@ pub fn rate(per_sec: f64) -> String {
     }
 }
 
+/// A byte count in the largest binary unit it fills (`512 B`, `4 KiB`, `1.5 GiB`).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 /// A count with thousands separators (1,000,000).
 pub fn count(n: usize) -> String {
     let digits = n.to_string();
@@ -170,5 +186,13 @@ mod tests {
         assert_eq!(count(999), "999");
         assert_eq!(count(1000), "1,000");
         assert_eq!(count(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(4096), "4 KiB");
+        assert_eq!(bytes(64 << 20), "64 MiB");
+        assert_eq!(bytes(3 << 29), "1.5 GiB");
     }
 }

@@ -23,6 +23,7 @@ fn the_quick_demo_prints_every_section() {
         "run_on_all, 2 pinned cores",
         "echo, 128 B messages, 64 connections",
         "HTTP hello world, keep-alive, 64 connections",
+        "4 KiB random reads, 32 in flight, page cache warm, 16 MiB temp file",
     ] {
         assert!(
             stdout.contains(heading),
@@ -31,6 +32,10 @@ fn the_quick_demo_prints_every_section() {
     }
     // Each load section has its figures, and at least one SQE per request.
     assert_eq!(stdout.matches("requests/s").count(), 2, "{stdout}");
+    assert!(
+        stdout.contains("IOPS") && stdout.contains("MiB/s"),
+        "{stdout}"
+    );
     for line in stdout
         .lines()
         .filter(|l| l.contains("server SQEs per request"))

@@ -219,7 +219,6 @@ fn bad_arguments_give_one_line_and_status_2() {
     assert_usage_error(&["net", "ftp"], "expected `echo` or `http`");
     assert_usage_error(&["net", "http", "--target", "not-an-address"], "IP:PORT");
     assert_usage_error(&["demo", "--runs", "0"], "--runs 0");
-    assert_usage_error(&["fs"], "not built yet");
 }
 
 #[test]

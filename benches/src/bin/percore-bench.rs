@@ -1,21 +1,25 @@
 //! `percore-bench`: percore's demo, a load generator (`net`) and the servers it
-//! loads (`serve`). See `percore-bench --help`.
+//! loads (`serve`), and fio-like file jobs (`fs`). See `percore-bench --help`.
 //!
 //! The peers (tokio, monoio) are not linked here: `net --compare` runs their
 //! servers from the `peer_server` example as child processes.
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use percore_bench::child::{self, ServerStats};
-use percore_bench::cli::{self, Command, DemoOptions, NetOptions, ServeOptions};
+use percore_bench::cli::{self, Command, DemoOptions, FsOptions, NetOptions, ServeOptions};
 use percore_bench::demo::{self, NetRun, Sizes};
+use percore_bench::fs_job::JobResult;
 use percore_bench::report::{self, median, median_f64, Table};
 use percore_bench::server::{Protocol, Server};
-use percore_bench::{net, output, plot};
+use percore_bench::{fs, fs_output, net, output, plot};
 
 /// Exit status for bad arguments: a bad flag, an unreachable target, an
-/// unwritable `--plot` file, a missing peer server binary.
+/// unwritable `--plot` file, a missing peer server binary, a file that cannot
+/// be laid out or read.
 const USAGE_STATUS: u8 = 2;
 
 fn main() -> ExitCode {
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
             Err(err) => fail(1, &format!("demo failed: {err}")),
         },
         Command::Net(options) => run_net(&options),
+        Command::Fs(options) => run_fs(&options),
         Command::Serve(options) => match serve(options) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(USAGE_STATUS, &format!("serve: {err}")),
@@ -48,13 +53,19 @@ fn fail(status: u8, line: &str) -> ExitCode {
     ExitCode::from(status)
 }
 
+/// Finds an unwritable `--plot` file before the run, not after it: writes a
+/// placeholder of a few bytes, so a full device fails here too.
+fn check_plot(path: Option<&Path>) -> Result<(), ExitCode> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    std::fs::write(path, b"<!-- percore-bench: plot pending -->\n")
+        .map_err(|err| fail(USAGE_STATUS, &format!("--plot {}: {err}", path.display())))
+}
+
 fn run_net(options: &NetOptions) -> ExitCode {
-    // An unwritable plot file is found before the run, not after it.
-    if let Some(path) = &options.plot {
-        // A placeholder of a few bytes, so a full device fails here too.
-        if let Err(err) = std::fs::write(path, b"<!-- percore-bench: plot pending -->\n") {
-            return fail(USAGE_STATUS, &format!("--plot {}: {err}", path.display()));
-        }
+    if let Err(code) = check_plot(options.plot.as_deref()) {
+        return code;
     }
     let runs = match net::run(options) {
         Ok(runs) => runs,
@@ -69,6 +80,29 @@ fn run_net(options: &NetOptions) -> ExitCode {
     }
     if let Some(path) = &options.plot {
         if let Err(err) = plot::plot(path, &runs) {
+            return fail(USAGE_STATUS, &err.to_string());
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run_fs(options: &FsOptions) -> ExitCode {
+    if let Err(code) = check_plot(options.plot.as_deref()) {
+        return code;
+    }
+    // Every way `fs` fails is its arguments' or the file's: a read-only or
+    // full place, `--bs` against the direct I/O alignment, an I/O error.
+    let report = match fs::run(options) {
+        Ok(report) => report,
+        Err(err) => return fail(USAGE_STATUS, &format!("fs: {err}")),
+    };
+    if options.json {
+        println!("{}", fs_output::json(options, &report));
+    } else {
+        print!("{}", fs_output::table(options, &report));
+    }
+    if let Some(path) = &options.plot {
+        if let Err(err) = plot::draw(path, &fs_output::series(&report.runs), "IOPS") {
             return fail(USAGE_STATUS, &err.to_string());
         }
     }
@@ -199,8 +233,29 @@ fn run_demo(options: DemoOptions) -> io::Result<Table> {
         ));
         net_rows(&mut table, &net_runs);
     }
-    // The fs run (issue 6, fs part) goes here: a random-read section.
+    let fs_runs = demo::fs_randread(sizes.fs_size, sizes.fs_run, runs)?;
+    table.section(format!(
+        "4 KiB random reads, 32 in flight, page cache warm, {} temp file, {} per run: 1 core",
+        report::bytes(sizes.fs_size),
+        report::duration(sizes.fs_run)
+    ));
+    fs_rows(&mut table, &fs_runs);
     Ok(table)
+}
+
+fn fs_rows(table: &mut Table, runs: &[JobResult]) {
+    table.row(
+        "IOPS",
+        report::rate(median_f64(runs.iter().map(JobResult::iops))),
+    );
+    table.row(
+        "MiB/s",
+        format!("{:.1}", median_f64(runs.iter().map(JobResult::mib_per_s))),
+    );
+    for (label, q) in [("latency p50", 0.5), ("latency p99", 0.99)] {
+        let ns = median_f64(runs.iter().map(|r| r.latency.value_at_quantile(q) as f64));
+        table.row(label, report::duration(Duration::from_nanos(ns as u64)));
+    }
 }
 
 fn net_rows(table: &mut Table, runs: &[NetRun]) {

@@ -1,5 +1,7 @@
 //! Criterion micro-benchmarks of single hot paths, percore beside tokio
-//! (current-thread) and monoio (io_uring) where monoio has the same operation.
+//! (current-thread) and monoio (io_uring) where monoio has the same operation,
+//! and a cross-core message round trip beside tokio's multi-thread runtime and
+//! crossbeam between plain threads.
 //!
 //! Every measurement uses `iter_custom` and times `iters` repetitions from
 //! inside a running runtime, so runtime construction (one per sample) is never
@@ -286,12 +288,104 @@ fn nop(c: &mut Criterion) {
     group.finish();
 }
 
+/// One message to another core and its answer: percore's `spsc` between two
+/// runtime cores, tokio's `mpsc` between two tasks of a 2-worker multi-thread
+/// runtime, crossbeam's `bounded` between two plain threads. Idle sides park
+/// (no spinning configured anywhere), so this is the wake-a-parked-core path.
+fn cross_core_message(c: &mut Criterion) {
+    let mut group = configure(c, "cross_core_round_trip");
+    group.bench_function("percore spsc", |b| {
+        b.iter_custom(|iters| {
+            let runtime = percore::Runtime::builder()
+                .cores(2)
+                .stall_threshold(None)
+                .build()
+                .expect("percore runtime failed to start");
+            let (mut to_b, mut at_b) = percore::channel::spsc::channel::<u64>(64);
+            let (mut to_a, mut at_a) = percore::channel::spsc::channel::<u64>(64);
+            let echo = runtime
+                .spawn_on(1, move || async move {
+                    while let Some(n) = at_b.recv().await {
+                        if to_a.send(n + 1).await.is_err() {
+                            break;
+                        }
+                    }
+                })
+                .expect("core 1");
+            let elapsed = runtime
+                .run_on(0, move || async move {
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        to_b.send(i).await.expect("echo side alive");
+                        let back = at_a.recv().await.expect("echo side alive");
+                        assert_eq!(back, i + 1);
+                    }
+                    start.elapsed()
+                })
+                .expect("core 0");
+            drop(echo);
+            elapsed
+        })
+    });
+    group.bench_function("tokio mpsc (multi-thread, 2 workers)", |b| {
+        b.iter_custom(|iters| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()
+                .expect("tokio runtime failed to build");
+            runtime.block_on(async move {
+                let (to_b, mut at_b) = tokio::sync::mpsc::channel::<u64>(64);
+                let (to_a, mut at_a) = tokio::sync::mpsc::channel::<u64>(64);
+                tokio::spawn(async move {
+                    while let Some(n) = at_b.recv().await {
+                        if to_a.send(n + 1).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                let start = Instant::now();
+                for i in 0..iters {
+                    to_b.send(i).await.expect("echo side alive");
+                    let back = at_a.recv().await.expect("echo side alive");
+                    assert_eq!(back, i + 1);
+                }
+                start.elapsed()
+            })
+        })
+    });
+    group.bench_function("crossbeam bounded (2 threads)", |b| {
+        b.iter_custom(|iters| {
+            let (to_b, at_b) = crossbeam_channel::bounded::<u64>(64);
+            let (to_a, at_a) = crossbeam_channel::bounded::<u64>(64);
+            let echo = std::thread::spawn(move || {
+                while let Ok(n) = at_b.recv() {
+                    if to_a.send(n + 1).is_err() {
+                        break;
+                    }
+                }
+            });
+            let start = Instant::now();
+            for i in 0..iters {
+                to_b.send(i).expect("echo side alive");
+                let back = at_a.recv().expect("echo side alive");
+                assert_eq!(back, i + 1);
+            }
+            let elapsed = start.elapsed();
+            drop(to_b);
+            echo.join().expect("echo thread");
+            elapsed
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     hot_paths,
     spawn_join,
     yield_now,
     sleep_zero,
     timer_insert_cancel,
-    nop
+    nop,
+    cross_core_message
 );
 criterion_main!(hot_paths);

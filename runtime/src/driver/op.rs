@@ -12,6 +12,7 @@ use io_uring::squeue;
 
 use super::{Key, Lifecycle, Orphan};
 use crate::executor;
+use crate::task::raw as task;
 
 /// One io_uring operation: the data the kernel may touch, and how to read its result.
 ///
@@ -193,7 +194,7 @@ impl<T: OpCode> Future for Op<T> {
         };
         let Some(key) = this.key else {
             let sqe = data.sqe();
-            let waiting = Lifecycle::Waiting(Some(cx.waker().clone()));
+            let waiting = Lifecycle::Waiting(Some(task::op_waker(cx.waker())));
             let started = executor::with_driver(|driver| driver.start(sqe, waiting));
             if this.now && started.is_ok() {
                 executor::with_core(|core| core.flush.set(true));
@@ -211,8 +212,11 @@ impl<T: OpCode> Future for Op<T> {
             let table = driver.table_mut();
             match table.get_mut(key) {
                 Some(Lifecycle::Waiting(waker)) => {
-                    if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        *waker = Some(cx.waker().clone());
+                    if !waker
+                        .as_ref()
+                        .is_some_and(|w| task::same_task(w, cx.waker()))
+                    {
+                        *waker = Some(task::op_waker(cx.waker()));
                     }
                     None
                 }
@@ -349,7 +353,7 @@ impl<T: MultishotCode> Stream for MultiOp<T> {
         let Some(key) = this.key else {
             let sqe = data.sqe();
             let streaming = Lifecycle::Streaming {
-                waker: Some(cx.waker().clone()),
+                waker: Some(task::op_waker(cx.waker())),
                 results: Default::default(),
                 done: false,
             };
@@ -378,8 +382,11 @@ impl<T: MultishotCode> Stream for MultiOp<T> {
                         Some(None)
                     }
                     None => {
-                        if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                            *waker = Some(cx.waker().clone());
+                        if !waker
+                            .as_ref()
+                            .is_some_and(|w| task::same_task(w, cx.waker()))
+                        {
+                            *waker = Some(task::op_waker(cx.waker()));
                         }
                         None
                     }

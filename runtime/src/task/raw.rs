@@ -497,6 +497,58 @@ unsafe fn waker_drop(data: *const ()) {
     waker_unref(waker_ptr(data));
 }
 
+/// A waker for an op of this core to keep: if `waker` is one of this core's
+/// tasks, a *core-local* waker holding a local reference (no atomic on clone,
+/// wake or drop); else a plain clone.
+///
+/// A core-local waker must never leave its core's thread: the driver keeps it
+/// in the op table and wakes or drops it on the core.
+pub(crate) fn op_waker(waker: &Waker) -> Waker {
+    if ptr::eq(waker.vtable(), &WAKER_VTABLE) || ptr::eq(waker.vtable(), &LOCAL_VTABLE) {
+        let ptr = waker_ptr(waker.data());
+        if executor::is_owner(shared(header(ptr))) {
+            local_ref(header(ptr));
+            // SAFETY: LOCAL_VTABLE's functions uphold the `RawWaker` contract for
+            // a live task header on its own core, which is the only place this
+            // waker is used (see above); it holds the local reference just taken.
+            return unsafe {
+                Waker::from_raw(RawWaker::new(ptr.as_ptr() as *const (), &LOCAL_VTABLE))
+            };
+        }
+    }
+    waker.clone()
+}
+
+/// Whether `stored` (from `op_waker`) wakes the same task as `waker`.
+pub(crate) fn same_task(stored: &Waker, waker: &Waker) -> bool {
+    stored.will_wake(waker)
+        || (ptr::eq(stored.vtable(), &LOCAL_VTABLE)
+            && ptr::eq(waker.vtable(), &WAKER_VTABLE)
+            && stored.data() == waker.data())
+}
+
+static LOCAL_VTABLE: RawWakerVTable =
+    RawWakerVTable::new(local_clone, local_wake, local_wake_by_ref, local_drop);
+
+unsafe fn local_clone(data: *const ()) -> RawWaker {
+    local_ref(header(waker_ptr(data)));
+    RawWaker::new(data, &LOCAL_VTABLE)
+}
+
+unsafe fn local_wake(data: *const ()) {
+    let ptr = waker_ptr(data);
+    schedule_local(ptr);
+    local_unref(ptr);
+}
+
+unsafe fn local_wake_by_ref(data: *const ()) {
+    schedule_local(waker_ptr(data));
+}
+
+unsafe fn local_drop(data: *const ()) {
+    local_unref(waker_ptr(data));
+}
+
 /// The join side, owned by a `JoinHandle` on the task's core; a local reference.
 pub(crate) struct Join(NonNull<Header>);
 

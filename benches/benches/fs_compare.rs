@@ -247,56 +247,20 @@ fn percore_run(path: &Path, setting: Setting, cfg: Config, variant: Variant) -> 
                 percore_fixed_readers(path, setting, blocks, deadline, &latencies).await;
             } else if setting.direct {
                 let file = Rc::new(DmaFile::open(path).await.expect("open O_DIRECT"));
-                let readers = (0..setting.depth).map(|i| {
-                    let (file, lat) = (file.clone(), latencies.clone());
-                    percore::spawn(async move {
-                        let mut buf = file.alloc_buffer(BLOCK);
-                        let mut rng = Rng::new(i as u64 + 1);
-                        loop {
-                            let pos = rng.next_u64() % blocks * BLOCK as u64;
-                            let t0 = Instant::now();
-                            let (res, back) = file.read_at(buf, pos).await;
-                            let t1 = Instant::now();
-                            assert_eq!(res.expect("read"), BLOCK);
-                            check(&back, pos);
-                            lat.borrow_mut().push((t1 - t0).as_nanos() as u32);
-                            buf = back;
-                            buf.clear();
-                            if t1 >= deadline {
-                                break;
-                            }
-                        }
-                    })
-                });
-                for reader in readers.collect::<Vec<_>>() {
-                    reader.await.expect("reader");
-                }
+                let buf = file.alloc_buffer(BLOCK);
+                let read = move |buf, pos| {
+                    let file = Rc::clone(&file);
+                    async move { file.read_at(buf, pos).await }
+                };
+                percore_readers(setting.depth, blocks, deadline, &latencies, buf, read).await;
             } else {
                 let file = Rc::new(File::open(path).await.expect("open"));
-                let readers = (0..setting.depth).map(|i| {
-                    let (file, lat) = (file.clone(), latencies.clone());
-                    percore::spawn(async move {
-                        let mut buf = DmaBuffer::new(BLOCK, BLOCK);
-                        let mut rng = Rng::new(i as u64 + 1);
-                        loop {
-                            let pos = rng.next_u64() % blocks * BLOCK as u64;
-                            let t0 = Instant::now();
-                            let (res, back) = file.read_at(buf, pos).await;
-                            let t1 = Instant::now();
-                            assert_eq!(res.expect("read"), BLOCK);
-                            check(&back, pos);
-                            lat.borrow_mut().push((t1 - t0).as_nanos() as u32);
-                            buf = back;
-                            buf.clear();
-                            if t1 >= deadline {
-                                break;
-                            }
-                        }
-                    })
-                });
-                for reader in readers.collect::<Vec<_>>() {
-                    reader.await.expect("reader");
-                }
+                let read = move |buf, pos| {
+                    let file = Rc::clone(&file);
+                    async move { file.read_at(buf, pos).await }
+                };
+                let buf = DmaBuffer::new(BLOCK, BLOCK);
+                percore_readers(setting.depth, blocks, deadline, &latencies, buf, read).await;
             }
             let elapsed = start.elapsed();
             let ns = latencies.take();
@@ -306,6 +270,46 @@ fn percore_run(path: &Path, setting: Setting, cfg: Config, variant: Variant) -> 
 }
 
 /// percore with a registered file and registered buffers (`READ_FIXED`).
+/// `depth` tasks reading random blocks through `read` until `deadline`, each
+/// with a buffer like `buf`, checking every block and recording its latency.
+async fn percore_readers<F, Fut>(
+    depth: usize,
+    blocks: u64,
+    deadline: Instant,
+    latencies: &Rc<RefCell<Vec<u32>>>,
+    buf: DmaBuffer,
+    read: F,
+) where
+    F: Fn(DmaBuffer, u64) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = percore::BufResult<usize, DmaBuffer>> + 'static,
+{
+    let (size, align) = (buf.capacity(), buf.alignment());
+    let readers = (0..depth).map(|i| {
+        let (read, lat) = (read.clone(), latencies.clone());
+        percore::spawn(async move {
+            let mut buf = DmaBuffer::new(size, align);
+            let mut rng = Rng::new(i as u64 + 1);
+            loop {
+                let pos = rng.next_u64() % blocks * BLOCK as u64;
+                let t0 = Instant::now();
+                let (res, back) = read(buf, pos).await;
+                let t1 = Instant::now();
+                assert_eq!(res.expect("read"), BLOCK);
+                check(&back, pos);
+                lat.borrow_mut().push((t1 - t0).as_nanos() as u32);
+                buf = back;
+                buf.clear();
+                if t1 >= deadline {
+                    break;
+                }
+            }
+        })
+    });
+    for reader in readers.collect::<Vec<_>>() {
+        reader.await.expect("reader");
+    }
+}
+
 async fn percore_fixed_readers(
     path: &Path,
     setting: Setting,

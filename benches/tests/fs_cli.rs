@@ -1,31 +1,12 @@
 //! `percore-bench fs` as a user runs it: the built binary, tiny jobs (4 MiB,
 //! 0.2 s) on files in the temp dir.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
 use serde_json::Value;
 
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_percore-bench"))
-        .args(args)
-        .output()
-        .expect("the percore-bench binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}, stderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("percore-bench-{}-{name}", std::process::id()))
-}
+use common::{bench, stdout, temp_path};
+use std::process::Command;
 
 fn json(args: &[&str]) -> Value {
     serde_json::from_str(&stdout(&bench(args))).expect("stdout is JSON")

@@ -1,31 +1,11 @@
 //! `percore-bench net` and `serve` as a user runs them: the built binary,
 //! against servers on 127.0.0.1, with short runs.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
 use serde_json::Value;
 
-fn bench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_percore-bench"))
-        .args(args)
-        .output()
-        .expect("the percore-bench binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "exit {:?}, stderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn temp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("percore-bench-{}-{name}", std::process::id()))
-}
+use common::{bench, stdout, temp_path};
 
 #[test]
 fn json_has_the_documented_fields() {

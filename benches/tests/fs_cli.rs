@@ -3,10 +3,11 @@
 
 mod common;
 
+use std::process::Command;
+
 use serde_json::Value;
 
 use common::{bench, stdout, temp_path};
-use std::process::Command;
 
 fn json(args: &[&str]) -> Value {
     serde_json::from_str(&stdout(&bench(args))).expect("stdout is JSON")

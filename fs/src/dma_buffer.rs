@@ -5,6 +5,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
+use percore_runtime::registered::{self, RegisteredMem};
 use percore_runtime::{IoBuf, IoBufMut};
 
 /// A zero-initialised heap buffer whose address is aligned for direct I/O,
@@ -12,7 +13,8 @@ use percore_runtime::{IoBuf, IoBufMut};
 ///
 /// Reads fill it after its length, writes send its first `len()` bytes, as for
 /// a `Vec<u8>`. Get one sized and aligned for a file from
-/// [`DmaFile::alloc_buffer`](crate::DmaFile::alloc_buffer).
+/// [`DmaFile::alloc_buffer`](crate::DmaFile::alloc_buffer), which takes it from
+/// the core's registered memory when it can (see [`DmaBuffer::new_registered`]).
 ///
 /// # Examples
 ///
@@ -28,8 +30,12 @@ use percore_runtime::{IoBuf, IoBufMut};
 /// ```
 pub struct DmaBuffer {
     ptr: NonNull<u8>,
+    /// The size asked for and the alignment.
     layout: Layout,
     len: usize,
+    /// The memory, if it is a chunk of registered memory; else `ptr` is a heap
+    /// allocation of `layout`.
+    registered: Option<RegisteredMem>,
 }
 
 // SAFETY: the buffer owns its allocation outright (no shared state), like a
@@ -61,7 +67,40 @@ impl DmaBuffer {
             ptr,
             layout,
             len: 0,
+            registered: None,
         }
+    }
+
+    /// As [`DmaBuffer::new`], but in this core's registered memory when it has
+    /// room (see [`percore_runtime::registered`]): then an `O_DIRECT` read or
+    /// write through [`DmaFile`](crate::DmaFile) is a fixed one, which spares
+    /// the kernel pinning the pages on every call. Falls back to the heap for
+    /// buffers over 1 MiB, when the pool is used up, when the kernel refuses to
+    /// register memory (`RLIMIT_MEMLOCK`), and outside a percore runtime.
+    ///
+    /// # Panics
+    ///
+    /// As [`DmaBuffer::new`].
+    pub fn new_registered(capacity: usize, align: usize) -> DmaBuffer {
+        let size = capacity.max(align).max(1);
+        let Ok(layout) = Layout::from_size_align(size, align) else {
+            panic!("DmaBuffer of {capacity} bytes aligned to {align}: invalid layout");
+        };
+        match registered::alloc(size, align) {
+            Some(mem) => DmaBuffer {
+                // SAFETY: a chunk's pointer is never null.
+                ptr: unsafe { NonNull::new_unchecked(mem.as_ptr()) },
+                layout,
+                len: 0,
+                registered: Some(mem),
+            },
+            None => DmaBuffer::new(capacity, align),
+        }
+    }
+
+    /// Whether the memory is a chunk of the core's registered memory.
+    pub fn is_registered(&self) -> bool {
+        self.registered.is_some()
     }
 
     /// The initialised length.
@@ -159,6 +198,10 @@ impl DerefMut for DmaBuffer {
 
 impl Drop for DmaBuffer {
     fn drop(&mut self) {
+        if self.registered.is_some() {
+            // The chunk goes back to its pool when the field drops.
+            return;
+        }
         // SAFETY: `ptr` came from `alloc_zeroed` with this very layout, once.
         unsafe { alloc::dealloc(self.ptr.as_ptr(), self.layout) };
     }
@@ -170,12 +213,14 @@ impl fmt::Debug for DmaBuffer {
             .field("len", &self.len)
             .field("capacity", &self.capacity())
             .field("alignment", &self.alignment())
+            .field("registered", &self.is_registered())
             .finish()
     }
 }
 
-// SAFETY: the storage is one heap allocation that does not move when the
-// `DmaBuffer` moves and lives until it is dropped; `len <= capacity` always, and
+// SAFETY: the storage is one heap allocation or one registered chunk (owned by
+// `registered`), which does not move when the `DmaBuffer` moves and lives until
+// it is dropped; `len <= capacity` always, and
 // every byte is initialised (zeroed at allocation).
 unsafe impl IoBuf for DmaBuffer {
     fn stable_ptr(&self) -> *const u8 {

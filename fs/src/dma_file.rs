@@ -6,6 +6,7 @@ use std::ops::Deref;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
+use percore_runtime::registered;
 use percore_runtime::{BufResult, IoBuf, IoBufMut, Op};
 
 use crate::error::with_path;
@@ -135,9 +136,14 @@ impl DmaFile {
     /// address aligned for this file and to the page size: a buffer that
     /// straddles fewer pages costs the kernel fewer pins and the device fewer
     /// DMA segments per op.
+    ///
+    /// The buffer comes from the core's registered memory when it has room
+    /// ([`DmaBuffer::new_registered`]): reads and writes through it are then
+    /// fixed ops (`IORING_OP_READ_FIXED`/`WRITE_FIXED`), which skip pinning the
+    /// pages on every call.
     pub fn alloc_buffer(&self, len: usize) -> DmaBuffer {
         let capacity = len.div_ceil(self.block).max(1) * self.block;
-        DmaBuffer::new(capacity, self.mem_align.max(self.block).max(PAGE))
+        DmaBuffer::new_registered(capacity, self.mem_align.max(self.block).max(PAGE))
     }
 
     /// Reads into the buffer's spare capacity (after its initialised bytes) at
@@ -155,9 +161,12 @@ impl DmaFile {
         if let Err(err) = self.check("read", addr, buf.bytes_total() - init, pos) {
             return (Err(err), buf);
         }
-        let (res, buf) = Op::new(ReadAt::new(self.file.target(), buf, pos))
-            .submit_now()
-            .await;
+        let len = buf.bytes_total() - init;
+        let read = match registered::index_of(addr as *const u8, len) {
+            Some(index) => ReadAt::fixed(self.file.target(), buf, pos, index),
+            None => ReadAt::new(self.file.target(), buf, pos),
+        };
+        let (res, buf) = Op::new(read).submit_now().await;
         (res.map_err(self.file.path_error("read")), buf)
     }
 
@@ -173,9 +182,11 @@ impl DmaFile {
         if let Err(err) = self.check("write", addr, buf.bytes_init(), pos) {
             return (Err(err), buf);
         }
-        let (res, buf) = Op::new(WriteAt::new(self.file.target(), buf, pos))
-            .submit_now()
-            .await;
+        let write = match registered::index_of(addr as *const u8, buf.bytes_init()) {
+            Some(index) => WriteAt::fixed(self.file.target(), buf, pos, index),
+            None => WriteAt::new(self.file.target(), buf, pos),
+        };
+        let (res, buf) = Op::new(write).submit_now().await;
         (res.map_err(self.file.path_error("write")), buf)
     }
 

@@ -10,6 +10,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::rc::Rc;
 
+use percore_runtime::registered::{self, TABLE_SLOTS};
 use percore_runtime::{try_with_submitter, with_submitter, BufResult, IoBuf, IoBufMut, Op};
 
 use crate::op::{ReadAt, Target, WriteAt};
@@ -253,8 +254,9 @@ impl File {
 /// A set of equal, aligned buffers registered with this core's ring
 /// (`IORING_REGISTER_BUFFERS`), lent out one at a time as [`FixedBuf`]s.
 ///
-/// A ring has one buffer table, so only the first `FixedBuffers` of a core
-/// succeeds (`EBUSY` after). The memory is pinned, and counted against
+/// The buffers take a run of slots in the core's buffer table (shared with
+/// the core's registered memory, see [`percore_runtime::registered`]), so a
+/// core can have several pools. The memory is pinned, and counted against
 /// `RLIMIT_MEMLOCK`. The buffers are aligned, so they also serve
 /// [`DmaFile`](crate::DmaFile)-style `O_DIRECT` reads through a [`File`]
 /// opened with `O_DIRECT`.
@@ -278,8 +280,10 @@ pub struct FixedBuffers {
 }
 
 struct BufferPool {
-    /// Free buffers, by index; a lent one is `None` until its `FixedBuf` drops.
+    /// Free buffers, by position; a lent one is `None` until its `FixedBuf` drops.
     free: RefCell<Vec<Option<DmaBuffer>>>,
+    /// The table slot of the first buffer; buffer `i` is slot `first + i`.
+    first: u16,
 }
 
 impl FixedBuffers {
@@ -288,14 +292,23 @@ impl FixedBuffers {
     ///
     /// # Errors
     ///
-    /// `EBUSY` if the ring already has buffers; `ENOMEM` past `RLIMIT_MEMLOCK`.
+    /// `ENOMEM` past `RLIMIT_MEMLOCK`; `OutOfMemory` if the core's buffer table
+    /// has no run of `count` free slots ([`TABLE_SLOTS`] in all);
+    /// `InvalidInput` for no buffers; `EINVAL` before Linux 5.19.
     ///
     /// # Panics
     ///
-    /// Outside a percore runtime; if `align` is not a power of two; if `count`
-    /// exceeds 65,536 (the index is 16 bits).
+    /// Outside a percore runtime; if `align` is not a power of two.
     pub fn new(count: usize, size: usize, align: usize) -> io::Result<FixedBuffers> {
-        assert!(count <= 1 << 16, "at most 65,536 fixed buffers");
+        if count == 0 || count > TABLE_SLOTS as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "register {count} fixed buffers: a pool has 1 to {TABLE_SLOTS} buffers \
+                     (the slots of a core's buffer table)"
+                ),
+            ));
+        }
         let mut bufs: Vec<DmaBuffer> = (0..count).map(|_| DmaBuffer::new(size, align)).collect();
         let iovecs: Vec<libc::iovec> = bufs
             .iter_mut()
@@ -307,11 +320,12 @@ impl FixedBuffers {
         // SAFETY: every iovec points at a `DmaBuffer` owned by the pool, which
         // lives until every `FixedBuf` is back and the pool is dropped; the
         // pool's `Drop` unregisters the buffers before the memory is freed.
-        with_submitter(|submitter| unsafe { submitter.register_buffers(&iovecs) })
-            .map_err(|err| context(err, "register fixed buffers"))?;
+        let first = unsafe { registered::register_buffers(&iovecs) }
+            .map_err(|err| io::Error::new(err.kind(), format!("fixed buffers: {err}")))?;
         Ok(FixedBuffers {
             pool: Rc::new(BufferPool {
                 free: RefCell::new(bufs.into_iter().map(Some).collect()),
+                first,
             }),
         })
     }
@@ -324,7 +338,8 @@ impl FixedBuffers {
         buf.clear();
         Some(FixedBuf {
             buf: Some(buf),
-            index: index as u16,
+            position: index,
+            index: self.pool.first + index as u16,
             pool: Rc::clone(&self.pool),
         })
     }
@@ -334,7 +349,7 @@ impl Drop for BufferPool {
     fn drop(&mut self) {
         // Runs once every `FixedBuf` is back, so no op uses the buffers; the
         // kernel must let go of them before their memory is freed.
-        let _ = try_with_submitter(|submitter| submitter.unregister_buffers());
+        registered::unregister_buffers(self.first, self.free.get_mut().len());
     }
 }
 
@@ -354,6 +369,8 @@ impl fmt::Debug for FixedBuffers {
 pub struct FixedBuf {
     /// Always `Some` until dropped.
     buf: Option<DmaBuffer>,
+    /// Where it goes back in the pool.
+    position: usize,
     index: u16,
     pool: Rc<BufferPool>,
 }
@@ -400,7 +417,7 @@ impl DerefMut for FixedBuf {
 
 impl Drop for FixedBuf {
     fn drop(&mut self) {
-        if let Some(slot) = self.pool.free.borrow_mut().get_mut(self.index as usize) {
+        if let Some(slot) = self.pool.free.borrow_mut().get_mut(self.position) {
             *slot = self.buf.take();
         }
     }

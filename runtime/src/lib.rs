@@ -40,6 +40,7 @@ mod driver;
 mod executor;
 mod loom;
 pub mod op;
+pub mod registered;
 mod runtime;
 mod stats;
 pub mod sync;
@@ -64,8 +65,9 @@ pub use task::{spawn, yield_now, JoinError, JoinHandle, UnhandledPanic};
 /// The ring belongs to the core: register only resources that live at least as
 /// long as the ops that use them, and never call the submitter's `submit*`
 /// methods (the core submits on its own schedule). Tables the kernel allows only
-/// once per ring (fixed files, fixed buffers) go to the first caller; later
-/// callers get `EBUSY` from the kernel.
+/// once per ring go to the first caller; later callers get `EBUSY` from the
+/// kernel. The buffer table is percore's: register buffers through
+/// [`registered`] instead.
 ///
 /// # Panics
 ///

@@ -19,6 +19,8 @@ use io_uring::{opcode, squeue, types, IoUring, Probe};
 
 use sys::RingFd;
 
+use crate::registered::BufTable;
+
 pub use op::{MultiOp, MultishotCode, Op, OpCode};
 pub use setup::{SetupError, TaskRunMode};
 pub(crate) use table::{Key, Lifecycle, OpTable, Orphan, Reaped};
@@ -80,6 +82,9 @@ pub(crate) struct Driver {
     /// eventfds instead.
     pub(crate) failed_rings: Vec<usize>,
     pub(crate) counters: IoCounters,
+    /// The ring's buffer table and registered memory. Declared after `ring`, so
+    /// the ring is closed before the memory can be freed.
+    buffers: BufTable,
 }
 
 impl Driver {
@@ -101,6 +106,7 @@ impl Driver {
             probe,
             failed_rings: Vec::new(),
             counters: IoCounters::default(),
+            buffers: BufTable::default(),
         })
     }
 
@@ -136,6 +142,11 @@ impl Driver {
         }
         self.counters.msg_rings += 1;
         true
+    }
+
+    /// The registration interface with the buffer table that shares it.
+    pub(crate) fn buffer_table(&mut self) -> (io_uring::Submitter<'_>, &mut BufTable) {
+        (self.ring.submitter(), &mut self.buffers)
     }
 
     /// The ring's registration interface (files, buffers, buffer rings).

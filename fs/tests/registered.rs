@@ -1,0 +1,114 @@
+//! `DmaFile` buffers from the core's registered memory: fixed reads and writes
+//! without the caller doing anything, byte for byte like plain ones, next to
+//! `FixedBuffers` pools that share the ring's buffer table.
+
+mod util;
+
+use percore_fs::{DmaBuffer, DmaFile, File, FixedBuffers};
+use percore_runtime::{registered, IoBuf};
+
+/// Blocks written and read through registered buffers (whole and sliced) hold
+/// the same bytes as through heap buffers and `std`.
+#[test]
+fn registered_buffers_round_trip() {
+    let dir = util::TempDir::new("registered-rw");
+    let path = dir.join("f");
+    percore_runtime::run(async {
+        let file = DmaFile::create(&path).await.unwrap();
+        let block = file.block_size();
+        let mut buf = file.alloc_buffer(4 * block);
+        assert!(buf.is_registered(), "{buf:?}");
+        assert!(registered::index_of(buf.as_ptr(), buf.capacity()).is_some());
+        buf.resize(4 * block, 0);
+        for (i, chunk) in buf.chunks_mut(block).enumerate() {
+            chunk.fill(b'a' + i as u8);
+        }
+        let (res, buf) = file.write_all_at(buf, 0).await;
+        res.unwrap();
+        drop(buf);
+        file.sync_all().await.unwrap();
+
+        let on_disk = std::fs::read(&path).unwrap();
+        assert_eq!(on_disk.len(), 4 * block);
+        assert!(on_disk[block..2 * block].iter().all(|&b| b == b'b'));
+
+        // The third block into the second block of a registered buffer.
+        let mut buf = file.alloc_buffer(2 * block);
+        buf.resize(block, 0);
+        let (n, back) = file.read_at(buf.slice(..2 * block), 2 * block as u64).await;
+        assert_eq!(n.unwrap(), block);
+        let buf = back.into_inner();
+        assert!(buf[block..].iter().all(|&b| b == b'c'));
+
+        // The same through a heap buffer.
+        let heap = DmaBuffer::new(block, file.mem_alignment().max(block));
+        assert!(!heap.is_registered());
+        let (n, heap) = file.read_at(heap, 3 * block as u64).await;
+        assert_eq!(n.unwrap(), block);
+        assert!(heap.iter().all(|&b| b == b'd'));
+    })
+    .unwrap();
+}
+
+/// A registered buffer dropped on another thread, after its runtime ended,
+/// frees nothing twice; new buffers keep working.
+#[test]
+fn buffers_outlive_their_runtime() {
+    let dir = util::TempDir::new("registered-outlive");
+    let path = dir.join("f");
+    std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
+    let kept = percore_runtime::run(async {
+        let file = DmaFile::open(&path).await.unwrap();
+        let (n, buf) = file.read_at(file.alloc_buffer(4096), 0).await;
+        assert_eq!(n.unwrap(), 4096);
+        buf
+    })
+    .unwrap();
+    assert!(kept.is_registered());
+    assert!(kept.iter().all(|&b| b == 7));
+    std::thread::spawn(move || drop(kept)).join().unwrap();
+    percore_runtime::run(async {
+        let file = DmaFile::open(&path).await.unwrap();
+        let (n, buf) = file.read_at(file.alloc_buffer(4096), 4096).await;
+        assert_eq!(n.unwrap(), 4096);
+        assert!(buf.is_registered());
+        assert!(buf.iter().all(|&b| b == 7));
+    })
+    .unwrap();
+}
+
+/// Two `FixedBuffers` pools on one core (the ring has one table; each pool takes
+/// slots of it) next to registered memory, all reading the right bytes.
+#[test]
+fn pools_share_the_table() {
+    let dir = util::TempDir::new("registered-pools");
+    let path = dir.join("f");
+    let data: Vec<u8> = (0..1 << 16).map(|i| (i / 4096) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    percore_runtime::run(async {
+        let dma = DmaFile::open(&path).await.unwrap();
+        let registered_buf = dma.alloc_buffer(4096);
+        let first = FixedBuffers::new(2, 4096, 4096).unwrap();
+        let second = FixedBuffers::new(3, 4096, 4096).unwrap();
+        let (a, b) = (first.get().unwrap(), second.get().unwrap());
+        assert_ne!(a.index(), b.index());
+        let file = File::open(&path).await.unwrap();
+        let (n, a) = file.read_fixed_at(a, 4096).await;
+        assert_eq!((n.unwrap(), a[0]), (4096, 1));
+        let (n, b) = file.read_fixed_at(b, 2 * 4096).await;
+        assert_eq!((n.unwrap(), b[0]), (4096, 2));
+        let (n, r) = dma.read_at(registered_buf, 3 * 4096).await;
+        assert_eq!((n.unwrap(), r[4095]), (4096, 3));
+
+        // A dropped pool gives its slots back: a new one of the same size fits
+        // where it was.
+        let index = b.index();
+        drop((b, second));
+        let third = FixedBuffers::new(3, 4096, 4096).unwrap();
+        assert_eq!(third.get().unwrap().index(), index);
+
+        let err = FixedBuffers::new(0, 4096, 4096).unwrap_err();
+        assert!(err.to_string().contains("1 to 4096 buffers"), "{err}");
+    })
+    .unwrap();
+}

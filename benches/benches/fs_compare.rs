@@ -4,20 +4,34 @@
 //! Settings: O_DIRECT at queue depth 1 and 32, and buffered (page cache warm)
 //! at 1 and 32. Each contender reads random 4 KiB-aligned blocks for a fixed
 //! time with `depth` reads in flight (one task per read in flight; fio's own
-//! `iodepth`), timing every read from issue to completion. Rounds alternate
-//! the contenders (the first one rotates); the table gives per contender the
-//! median IOPS, p50 and p99 over the rounds, and the ratio to fio io_uring.
+//! `iodepth`), timing every read from issue to completion.
+//!
+//! Each setting has its own number of rounds and run length: O_DIRECT QD1,
+//! bound by the device's latency, varies most from run to run (a virtio disk
+//! moves single runs by ±10 %), so it gets more, shorter rounds. The rounds of
+//! all settings are interleaved (round 1 of every setting, then round 2 of
+//! those that have one, …), and within a round of a setting every contender
+//! runs once, back to back, the first one rotating, so drift hits all alike.
+//!
+//! The table gives per contender and setting, over its rounds: the median
+//! IOPS, p50 and p99; the ratio of its median IOPS to fio io_uring's; the
+//! quartiles of its IOPS as ratios to fio io_uring's median (the spread); and
+//! the paired ratio, the median over rounds of its IOPS / fio io_uring's IOPS
+//! in the same round, which cancels drift between rounds. The percore rows
+//! also get that paired ratio against monoio.
 //!
 //! - fio: `--ioengine=io_uring` (no fixed files or buffers, fio's defaults) and
 //!   `--ioengine=psync` (queue depth 1 only: a sync engine has no queue), both
 //!   `--invalidate=0` so buffered runs read the warm cache, `--lat_percentiles=1`
 //!   (issue to completion, like ours). Skipped with a note if `fio` is not on PATH.
-//! - percore: `DmaFile::read_at` / `File::read_at` into a reused `DmaBuffer`
-//!   on a default runtime; `percore fixed` is the same with a registered file
-//!   and registered buffers (`READ_FIXED`); `percore budget=1` is the default
-//!   path on a runtime that polls one task per tick, so every read reaches the
-//!   kernel as soon as it is issued (what fio does) instead of with the tick's
-//!   batch: the device then sees its full queue depth, at one syscall per read.
+//! - percore: `DmaFile::read_at` into a reused buffer from
+//!   `DmaFile::alloc_buffer` (where a user gets one), or buffered
+//!   `File::read_at` into a reused `DmaBuffer::new`, on a default runtime;
+//!   `percore fixed` is the same with a registered file and registered buffers
+//!   (`READ_FIXED`); `percore budget=1` is the default path on a runtime that
+//!   polls one task per tick, so every read reaches the kernel as soon as it is
+//!   issued (what fio does) instead of with the tick's batch: the device then
+//!   sees its full queue depth, at one syscall per read.
 //! - monoio: `monoio::fs::File::read_at` (io_uring driver) into a reused aligned buffer.
 //! - tokio: `tokio::fs` has no positional read; it runs every file call as a
 //!   blocking job, so this is that mechanism: `spawn_blocking(pread)` on a
@@ -45,27 +59,78 @@ use common::{allowed_cpus, pin_to};
 /// The block each read fetches; the layout stamps each with its index.
 const BLOCK: usize = LAYOUT_BLOCK;
 
-/// Sizes of one run of the comparison.
+/// How many rounds a setting gets and how long each of its runs is.
+#[derive(Clone, Copy)]
+struct Plan {
+    rounds: usize,
+    run: Duration,
+}
+
+/// Sizes of the comparison: the file, and a plan per setting (in `SETTINGS` order).
 #[derive(Clone, Copy)]
 struct Config {
     file_size: u64,
-    run: Duration,
-    rounds: usize,
+    plans: [Plan; SETTINGS.len()],
 }
 
-/// What `cargo bench` runs: about 4 minutes (26 runs of 1.6 s per round).
+impl Config {
+    fn rounds(&self) -> usize {
+        self.plans.iter().map(|p| p.rounds).max().unwrap_or(0)
+    }
+
+    /// The run of setting `s`.
+    fn job(&self, s: usize) -> Job {
+        Job {
+            file_size: self.file_size,
+            run: self.plans[s].run,
+        }
+    }
+}
+
+/// What `cargo bench` runs: about 4¼ minutes, 236 s of it reading, in 200
+/// runs: O_DIRECT QD1 15 rounds of 0.8 s (7 contenders, 84 s), the other
+/// settings 5 rounds of 1.6 s (19 contender runs a round, 152 s). On top come
+/// some 60 ms of start-up per run (fio's process, a runtime, opening the file)
+/// and the two warming passes over the file (the first time, laying it out).
 const FULL: Config = Config {
     file_size: 1 << 30,
-    run: Duration::from_millis(1600),
-    rounds: 5,
+    plans: [
+        // O_DIRECT QD1: device-latency bound, the noisiest; more, shorter rounds.
+        Plan {
+            rounds: 15,
+            run: Duration::from_millis(800),
+        },
+        // O_DIRECT QD32, buffered QD1, buffered QD32.
+        Plan {
+            rounds: 5,
+            run: Duration::from_millis(1600),
+        },
+        Plan {
+            rounds: 5,
+            run: Duration::from_millis(1600),
+        },
+        Plan {
+            rounds: 5,
+            run: Duration::from_millis(1600),
+        },
+    ],
 };
 
 /// What `cargo test --benches` runs: every contender once, briefly, on a small file.
 const SMOKE: Config = Config {
     file_size: 16 << 20,
-    run: Duration::from_millis(100),
-    rounds: 1,
+    plans: [Plan {
+        rounds: 1,
+        run: Duration::from_millis(100),
+    }; SETTINGS.len()],
 };
+
+/// One timed run: the file's size and how long to read it.
+#[derive(Clone, Copy)]
+struct Job {
+    file_size: u64,
+    run: Duration,
+}
 
 #[derive(Clone, Copy, PartialEq)]
 struct Setting {
@@ -232,8 +297,8 @@ enum Variant {
     Eager,
 }
 
-fn percore_run(path: &Path, setting: Setting, cfg: Config, variant: Variant) -> Sample {
-    let blocks = cfg.file_size / BLOCK as u64;
+fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sample {
+    let blocks = job.file_size / BLOCK as u64;
     let fixed = variant == Variant::Fixed;
     let budget = if variant == Variant::Eager { 1 } else { 128 };
     percore::Builder::new()
@@ -242,25 +307,28 @@ fn percore_run(path: &Path, setting: Setting, cfg: Config, variant: Variant) -> 
         .block_on(async move {
             let latencies = Rc::new(RefCell::new(Vec::with_capacity(1 << 22)));
             let start = Instant::now();
-            let deadline = start + cfg.run;
+            let deadline = start + job.run;
             if fixed {
                 percore_fixed_readers(path, setting, blocks, deadline, &latencies).await;
             } else if setting.direct {
                 let file = Rc::new(DmaFile::open(path).await.expect("open O_DIRECT"));
-                let buf = file.alloc_buffer(BLOCK);
+                let alloc = {
+                    let file = Rc::clone(&file);
+                    move || file.alloc_buffer(BLOCK)
+                };
                 let read = move |buf, pos| {
                     let file = Rc::clone(&file);
                     async move { file.read_at(buf, pos).await }
                 };
-                percore_readers(setting.depth, blocks, deadline, &latencies, buf, read).await;
+                percore_readers(setting.depth, blocks, deadline, &latencies, alloc, read).await;
             } else {
                 let file = Rc::new(File::open(path).await.expect("open"));
+                let alloc = || DmaBuffer::new(BLOCK, BLOCK);
                 let read = move |buf, pos| {
                     let file = Rc::clone(&file);
                     async move { file.read_at(buf, pos).await }
                 };
-                let buf = DmaBuffer::new(BLOCK, BLOCK);
-                percore_readers(setting.depth, blocks, deadline, &latencies, buf, read).await;
+                percore_readers(setting.depth, blocks, deadline, &latencies, alloc, read).await;
             }
             let elapsed = start.elapsed();
             let ns = latencies.take();
@@ -269,25 +337,25 @@ fn percore_run(path: &Path, setting: Setting, cfg: Config, variant: Variant) -> 
         .expect("percore runtime")
 }
 
-/// percore with a registered file and registered buffers (`READ_FIXED`).
 /// `depth` tasks reading random blocks through `read` until `deadline`, each
-/// with a buffer like `buf`, checking every block and recording its latency.
-async fn percore_readers<F, Fut>(
+/// into its own buffer from `alloc`, checking every block and recording its
+/// latency.
+async fn percore_readers<A, F, Fut>(
     depth: usize,
     blocks: u64,
     deadline: Instant,
     latencies: &Rc<RefCell<Vec<u32>>>,
-    buf: DmaBuffer,
+    alloc: A,
     read: F,
 ) where
+    A: Fn() -> DmaBuffer,
     F: Fn(DmaBuffer, u64) -> Fut + Clone + 'static,
     Fut: std::future::Future<Output = percore::BufResult<usize, DmaBuffer>> + 'static,
 {
-    let (size, align) = (buf.capacity(), buf.alignment());
     let readers = (0..depth).map(|i| {
         let (read, lat) = (read.clone(), latencies.clone());
+        let mut buf = alloc();
         percore::spawn(async move {
-            let mut buf = DmaBuffer::new(size, align);
             let mut rng = Rng::new(i as u64 + 1);
             loop {
                 let pos = rng.next_u64() % blocks * BLOCK as u64;
@@ -310,6 +378,7 @@ async fn percore_readers<F, Fut>(
     }
 }
 
+/// percore with a registered file and registered buffers (`READ_FIXED`).
 async fn percore_fixed_readers(
     path: &Path,
     setting: Setting,
@@ -386,8 +455,8 @@ unsafe impl monoio::buf::IoBufMut for MonoioBuf {
     }
 }
 
-fn monoio_run(path: &Path, setting: Setting, cfg: Config) -> Sample {
-    let blocks = cfg.file_size / BLOCK as u64;
+fn monoio_run(path: &Path, setting: Setting, job: Job) -> Sample {
+    let blocks = job.file_size / BLOCK as u64;
     let path = path.to_path_buf();
     let mut rt = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .build()
@@ -401,7 +470,7 @@ fn monoio_run(path: &Path, setting: Setting, cfg: Config) -> Sample {
         let file = Rc::new(options.open(&path).await.expect("open"));
         let latencies = Rc::new(RefCell::new(Vec::with_capacity(1 << 22)));
         let start = Instant::now();
-        let deadline = start + cfg.run;
+        let deadline = start + job.run;
         let readers: Vec<_> = (0..setting.depth)
             .map(|i| {
                 let (file, lat) = (file.clone(), latencies.clone());
@@ -436,8 +505,8 @@ fn monoio_run(path: &Path, setting: Setting, cfg: Config) -> Sample {
 
 // ---- tokio ----
 
-fn tokio_run(path: &Path, setting: Setting, cfg: Config) -> Sample {
-    let blocks = cfg.file_size / BLOCK as u64;
+fn tokio_run(path: &Path, setting: Setting, job: Job) -> Sample {
+    let blocks = job.file_size / BLOCK as u64;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     if setting.direct {
@@ -449,7 +518,7 @@ fn tokio_run(path: &Path, setting: Setting, cfg: Config) -> Sample {
         .expect("tokio runtime");
     rt.block_on(async move {
         let start = Instant::now();
-        let deadline = start + cfg.run;
+        let deadline = start + job.run;
         let readers: Vec<_> = (0..setting.depth)
             .map(|i| {
                 let file = file.clone();
@@ -490,21 +559,21 @@ fn tokio_run(path: &Path, setting: Setting, cfg: Config) -> Sample {
 
 // ---- fio ----
 
-fn fio_run(path: &Path, setting: Setting, cfg: Config, engine: &str, cpu: Option<usize>) -> Sample {
-    let job = FioJob {
+fn fio_run(path: &Path, setting: Setting, job: Job, engine: &str, cpu: Option<usize>) -> Sample {
+    let fio = FioJob {
         path,
         rw: "randread",
         bs: BLOCK,
         iodepth: setting.depth,
         direct: setting.direct,
-        size: cfg.file_size,
-        runtime: cfg.run,
+        size: job.file_size,
+        runtime: job.run,
         engine,
         jobs: 1,
         cpus: cpu.map(|cpu| vec![cpu]),
         timeline_step: None,
     };
-    let result = job.run().unwrap_or_else(|err| panic!("{err}"));
+    let result = fio.run().unwrap_or_else(|err| panic!("{err}"));
     let at = |q: f64| {
         result
             .percentiles
@@ -526,17 +595,17 @@ fn run(
     contender: Contender,
     path: &Path,
     setting: Setting,
-    cfg: Config,
+    job: Job,
     cpu: Option<usize>,
 ) -> Sample {
     match contender {
-        Contender::FioUring => fio_run(path, setting, cfg, "io_uring", cpu),
-        Contender::FioPsync => fio_run(path, setting, cfg, "psync", cpu),
-        Contender::Percore => percore_run(path, setting, cfg, Variant::Default),
-        Contender::PercoreFixed => percore_run(path, setting, cfg, Variant::Fixed),
-        Contender::PercoreEager => percore_run(path, setting, cfg, Variant::Eager),
-        Contender::Monoio => monoio_run(path, setting, cfg),
-        Contender::Tokio => tokio_run(path, setting, cfg),
+        Contender::FioUring => fio_run(path, setting, job, "io_uring", cpu),
+        Contender::FioPsync => fio_run(path, setting, job, "psync", cpu),
+        Contender::Percore => percore_run(path, setting, job, Variant::Default),
+        Contender::PercoreFixed => percore_run(path, setting, job, Variant::Fixed),
+        Contender::PercoreEager => percore_run(path, setting, job, Variant::Eager),
+        Contender::Monoio => monoio_run(path, setting, job),
+        Contender::Tokio => tokio_run(path, setting, job),
     }
 }
 
@@ -546,18 +615,199 @@ fn selected(filters: &[String], setting: Setting, contender: Contender) -> bool 
     filters.is_empty() || filters.iter().any(|f| row.contains(f.as_str()))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
+/// The contenders that run at `setting`, as indices into `CONTENDERS`. The
+/// same in every round of a setting, so its samples pair up by round index.
+fn active(setting: Setting, fio: bool, filters: &[String]) -> Vec<usize> {
+    (0..CONTENDERS.len())
+        .filter(|&c| CONTENDERS[c].runs(setting, fio))
+        .filter(|&c| selected(filters, setting, CONTENDERS[c]))
+        .collect()
+}
+
+fn index(contender: Contender) -> usize {
+    CONTENDERS
+        .iter()
+        .position(|&c| c == contender)
+        .expect("every contender is in CONTENDERS")
+}
+
+/// The `q` quantile of `values` (linear between the nearest two ranks; 0.5 is
+/// the median). `values` must not be empty.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let pos = (sorted.len() - 1) as f64 * q;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn median(values: &[f64]) -> f64 {
+    quantile(values, 0.5)
+}
+
+/// The median over rounds of `f` of each round's sample.
+fn median_by(runs: &[Sample], f: impl Fn(&Sample) -> f64) -> f64 {
+    median(&runs.iter().map(f).collect::<Vec<_>>())
+}
+
+fn iops_of(runs: &[Sample]) -> Vec<f64> {
+    runs.iter().map(|x| x.iops).collect()
+}
+
+/// The median over rounds of `a`'s IOPS / `b`'s IOPS in the same round; `None`
+/// if either did not run.
+fn paired(a: &[Sample], b: &[Sample]) -> Option<f64> {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(a, b)| a.iops / b.iops).collect();
+    (!ratios.is_empty()).then(|| median(&ratios))
 }
 
 fn micros(d: f64) -> String {
     format!("{:.1}", d / 1000.0)
+}
+
+/// `O_DIRECT QD1 15 × 800ms, …`: each setting's rounds and run length.
+fn plans_text(cfg: &Config) -> String {
+    SETTINGS
+        .iter()
+        .zip(&cfg.plans)
+        .map(|(setting, plan)| format!("{} {} × {:?}", setting.name(), plan.rounds, plan.run))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// samples[setting][contender][round]
+type Samples = Vec<Vec<Vec<Sample>>>;
+
+/// Runs every round: round r of each setting that has one, in turn, so the
+/// settings' rounds interleave and drift hits them alike.
+fn run_rounds(
+    cfg: &Config,
+    path: &Path,
+    fio: bool,
+    filters: &[String],
+    cpu: Option<usize>,
+) -> Samples {
+    let mut samples: Samples = SETTINGS
+        .iter()
+        .map(|_| CONTENDERS.iter().map(|_| Vec::new()).collect())
+        .collect();
+    for round in 0..cfg.rounds() {
+        for (s, &setting) in SETTINGS.iter().enumerate() {
+            if round >= cfg.plans[s].rounds {
+                continue;
+            }
+            let active = active(setting, fio, filters);
+            // Rotate who goes first, by round and by setting, so that drift
+            // (the host's cache warming, a neighbour's build) hits all alike.
+            for k in 0..active.len() {
+                let c = active[(round + s + k) % active.len()];
+                let sample = run(CONTENDERS[c], path, setting, cfg.job(s), cpu);
+                print_round(round, setting, CONTENDERS[c], &sample);
+                samples[s][c].push(sample);
+            }
+        }
+    }
+    samples
+}
+
+fn print_round(round: usize, setting: Setting, contender: Contender, sample: &Sample) {
+    println!(
+        "  round {:<2} {:<13} {:<16} {:>9.0} IOPS  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs",
+        round + 1,
+        setting.name(),
+        contender.name(),
+        sample.iops,
+        micros(sample.p50.as_nanos() as f64),
+        micros(sample.p99.as_nanos() as f64),
+        micros(sample.max.as_nanos() as f64),
+    );
+}
+
+fn print_summary(samples: &Samples) {
+    println!();
+    println!(
+        "per contender and setting, over its rounds: IOPS, p50, p99 = medians; \
+         ratio = median IOPS / fio io_uring's median IOPS;"
+    );
+    println!(
+        "  IOPS q1–q3 = its IOPS's quartiles / fio io_uring's median IOPS; \
+         paired = median of (its IOPS / fio io_uring's IOPS in the same round)"
+    );
+    println!(
+        "  {:<13} {:<16} {:>9} {:>9} {:>9} {:>7} {:>11} {:>7}",
+        "setting", "runtime", "IOPS", "p50 µs", "p99 µs", "ratio", "IOPS q1–q3", "paired"
+    );
+    let fio = index(Contender::FioUring);
+    for (s, &setting) in SETTINGS.iter().enumerate() {
+        for (c, &contender) in CONTENDERS.iter().enumerate() {
+            if !samples[s][c].is_empty() {
+                print_row(setting, contender, &samples[s][c], &samples[s][fio]);
+            }
+        }
+    }
+}
+
+/// One contender's row; `fio` is fio io_uring's rounds at the same setting
+/// (empty if it did not run: no ratios then).
+fn print_row(setting: Setting, contender: Contender, runs: &[Sample], fio: &[Sample]) {
+    let iops = iops_of(runs);
+    let median_iops = median(&iops);
+    let p50 = median_by(runs, |x| x.p50.as_nanos() as f64);
+    let p99 = median_by(runs, |x| x.p99.as_nanos() as f64);
+    let fio_iops = (!fio.is_empty()).then(|| median(&iops_of(fio)));
+    let ratio = fio_iops.map_or("-".to_owned(), |f| format!("{:.2}x", median_iops / f));
+    let spread = fio_iops.map_or("-".to_owned(), |f| {
+        let (q1, q3) = (quantile(&iops, 0.25), quantile(&iops, 0.75));
+        format!("{:.2}–{:.2}", q1 / f, q3 / f)
+    });
+    let paired = paired(runs, fio).map_or("-".to_owned(), |r| format!("{r:.2}x"));
+    println!(
+        "  {:<13} {:<16} {:>9.0} {:>9} {:>9} {:>7} {:>11} {:>7}",
+        setting.name(),
+        contender.name(),
+        median_iops,
+        micros(p50),
+        micros(p99),
+        ratio,
+        spread,
+        paired
+    );
+}
+
+/// Each percore row against monoio, paired by round, for the settings where both ran.
+fn print_vs_monoio(samples: &Samples) {
+    let monoio = index(Contender::Monoio);
+    let percores = [
+        Contender::Percore,
+        Contender::PercoreFixed,
+        Contender::PercoreEager,
+    ];
+    let lines: Vec<String> = percores
+        .iter()
+        .filter_map(|&contender| {
+            let c = index(contender);
+            let cells: Vec<String> = SETTINGS
+                .iter()
+                .enumerate()
+                .filter_map(|(s, setting)| {
+                    let ratio = paired(&samples[s][c], &samples[s][monoio])?;
+                    Some(format!("{} {ratio:.2}x", setting.name()))
+                })
+                .collect();
+            (!cells.is_empty()).then(|| format!("  {:<16} {}", contender.name(), cells.join("  ")))
+        })
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "percore / monoio, paired by round \
+         (median over rounds of its IOPS / monoio's IOPS in the same round):"
+    );
+    for line in lines {
+        println!("{line}");
+    }
 }
 
 fn main() {
@@ -575,17 +825,20 @@ fn main() {
         .unwrap_or_else(std::env::temp_dir);
     let path = dir.join(format!("percore-fs-bench-{}m", cfg.file_size >> 20));
     println!(
-        "fs_compare{}: 4 KiB random reads of a {} MiB file ({}), {} rounds of {:?} per contender and setting, {}",
-        if benchmarking { "" } else { " (smoke: no --bench argument)" },
+        "fs_compare{}: 4 KiB random reads of a {} MiB file ({}), {}",
+        if benchmarking {
+            ""
+        } else {
+            " (smoke: no --bench argument)"
+        },
         cfg.file_size >> 20,
         path.display(),
-        cfg.rounds,
-        cfg.run,
         match cpu {
             Some(cpu) => format!("everything on CPU {cpu}"),
             None => "not pinned (sched_setaffinity refused)".to_owned(),
         }
     );
+    println!("  rounds × run per contender: {}", plans_text(&cfg));
     if !fio {
         println!("  fio is not on PATH: its rows are skipped (apt-get install fio)");
     }
@@ -595,70 +848,9 @@ fn main() {
     warm_cache(&path, false).expect("read the test file");
     warm_cache(&path, true).expect("read the test file with O_DIRECT");
 
-    // samples[setting][contender]
-    let mut samples: Vec<Vec<Vec<Sample>>> = SETTINGS
-        .iter()
-        .map(|_| CONTENDERS.iter().map(|_| Vec::new()).collect())
-        .collect();
-    for round in 0..cfg.rounds {
-        for (s, &setting) in SETTINGS.iter().enumerate() {
-            let active: Vec<usize> = (0..CONTENDERS.len())
-                .filter(|&c| CONTENDERS[c].runs(setting, fio))
-                .filter(|&c| selected(&filters, setting, CONTENDERS[c]))
-                .collect();
-            // Rotate who goes first, by round and by setting, so that drift
-            // (the host's cache warming, a neighbour's build) hits all alike.
-            for k in 0..active.len() {
-                let c = active[(round + s + k) % active.len()];
-                let contender = CONTENDERS[c];
-                let sample = run(contender, &path, setting, cfg, cpu);
-                println!(
-                    "  round {} {:<13} {:<16} {:>9.0} IOPS  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs",
-                    round + 1,
-                    setting.name(),
-                    contender.name(),
-                    sample.iops,
-                    micros(sample.p50.as_nanos() as f64),
-                    micros(sample.p99.as_nanos() as f64),
-                    micros(sample.max.as_nanos() as f64),
-                );
-                samples[s][c].push(sample);
-            }
-        }
-    }
-
-    println!();
-    println!(
-        "medians over {} rounds (ratio = IOPS / fio io_uring IOPS):",
-        cfg.rounds
-    );
-    println!(
-        "  {:<13} {:<16} {:>9} {:>9} {:>9} {:>7}",
-        "setting", "runtime", "IOPS", "p50 µs", "p99 µs", "ratio"
-    );
-    for (s, &setting) in SETTINGS.iter().enumerate() {
-        let fio_iops = (!samples[s][0].is_empty())
-            .then(|| median(samples[s][0].iter().map(|x| x.iops).collect()));
-        for (c, &contender) in CONTENDERS.iter().enumerate() {
-            let runs = &samples[s][c];
-            if runs.is_empty() {
-                continue;
-            }
-            let iops = median(runs.iter().map(|x| x.iops).collect());
-            let p50 = median(runs.iter().map(|x| x.p50.as_nanos() as f64).collect());
-            let p99 = median(runs.iter().map(|x| x.p99.as_nanos() as f64).collect());
-            let ratio = fio_iops.map_or("-".to_owned(), |f| format!("{:.2}x", iops / f));
-            println!(
-                "  {:<13} {:<16} {:>9.0} {:>9} {:>9} {:>7}",
-                setting.name(),
-                contender.name(),
-                iops,
-                micros(p50),
-                micros(p99),
-                ratio
-            );
-        }
-    }
+    let samples = run_rounds(&cfg, &path, fio, &filters, cpu);
+    print_summary(&samples);
+    print_vs_monoio(&samples);
     if std::env::var_os("PERCORE_FS_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_file(&path);
     }

@@ -72,9 +72,11 @@ impl DmaBuffer {
     }
 
     /// As [`DmaBuffer::new`], but in this core's registered memory when it has
-    /// room (see [`percore_runtime::registered`]): then an `O_DIRECT` read or
-    /// write through [`DmaFile`](crate::DmaFile) is a fixed one, which spares
-    /// the kernel pinning the pages on every call. Falls back to the heap for
+    /// room (see [`percore_runtime::registered`]): then a read or write through
+    /// it ([`File`](crate::File), [`DmaFile`](crate::DmaFile)) is a fixed one
+    /// (`IORING_OP_READ_FIXED`/`WRITE_FIXED`), which spares the kernel pinning
+    /// the pages (`O_DIRECT`) or checking and mapping the user range (buffered)
+    /// on every call. Falls back to the heap for
     /// buffers over 1 MiB, when the pool is used up, when the kernel refuses to
     /// register memory (`RLIMIT_MEMLOCK`), and outside a percore runtime.
     ///

@@ -6,7 +6,6 @@ use std::ops::Deref;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use percore_runtime::registered;
 use percore_runtime::{BufResult, IoBuf, IoBufMut, Op};
 
 use crate::error::with_path;
@@ -161,12 +160,9 @@ impl DmaFile {
         if let Err(err) = self.check("read", addr, buf.bytes_total() - init, pos) {
             return (Err(err), buf);
         }
-        let len = buf.bytes_total() - init;
-        let read = match registered::index_of(addr as *const u8, len) {
-            Some(index) => ReadAt::fixed(self.file.target(), buf, pos, index),
-            None => ReadAt::new(self.file.target(), buf, pos),
-        };
-        let (res, buf) = Op::new(read).submit_now().await;
+        let (res, buf) = Op::new(ReadAt::new(self.file.target(), buf, pos))
+            .submit_now()
+            .await;
         (res.map_err(self.file.path_error("read")), buf)
     }
 
@@ -182,11 +178,9 @@ impl DmaFile {
         if let Err(err) = self.check("write", addr, buf.bytes_init(), pos) {
             return (Err(err), buf);
         }
-        let write = match registered::index_of(addr as *const u8, buf.bytes_init()) {
-            Some(index) => WriteAt::fixed(self.file.target(), buf, pos, index),
-            None => WriteAt::new(self.file.target(), buf, pos),
-        };
-        let (res, buf) = Op::new(write).submit_now().await;
+        let (res, buf) = Op::new(WriteAt::new(self.file.target(), buf, pos))
+            .submit_now()
+            .await;
         (res.map_err(self.file.path_error("write")), buf)
     }
 

@@ -349,7 +349,11 @@ impl Drop for BufferPool {
     fn drop(&mut self) {
         // Runs once every `FixedBuf` is back, so no op uses the buffers; the
         // kernel must let go of them before their memory is freed.
-        registered::unregister_buffers(self.first, self.free.get_mut().len());
+        let free = self.free.get_mut();
+        let base = free.first().and_then(Option::as_ref).map(DmaBuffer::as_ptr);
+        if let Some(base) = base {
+            registered::unregister_buffers(self.first, free.len(), base);
+        }
     }
 }
 

@@ -46,6 +46,22 @@ fn registered_buffers_round_trip() {
         let (n, heap) = file.read_at(heap, 3 * block as u64).await;
         assert_eq!(n.unwrap(), block);
         assert!(heap.iter().all(|&b| b == b'd'));
+
+        // A buffered `File` reads and writes registered memory too.
+        let plain = File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .await
+            .unwrap();
+        let mut buf = DmaBuffer::new_registered(100, 8);
+        assert!(buf.is_registered());
+        buf.extend_from_slice(b"registered, buffered");
+        let (n, buf) = plain.write_at(buf, 10).await;
+        assert_eq!(n.unwrap(), 20);
+        let (n, back) = plain.read_at(DmaBuffer::new_registered(20, 8), 10).await;
+        assert_eq!(n.unwrap(), 20);
+        assert_eq!(&back[..20], &buf[..]);
     })
     .unwrap();
 }

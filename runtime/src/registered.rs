@@ -60,18 +60,21 @@ enum TableState {
     /// Not registered yet: done on first use.
     #[default]
     Untried,
-    /// Registered; which slots are taken.
-    Ready(Vec<bool>),
+    /// Registered; per slot, the address of the memory in it, if any.
+    Ready(Vec<Option<usize>>),
     /// The kernel refused the table.
     Refused(io::ErrorKind, String),
 }
 
 impl BufTable {
     /// The slot flags, registering the sparse table on first use.
-    fn slots(&mut self, submitter: &io_uring::Submitter<'_>) -> io::Result<&mut Vec<bool>> {
+    fn slots(
+        &mut self,
+        submitter: &io_uring::Submitter<'_>,
+    ) -> io::Result<&mut Vec<Option<usize>>> {
         if let TableState::Untried = self.state {
             self.state = match submitter.register_buffers_sparse(TABLE_SLOTS) {
-                Ok(()) => TableState::Ready(vec![false; TABLE_SLOTS as usize]),
+                Ok(()) => TableState::Ready(vec![None; TABLE_SLOTS as usize]),
                 Err(err) => TableState::Refused(err.kind(), refusal(&err)),
             };
         }
@@ -95,7 +98,7 @@ impl BufTable {
         let slots = self.slots(submitter)?;
         let count = iovecs.len();
         let Some(first) = free_run(slots, count) else {
-            let free = slots.iter().filter(|taken| !**taken).count();
+            let free = slots.iter().filter(|slot| slot.is_none()).count();
             return Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 format!(
@@ -109,17 +112,21 @@ impl BufTable {
         unsafe { submitter.register_buffers_update(first as u32, iovecs, None) }.map_err(
             |err| io::Error::new(err.kind(), format!("register buffers: {}", refusal(&err))),
         )?;
-        slots[first..first + count].fill(true);
+        for (slot, iovec) in slots[first..].iter_mut().zip(iovecs) {
+            *slot = Some(iovec.iov_base as usize);
+        }
         Ok(first as u16)
     }
 
-    /// Empties `count` slots from `first` (best effort: the memory stays the
-    /// caller's either way, and ops in flight keep their own reference).
+    /// Empties `count` slots from `first` if the first holds memory at `base`
+    /// (best effort: the memory stays the caller's either way, and ops in flight
+    /// keep their own reference).
     pub(crate) fn unregister(
         &mut self,
         submitter: &io_uring::Submitter<'_>,
         first: u16,
         count: usize,
+        base: *const u8,
     ) {
         let TableState::Ready(slots) = &mut self.state else {
             return;
@@ -128,6 +135,10 @@ impl BufTable {
         let Some(taken) = slots.get_mut(first..first + count) else {
             return;
         };
+        if taken.first() != Some(&Some(base as usize)) {
+            // Another ring's registration (a runtime that ended on this thread).
+            return;
+        }
         let empty = vec![
             libc::iovec {
                 iov_base: std::ptr::null_mut(),
@@ -137,7 +148,7 @@ impl BufTable {
         ];
         // SAFETY: empty iovecs register no memory.
         if unsafe { submitter.register_buffers_update(first as u32, &empty, None) }.is_ok() {
-            taken.fill(false);
+            taken.fill(None);
         }
     }
 
@@ -192,13 +203,13 @@ impl BufTable {
 }
 
 /// The first run of `count` free slots.
-fn free_run(slots: &[bool], count: usize) -> Option<usize> {
+fn free_run(slots: &[Option<usize>], count: usize) -> Option<usize> {
     if count == 0 {
         return None;
     }
     let mut run = 0;
-    for (i, taken) in slots.iter().enumerate() {
-        run = if *taken { 0 } else { run + 1 };
+    for (i, slot) in slots.iter().enumerate() {
+        run = if slot.is_some() { 0 } else { run + 1 };
         if run == count {
             return Some(i + 1 - count);
         }
@@ -397,14 +408,16 @@ pub unsafe fn register_buffers(iovecs: &[libc::iovec]) -> io::Result<u16> {
     })
 }
 
-/// Empties the `count` slots from `first` that [`register_buffers`] filled. Ops
-/// in flight that use them still complete; new ones naming them fail.
-/// Does nothing outside a percore runtime.
-pub fn unregister_buffers(first: u16, count: usize) {
+/// Empties the `count` slots from `first` that [`register_buffers`] filled;
+/// `base` is the first iovec's address, as registered. Ops in flight that use
+/// them still complete; new ones naming them fail. Does nothing outside a
+/// percore runtime, or if slot `first` does not hold memory at `base` (it was
+/// registered with a runtime that has ended on this thread).
+pub fn unregister_buffers(first: u16, count: usize, base: *const u8) {
     if executor::has_core() {
         executor::with_driver(|driver| {
             let (submitter, table) = driver.buffer_table();
-            table.unregister(&submitter, first, count);
+            table.unregister(&submitter, first, count, base);
         });
     }
 }
@@ -451,9 +464,10 @@ mod tests {
 
     #[test]
     fn runs_of_free_slots() {
-        assert_eq!(free_run(&[true, false, false, true, false], 2), Some(1));
-        assert_eq!(free_run(&[true, false, true, false, false], 2), Some(3));
-        assert_eq!(free_run(&[false; 3], 4), None);
-        assert_eq!(free_run(&[false; 3], 0), None);
+        let (x, o) = (Some(4096), None);
+        assert_eq!(free_run(&[x, o, o, x, o], 2), Some(1));
+        assert_eq!(free_run(&[x, o, x, o, o], 2), Some(3));
+        assert_eq!(free_run(&[o; 3], 4), None);
+        assert_eq!(free_run(&[o; 3], 0), None);
     }
 }

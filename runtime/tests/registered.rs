@@ -67,12 +67,18 @@ fn slots_are_shared_and_freed() {
         // SAFETY: as above.
         let next = unsafe { registered::register_buffers(&[iov(&mut a)]) }.unwrap();
         assert_eq!(next, first + 2, "runs do not overlap");
-        registered::unregister_buffers(first, 2);
+        // A base that is not what the slot holds leaves it registered.
+        registered::unregister_buffers(first, 2, b.as_ptr());
+        // SAFETY: as above.
+        let third = unsafe { registered::register_buffers(&[iov(&mut b)]) }.unwrap();
+        assert_eq!(third, next + 1, "slot {first} is still taken");
+        registered::unregister_buffers(third, 1, b.as_ptr());
+        registered::unregister_buffers(first, 2, a.as_ptr());
         // SAFETY: as above.
         let reused = unsafe { registered::register_buffers(&[iov(&mut b)]) }.unwrap();
         assert_eq!(reused, first, "freed slots are reused");
-        registered::unregister_buffers(reused, 1);
-        registered::unregister_buffers(next, 1);
+        registered::unregister_buffers(reused, 1, b.as_ptr());
+        registered::unregister_buffers(next, 1, a.as_ptr());
         registered::alloc(4096, 4096).expect("registered memory")
     })
     .unwrap();

@@ -1,12 +1,14 @@
 use std::io;
 
 use percore_runtime::io_uring::{opcode, squeue};
+use percore_runtime::registered;
 use percore_runtime::{BufResult, IoBufMut, OpCode};
 
 use super::{with_target, Target};
 
 /// `IORING_OP_READ` (like `pread(2)`), or `IORING_OP_READ_FIXED` when the buffer
-/// lies in a registered buffer (`fixed` is its index). Reads into the buffer's
+/// lies in a registered buffer (`fixed` is its index): a `FixedBuf`, or memory
+/// from the core's registered pool, which `new` finds by address. Reads into the buffer's
 /// spare capacity, after its initialised bytes.
 #[derive(Debug)]
 pub(crate) struct ReadAt<B> {
@@ -17,12 +19,18 @@ pub(crate) struct ReadAt<B> {
 }
 
 impl<B: IoBufMut> ReadAt<B> {
-    pub(crate) fn new(target: Target, buf: B, offset: u64) -> ReadAt<B> {
+    /// A read into `buf`: a fixed one if the buffer's spare capacity lies in
+    /// the core's registered memory.
+    pub(crate) fn new(target: Target, mut buf: B, offset: u64) -> ReadAt<B> {
+        let init = buf.bytes_init();
+        let spare = buf.bytes_total() - init;
+        // Only the address is computed; `init <= bytes_total` keeps it in bounds.
+        let ptr = buf.stable_mut_ptr().wrapping_add(init);
         ReadAt {
+            fixed: registered::index_of(ptr, spare),
             target,
             buf,
             offset,
-            fixed: None,
         }
     }
 

@@ -1,6 +1,7 @@
 use std::io;
 
 use percore_runtime::io_uring::{opcode, squeue};
+use percore_runtime::registered;
 use percore_runtime::{BufResult, IoBuf, OpCode};
 
 use super::{with_target, Target};
@@ -17,12 +18,14 @@ pub(crate) struct WriteAt<B> {
 }
 
 impl<B: IoBuf> WriteAt<B> {
+    /// A write of `buf`: a fixed one if its bytes lie in the core's registered
+    /// memory.
     pub(crate) fn new(target: Target, buf: B, offset: u64) -> WriteAt<B> {
         WriteAt {
+            fixed: registered::index_of(buf.stable_ptr(), buf.bytes_init()),
             target,
             buf,
             offset,
-            fixed: None,
         }
     }
 

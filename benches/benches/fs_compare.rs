@@ -25,13 +25,13 @@
 //!   `--invalidate=0` so buffered runs read the warm cache, `--lat_percentiles=1`
 //!   (issue to completion, like ours). Skipped with a note if `fio` is not on PATH.
 //! - percore: `DmaFile::read_at` into a reused buffer from
-//!   `DmaFile::alloc_buffer` (where a user gets one), or buffered
-//!   `File::read_at` into a reused `DmaBuffer::new`, on a default runtime;
-//!   `percore fixed` is the same with a registered file and registered buffers
-//!   (`READ_FIXED`); `percore budget=1` is the default path on a runtime that
-//!   polls one task per tick, so every read reaches the kernel as soon as it is
-//!   issued (what fio does) instead of with the tick's batch: the device then
-//!   sees its full queue depth, at one syscall per read.
+//!   `DmaFile::alloc_buffer`, or buffered `File::read_at` into a reused
+//!   `DmaBuffer::new_registered`, on a default runtime. Both buffers come from
+//!   the core's registered memory (what the docs tell users to allocate file
+//!   buffers with), so the reads are `READ_FIXED`; monoio has no registered
+//!   buffers. `percore heap` is the same with a plain heap buffer
+//!   (`DmaBuffer::new`, as monoio's), so plain reads; `percore fixed` adds a
+//!   registered file (`FixedFiles`) to registered buffers (`FixedBuffers`).
 //! - monoio: `monoio::fs::File::read_at` (io_uring driver) into a reused aligned buffer.
 //! - tokio: `tokio::fs` has no positional read; it runs every file call as a
 //!   blocking job, so this is that mechanism: `spawn_blocking(pread)` on a
@@ -170,7 +170,7 @@ enum Contender {
     FioPsync,
     Percore,
     PercoreFixed,
-    PercoreEager,
+    PercoreHeap,
     Monoio,
     Tokio,
 }
@@ -180,7 +180,7 @@ const CONTENDERS: [Contender; 7] = [
     Contender::FioPsync,
     Contender::Percore,
     Contender::PercoreFixed,
-    Contender::PercoreEager,
+    Contender::PercoreHeap,
     Contender::Monoio,
     Contender::Tokio,
 ];
@@ -192,7 +192,7 @@ impl Contender {
             Contender::FioPsync => "fio psync",
             Contender::Percore => "percore",
             Contender::PercoreFixed => "percore fixed",
-            Contender::PercoreEager => "percore budget=1",
+            Contender::PercoreHeap => "percore heap",
             Contender::Monoio => "monoio",
             Contender::Tokio => "tokio",
         }
@@ -287,23 +287,20 @@ fn warm_cache(path: &Path, direct: bool) -> std::io::Result<()> {
 /// How the percore rows are set up.
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
-    /// `DmaFile` / `File` on a default runtime.
+    /// `DmaFile` / `File` on a default runtime, buffers from registered memory.
     Default,
     /// A registered file and registered buffers (`READ_FIXED`).
     Fixed,
-    /// As `Default` on a runtime that polls one task per tick
-    /// (`Builder::budget(1)`), so each read is submitted as soon as it is
-    /// issued instead of with the tick's batch.
-    Eager,
+    /// As `Default` with plain heap buffers.
+    Heap,
 }
 
 fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sample {
     let blocks = job.file_size / BLOCK as u64;
     let fixed = variant == Variant::Fixed;
-    let budget = if variant == Variant::Eager { 1 } else { 128 };
+    let heap = variant == Variant::Heap;
     percore::Builder::new()
         .stall_threshold(None)
-        .budget(budget)
         .block_on(async move {
             let latencies = Rc::new(RefCell::new(Vec::with_capacity(1 << 22)));
             let start = Instant::now();
@@ -314,7 +311,10 @@ fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sam
                 let file = Rc::new(DmaFile::open(path).await.expect("open O_DIRECT"));
                 let alloc = {
                     let file = Rc::clone(&file);
-                    move || file.alloc_buffer(BLOCK)
+                    move || match heap {
+                        true => DmaBuffer::new(BLOCK, file.mem_alignment().max(BLOCK)),
+                        false => file.alloc_buffer(BLOCK),
+                    }
                 };
                 let read = move |buf, pos| {
                     let file = Rc::clone(&file);
@@ -323,7 +323,10 @@ fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sam
                 percore_readers(setting.depth, blocks, deadline, &latencies, alloc, read).await;
             } else {
                 let file = Rc::new(File::open(path).await.expect("open"));
-                let alloc = || DmaBuffer::new(BLOCK, BLOCK);
+                let alloc = move || match heap {
+                    true => DmaBuffer::new(BLOCK, BLOCK),
+                    false => DmaBuffer::new_registered(BLOCK, BLOCK),
+                };
                 let read = move |buf, pos| {
                     let file = Rc::clone(&file);
                     async move { file.read_at(buf, pos).await }
@@ -603,7 +606,7 @@ fn run(
         Contender::FioPsync => fio_run(path, setting, job, "psync", cpu),
         Contender::Percore => percore_run(path, setting, job, Variant::Default),
         Contender::PercoreFixed => percore_run(path, setting, job, Variant::Fixed),
-        Contender::PercoreEager => percore_run(path, setting, job, Variant::Eager),
+        Contender::PercoreHeap => percore_run(path, setting, job, Variant::Heap),
         Contender::Monoio => monoio_run(path, setting, job),
         Contender::Tokio => tokio_run(path, setting, job),
     }
@@ -780,7 +783,7 @@ fn print_vs_monoio(samples: &Samples) {
     let percores = [
         Contender::Percore,
         Contender::PercoreFixed,
-        Contender::PercoreEager,
+        Contender::PercoreHeap,
     ];
     let lines: Vec<String> = percores
         .iter()

@@ -184,8 +184,9 @@ impl Target {
             Target::Direct(file) => file.alloc_buffer(bs),
             // Page-aligned when `bs` is a page or more; otherwise aligned to
             // the largest power of two not above `bs`, because a `DmaBuffer`
-            // is at least one alignment long and reads fill its capacity.
-            Target::Buffered(_) => DmaBuffer::new(bs, 1 << bs.clamp(1, 4096).ilog2()),
+            // is at least one alignment long and reads fill its capacity. From
+            // the core's registered memory, like `DmaFile`'s, so reads are fixed.
+            Target::Buffered(_) => DmaBuffer::new_registered(bs, 1 << bs.clamp(1, 4096).ilog2()),
         }
     }
 

@@ -4,9 +4,11 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use percore_runtime::op::Close;
+use percore_runtime::registered::FileSlot;
 use percore_runtime::{BufResult, IoBuf, IoBufMut, Op};
 
 use crate::error::with_path;
@@ -26,6 +28,15 @@ use crate::OpenOptions;
 /// Dropping any of the futures is safe: the buffer stays with the runtime until
 /// the kernel is done with it, then it is freed. What was read or written
 /// before the drop is not reported.
+///
+/// # Hot files
+///
+/// After 64 operations a file installs itself in its core's registered file
+/// table (see [`percore_runtime::registered::FileSlot`]); from then on its
+/// operations on that core name it by slot, which saves the kernel an fd
+/// lookup and a reference count per call. On other cores it is still named by
+/// fd. The slot is emptied when the file is dropped or closed. A file that is
+/// opened, used a few times and closed never takes a slot.
 ///
 /// # Examples
 ///
@@ -49,11 +60,27 @@ use crate::OpenOptions;
 pub struct File {
     fd: OwnedFd,
     path: Arc<Path>,
+    hot: Hot,
+}
+
+/// Ops after which a file installs itself in its core's registered file table.
+const HOT_AFTER: u32 = 64;
+
+/// How much a file is used, and its slot in a core's file table once hot.
+#[derive(Debug, Default)]
+struct Hot {
+    /// Ops that named the file by fd (counted until it has a slot).
+    uses: AtomicU32,
+    slot: OnceLock<FileSlot>,
 }
 
 impl File {
     pub(crate) fn from_parts(fd: OwnedFd, path: Arc<Path>) -> File {
-        File { fd, path }
+        File {
+            fd,
+            path,
+            hot: Hot::default(),
+        }
     }
 
     /// Opens `path` read-only.
@@ -118,8 +145,42 @@ impl File {
         &self.path
     }
 
+    /// How an op names this file: by its slot in this core's registered file
+    /// table if it has one there, else by fd. The op that makes the file hot
+    /// ([`HOT_AFTER`] ops by fd) installs it first.
     pub(crate) fn target(&self) -> Target {
+        match self.hot.slot.get() {
+            Some(slot) if slot.is_local() => Target::Fixed(slot.index()),
+            Some(_) => self.fd_target(),
+            None => {
+                if self.hot.uses.fetch_add(1, Ordering::Relaxed) == HOT_AFTER {
+                    self.register_hot();
+                }
+                self.fd_target()
+            }
+        }
+    }
+
+    /// This file's slot in the current core's registered file table, if it
+    /// has one there (it became hot on this core: see "Hot files" above).
+    pub fn fixed_slot(&self) -> Option<u32> {
+        let slot = self.hot.slot.get()?;
+        slot.is_local().then(|| slot.index())
+    }
+
+    /// The fd, for ops the kernel does not take by slot (`statx`).
+    pub(crate) fn fd_target(&self) -> Target {
         Target::Fd(self.fd.as_raw_fd())
+    }
+
+    /// Installs the file in this core's file table, once. If the table is
+    /// full or refused, the file keeps being named by fd.
+    #[cold]
+    fn register_hot(&self) {
+        if let Ok(slot) = FileSlot::new(self.fd.as_fd()) {
+            // Another core may have won the race; its slot stays, ours drops.
+            let _ = self.hot.slot.set(slot);
+        }
     }
 
     pub(crate) fn path_error(&self, op: &'static str) -> impl FnOnce(io::Error) -> io::Error + '_ {
@@ -365,7 +426,9 @@ impl File {
     /// Those of `close(2)` (`EIO` from a late writeback on some filesystems),
     /// naming the path.
     pub async fn close(self) -> io::Result<()> {
-        let File { fd, path } = self;
+        let File { fd, path, hot } = self;
+        // The table holds the file too: empty the slot so the close is the last.
+        drop(hot);
         Op::new(Close::new(fd))
             .await
             .map_err(|err| with_path(err, "close", &path))

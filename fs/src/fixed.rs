@@ -2,26 +2,27 @@
 //! index instead of by fd, and maps a fixed buffer's pages once at
 //! registration instead of on every op (`IORING_OP_READ_FIXED`/`WRITE_FIXED`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 use std::rc::Rc;
 
-use percore_runtime::registered::{self, TABLE_SLOTS};
-use percore_runtime::{try_with_submitter, with_submitter, BufResult, IoBuf, IoBufMut, Op};
+use percore_runtime::registered::{self, FileSlot, FILE_SLOTS, TABLE_SLOTS};
+use percore_runtime::{BufResult, IoBuf, IoBufMut, Op};
 
 use crate::op::{ReadAt, Target, WriteAt};
 use crate::{DmaBuffer, File};
 
-/// This core's registered file table (`IORING_REGISTER_FILES`, sparse).
+/// A budget of slots in this core's registered file table
+/// (`IORING_REGISTER_FILES`): files put in it are named by slot, not fd.
 ///
-/// A ring has one such table, so only the first `FixedFiles` of a core
-/// succeeds; the kernel answers later ones with `EBUSY`. Dropping it
-/// unregisters the table (files registered through it stay open while their
-/// [`FixedFile`]s live).
+/// The table belongs to the core and is shared (with other `FixedFiles`, and
+/// with files that register themselves once hot: see [`File`]); this value
+/// caps how many slots its own files take. A file registered through it
+/// stays in the table while its [`FixedFile`] lives.
 ///
 /// # Examples
 ///
@@ -37,32 +38,27 @@ use crate::{DmaBuffer, File};
 /// # std::io::Result::Ok(()) }).unwrap().unwrap();
 /// ```
 pub struct FixedFiles {
-    table: Rc<FileTable>,
-}
-
-struct FileTable {
-    /// Which slots are taken.
-    used: RefCell<Vec<bool>>,
+    slots: u32,
+    /// Files registered through this value and still alive.
+    used: Rc<Cell<u32>>,
 }
 
 impl FixedFiles {
-    /// Registers an empty table of `slots` files with this core's ring.
+    /// A budget of `slots` files in this core's table.
     ///
     /// # Errors
     ///
-    /// `EBUSY` if this ring already has a file table; `EMFILE`/`ENOMEM` from
-    /// the kernel for too many slots.
-    ///
-    /// # Panics
-    ///
-    /// Outside a percore runtime.
+    /// `InvalidInput` for more slots than a core's table has ([`FILE_SLOTS`]).
     pub fn new(slots: u32) -> io::Result<FixedFiles> {
-        with_submitter(|submitter| submitter.register_files_sparse(slots))
-            .map_err(|err| context(err, "register a fixed file table"))?;
+        if slots > FILE_SLOTS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a fixed file table of {slots} slots: a core's table has {FILE_SLOTS}"),
+            ));
+        }
         Ok(FixedFiles {
-            table: Rc::new(FileTable {
-                used: RefCell::new(vec![false; slots as usize]),
-            }),
+            slots,
+            used: Rc::new(Cell::new(0)),
         })
     }
 
@@ -71,45 +67,36 @@ impl FixedFiles {
     ///
     /// # Errors
     ///
-    /// An `Other` error naming the file if every slot is taken (the file is
-    /// then closed); errors of `IORING_REGISTER_FILES_UPDATE`, naming the file.
+    /// An `Other` error naming the file if this budget is used up, or the
+    /// core's table is full (the file is then closed); the kernel's, naming
+    /// the file; outside a percore runtime.
     pub fn register(&self, file: File) -> io::Result<FixedFile> {
-        let mut used = self.table.used.borrow_mut();
-        let Some(index) = used.iter().position(|taken| !taken) else {
+        if self.used.get() >= self.slots {
             return Err(io::Error::other(format!(
                 "fixed file table full ({} slots) registering {}",
-                used.len(),
+                self.slots,
                 file.path().display()
             )));
-        };
-        let fd = file.as_raw_fd();
-        with_submitter(|submitter| submitter.register_files_update(index as u32, &[fd]))
+        }
+        let slot = FileSlot::new(file.as_fd())
             .map_err(|err| crate::error::with_path(err, "register", file.path()))?;
-        used[index] = true;
+        self.used.set(self.used.get() + 1);
         // SAFETY: F_GETFL on an fd `file` keeps open; no memory is passed.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
         Ok(FixedFile {
             file,
-            index: index as u32,
-            table: Rc::clone(&self.table),
+            slot,
+            used: Rc::clone(&self.used),
             direct: flags >= 0 && flags & libc::O_DIRECT != 0,
         })
     }
 }
 
-impl Drop for FixedFiles {
-    fn drop(&mut self) {
-        // Outside the runtime the ring, and its table with it, is already gone.
-        let _ = try_with_submitter(|submitter| submitter.unregister_files());
-    }
-}
-
 impl fmt::Debug for FixedFiles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let used = self.table.used.borrow();
         f.debug_struct("FixedFiles")
-            .field("slots", &used.len())
-            .field("used", &used.iter().filter(|taken| **taken).count())
+            .field("slots", &self.slots)
+            .field("used", &self.used.get())
             .finish()
     }
 }
@@ -121,17 +108,11 @@ impl fmt::Debug for FixedFiles {
 #[derive(Debug)]
 pub struct FixedFile {
     file: File,
-    index: u32,
-    table: Rc<FileTable>,
+    slot: FileSlot,
+    used: Rc<Cell<u32>>,
     /// Opened with `O_DIRECT`: its ops go to the device, so they are submitted
     /// at once rather than with the tick's batch (see `DmaFile`).
     direct: bool,
-}
-
-impl fmt::Debug for FileTable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("FileTable")
-    }
 }
 
 impl FixedFile {
@@ -146,7 +127,7 @@ impl FixedFile {
 
     /// The slot in the table.
     pub fn index(&self) -> u32 {
-        self.index
+        self.slot.index()
     }
 
     /// The path the file was opened with.
@@ -160,7 +141,11 @@ impl FixedFile {
     }
 
     fn target(&self) -> Target {
-        Target::Fixed(self.index)
+        // The slot is in the table of the core that registered it.
+        match self.slot.is_local() {
+            true => Target::Fixed(self.slot.index()),
+            false => self.file.fd_target(),
+        }
     }
 
     /// As [`File::read_at`], through the fixed slot.
@@ -218,11 +203,8 @@ impl FixedFile {
 
 impl Drop for FixedFile {
     fn drop(&mut self) {
-        let index = self.index;
-        let _ = try_with_submitter(|submitter| submitter.register_files_update(index, &[-1]));
-        if let Some(taken) = self.table.used.borrow_mut().get_mut(index as usize) {
-            *taken = false;
-        }
+        // The slot empties itself when the field drops.
+        self.used.set(self.used.get().saturating_sub(1));
     }
 }
 
@@ -459,13 +441,4 @@ unsafe impl IoBufMut for FixedBuf {
         // SAFETY: the caller's promise, passed on.
         unsafe { self.inner_mut().set_init(len) }
     }
-}
-
-fn context(err: io::Error, what: &str) -> io::Error {
-    let hint = match err.raw_os_error() {
-        Some(libc::EBUSY) => " (this core's ring already has one; the kernel allows one per ring)",
-        Some(libc::ENOMEM) => " (raise RLIMIT_MEMLOCK: registered memory is pinned)",
-        _ => "",
-    };
-    io::Error::new(err.kind(), format!("{what}: {err}{hint}"))
 }

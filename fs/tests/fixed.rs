@@ -11,11 +11,14 @@ fn fixed_files_and_buffers_round_trip() {
     percore_runtime::run(async {
         let files = FixedFiles::new(4).unwrap();
         let bufs = FixedBuffers::new(2, 8192, 4096).unwrap();
-        // One table of each per ring.
-        let err = FixedFiles::new(4).unwrap_err();
-        assert!(err.to_string().contains("one per ring"), "{err}");
 
         let file = files.register(File::create(&path).await.unwrap()).unwrap();
+        // The core's file table is shared: a second budget works beside the first.
+        let more = FixedFiles::new(1).unwrap();
+        let other = more.register(File::open(&path).await.unwrap()).unwrap();
+        let err = more.register(File::open(&path).await.unwrap()).unwrap_err();
+        assert!(err.to_string().contains("full (1 slots)"), "{err}");
+        drop(other);
         let mut buf = bufs.get().unwrap();
         let other = bufs.get().unwrap();
         assert!(bufs.get().is_none(), "both lent out");

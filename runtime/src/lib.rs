@@ -66,8 +66,8 @@ pub use task::{spawn, yield_now, JoinError, JoinHandle, UnhandledPanic};
 /// long as the ops that use them, and never call the submitter's `submit*`
 /// methods (the core submits on its own schedule). Tables the kernel allows only
 /// once per ring go to the first caller; later callers get `EBUSY` from the
-/// kernel. The buffer table is percore's: register buffers through
-/// [`registered`] instead.
+/// kernel. The buffer and file tables are percore's: register buffers and
+/// files through [`registered`] instead.
 ///
 /// # Panics
 ///

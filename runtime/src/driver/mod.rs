@@ -19,7 +19,7 @@ use io_uring::{opcode, squeue, types, IoUring, Probe};
 
 use sys::RingFd;
 
-use crate::registered::BufTable;
+use crate::registered::{BufTable, FileTable};
 
 pub use op::{MultiOp, MultishotCode, Op, OpCode};
 pub use setup::{SetupError, TaskRunMode};
@@ -85,6 +85,8 @@ pub(crate) struct Driver {
     /// The ring's buffer table and registered memory. Declared after `ring`, so
     /// the ring is closed before the memory can be freed.
     buffers: BufTable,
+    /// The ring's registered file table.
+    files: FileTable,
 }
 
 impl Driver {
@@ -107,6 +109,7 @@ impl Driver {
             failed_rings: Vec::new(),
             counters: IoCounters::default(),
             buffers: BufTable::default(),
+            files: FileTable::default(),
         })
     }
 
@@ -147,6 +150,11 @@ impl Driver {
     /// The registration interface with the buffer table that shares it.
     pub(crate) fn buffer_table(&mut self) -> (io_uring::Submitter<'_>, &mut BufTable) {
         (self.ring.submitter(), &mut self.buffers)
+    }
+
+    /// The registration interface with the file table that shares it.
+    pub(crate) fn file_table(&mut self) -> (io_uring::Submitter<'_>, &mut FileTable) {
+        (self.ring.submitter(), &mut self.files)
     }
 
     /// The ring's registration interface (files, buffers, buffer rings).

@@ -1,4 +1,9 @@
-//! Registered (fixed) buffers of this core's ring, and registered memory.
+//! Registered (fixed) buffers and files of this core's ring, and registered
+//! memory.
+//!
+//! Files: the ring's file table is shared the same way; a [`FileSlot`]
+//! installs one file in it (what `percore_fs` does by itself for a file that
+//! has become hot, and what `percore_fs::FixedFiles` does on request).
 //!
 //! A read or write into a registered buffer (`IORING_OP_READ_FIXED` /
 //! `WRITE_FIXED`) skips the per-op work of pinning the user pages, which for
@@ -27,6 +32,11 @@ use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::executor;
+
+mod files;
+
+pub(crate) use files::FileTable;
+pub use files::{FileSlot, FILE_SLOTS};
 
 /// Slots in each core's sparse buffer table.
 pub const TABLE_SLOTS: u32 = 4096;

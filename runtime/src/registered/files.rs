@@ -1,0 +1,182 @@
+//! The ring's registered (fixed) file table: `IORING_REGISTER_FILES`, sparse,
+//! one per core, shared by everything that installs files in it.
+//!
+//! An op that names a file by its slot (`IOSQE_FIXED_FILE`) spares the kernel
+//! looking the fd up and taking and dropping a reference to the file on every
+//! call. A [`FileSlot`] is one installed file; it is removed from the table when
+//! the slot is dropped, on whatever thread that happens.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::sync::Arc;
+
+use crate::executor::{self, Remote, Shared};
+
+/// Slots in each core's registered file table.
+pub const FILE_SLOTS: u32 = 1024;
+
+/// This core's use of its ring's file table; owned by the driver.
+#[derive(Default)]
+pub(crate) struct FileTable {
+    state: State,
+}
+
+#[derive(Default)]
+enum State {
+    /// Not registered yet: done on first use.
+    #[default]
+    Untried,
+    /// Registered; which slots are taken.
+    Ready(Vec<bool>),
+    /// The kernel refused the table.
+    Refused(io::ErrorKind, String),
+}
+
+impl FileTable {
+    fn slots(&mut self, submitter: &io_uring::Submitter<'_>) -> io::Result<&mut Vec<bool>> {
+        if let State::Untried = self.state {
+            self.state = match submitter.register_files_sparse(FILE_SLOTS) {
+                Ok(()) => State::Ready(vec![false; FILE_SLOTS as usize]),
+                Err(err) => State::Refused(err.kind(), refusal(&err)),
+            };
+        }
+        match &mut self.state {
+            State::Ready(slots) => Ok(slots),
+            State::Refused(kind, msg) => Err(io::Error::new(*kind, msg.clone())),
+            State::Untried => unreachable!("the table was just tried"),
+        }
+    }
+
+    /// Installs `fd` in a free slot; the kernel's table then holds its own
+    /// reference to the file.
+    fn install(&mut self, submitter: &io_uring::Submitter<'_>, fd: i32) -> io::Result<u32> {
+        let slots = self.slots(submitter)?;
+        let Some(index) = slots.iter().position(|taken| !taken) else {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "register a file: all {FILE_SLOTS} slots of this core's file table \
+                     are taken; drop registered files first"
+                ),
+            ));
+        };
+        submitter
+            .register_files_update(index as u32, &[fd])
+            .map_err(|err| {
+                io::Error::new(err.kind(), format!("register a file: {}", refusal(&err)))
+            })?;
+        slots[index] = true;
+        Ok(index as u32)
+    }
+
+    /// Empties slot `index` (ops in flight keep their own reference).
+    pub(crate) fn remove(&mut self, submitter: &io_uring::Submitter<'_>, index: u32) {
+        let State::Ready(slots) = &mut self.state else {
+            return;
+        };
+        let Some(taken) = slots.get_mut(index as usize) else {
+            return;
+        };
+        if submitter.register_files_update(index, &[-1]).is_ok() {
+            *taken = false;
+        }
+    }
+}
+
+/// The kernel's refusal, with what to do about it.
+fn refusal(err: &io::Error) -> String {
+    let hint = match err.raw_os_error() {
+        Some(libc::EBUSY) => {
+            " (this ring already has a file table registered outside percore; \
+             use percore_runtime::registered::FileSlot instead)"
+        }
+        Some(libc::EMFILE) => " (the fd limit, RLIMIT_NOFILE, is below the table size)",
+        _ => "",
+    };
+    format!("{err}{hint}")
+}
+
+/// A file installed in a slot of one core's registered file table.
+///
+/// Ops on that core can name the file by [`index`](FileSlot::index) with
+/// `io_uring::types::Fixed`; ops on other cores must keep using the fd. The
+/// table holds its own reference to the file, so closing the fd does not
+/// close the file until the slot is dropped. Dropping the slot on its core
+/// empties it at once; on another thread, that core empties it on its next
+/// turn.
+pub struct FileSlot {
+    index: u32,
+    /// The core whose table holds the file.
+    core: Arc<Shared>,
+}
+
+impl FileSlot {
+    /// Installs `fd` in a free slot of this core's file table.
+    ///
+    /// # Errors
+    ///
+    /// Outside a percore runtime; when the table is full ([`FILE_SLOTS`]);
+    /// the kernel's (`EBUSY` if the ring's file table was registered outside
+    /// this module, `EBADF` for a bad fd).
+    pub fn new(fd: BorrowedFd<'_>) -> io::Result<FileSlot> {
+        if !executor::has_core() {
+            return Err(io::Error::other(
+                "register a file: this thread runs no percore core",
+            ));
+        }
+        executor::with_core(|core| {
+            let index = {
+                let mut driver = core.driver.borrow_mut();
+                let (submitter, table) = driver.file_table();
+                table.install(&submitter, fd.as_raw_fd())?
+            };
+            Ok(FileSlot {
+                index,
+                core: Arc::clone(&core.shared),
+            })
+        })
+    }
+
+    /// The slot: what `io_uring::types::Fixed` takes.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// Whether this thread runs the core whose table holds the file, so an op
+    /// submitted here may name it by index.
+    pub fn is_local(&self) -> bool {
+        executor::is_owner(&self.core)
+    }
+}
+
+impl Drop for FileSlot {
+    fn drop(&mut self) {
+        let index = self.index;
+        if self.is_local() {
+            executor::with_driver(|driver| {
+                let (submitter, table) = driver.file_table();
+                table.remove(&submitter, index);
+            });
+            return;
+        }
+        // The job runs on the slot's core. If that core is gone, so is its ring
+        // and the table with it: nothing to do.
+        let job = move || {
+            executor::with_driver(|driver| {
+                let (submitter, table) = driver.file_table();
+                table.remove(&submitter, index);
+            });
+        };
+        let _ = self.core.push(Remote::Job(Box::new(job)));
+    }
+}
+
+impl fmt::Debug for FileSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSlot")
+            .field("index", &self.index)
+            .field("core", &self.core.id)
+            .finish()
+    }
+}

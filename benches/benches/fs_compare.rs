@@ -56,6 +56,9 @@ use percore_bench::fs_layout::{self, Rng, LAYOUT_BLOCK};
 mod common;
 use common::{allowed_cpus, pin_to};
 
+/// How long `percore poll` polls before parking: longer than a device read.
+const POLL_SPIN: Duration = Duration::from_millis(1);
+
 /// The block each read fetches; the layout stamps each with its index.
 const BLOCK: usize = LAYOUT_BLOCK;
 
@@ -173,9 +176,11 @@ enum Contender {
     PercoreHeap,
     Monoio,
     Tokio,
+    FioPoll,
+    PercorePoll,
 }
 
-const CONTENDERS: [Contender; 7] = [
+const CONTENDERS: [Contender; 9] = [
     Contender::FioUring,
     Contender::FioPsync,
     Contender::Percore,
@@ -183,6 +188,8 @@ const CONTENDERS: [Contender; 7] = [
     Contender::PercoreHeap,
     Contender::Monoio,
     Contender::Tokio,
+    Contender::FioPoll,
+    Contender::PercorePoll,
 ];
 
 impl Contender {
@@ -195,6 +202,8 @@ impl Contender {
             Contender::PercoreHeap => "percore heap",
             Contender::Monoio => "monoio",
             Contender::Tokio => "tokio",
+            Contender::FioPoll => "fio io_uring poll",
+            Contender::PercorePoll => "percore poll",
         }
     }
 
@@ -202,6 +211,9 @@ impl Contender {
         match self {
             Contender::FioUring => fio,
             Contender::FioPsync => fio && setting.depth == 1,
+            // Polling only pays where a read waits on the device.
+            Contender::FioPoll => fio && setting.direct,
+            Contender::PercorePoll => setting.direct,
             _ => true,
         }
     }
@@ -293,14 +305,22 @@ enum Variant {
     Fixed,
     /// As `Default` with plain heap buffers.
     Heap,
+    /// As `Default` on a runtime that polls its ring for up to 1 ms before
+    /// it parks (`Builder::spin_before_park`).
+    Poll,
 }
 
 fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sample {
     let blocks = job.file_size / BLOCK as u64;
     let fixed = variant == Variant::Fixed;
     let heap = variant == Variant::Heap;
+    let spin = match variant {
+        Variant::Poll => POLL_SPIN,
+        _ => Duration::ZERO,
+    };
     percore::Builder::new()
         .stall_threshold(None)
+        .spin_before_park(spin)
         .block_on(async move {
             let latencies = Rc::new(RefCell::new(Vec::with_capacity(1 << 22)));
             let start = Instant::now();
@@ -562,7 +582,14 @@ fn tokio_run(path: &Path, setting: Setting, job: Job) -> Sample {
 
 // ---- fio ----
 
-fn fio_run(path: &Path, setting: Setting, job: Job, engine: &str, cpu: Option<usize>) -> Sample {
+fn fio_run(
+    path: &Path,
+    setting: Setting,
+    job: Job,
+    engine: &str,
+    busy_poll: bool,
+    cpu: Option<usize>,
+) -> Sample {
     let fio = FioJob {
         path,
         rw: "randread",
@@ -575,6 +602,7 @@ fn fio_run(path: &Path, setting: Setting, job: Job, engine: &str, cpu: Option<us
         jobs: 1,
         cpus: cpu.map(|cpu| vec![cpu]),
         timeline_step: None,
+        busy_poll,
     };
     let result = fio.run().unwrap_or_else(|err| panic!("{err}"));
     let at = |q: f64| {
@@ -602,8 +630,10 @@ fn run(
     cpu: Option<usize>,
 ) -> Sample {
     match contender {
-        Contender::FioUring => fio_run(path, setting, job, "io_uring", cpu),
-        Contender::FioPsync => fio_run(path, setting, job, "psync", cpu),
+        Contender::FioUring => fio_run(path, setting, job, "io_uring", false, cpu),
+        Contender::FioPsync => fio_run(path, setting, job, "psync", false, cpu),
+        Contender::FioPoll => fio_run(path, setting, job, "io_uring", true, cpu),
+        Contender::PercorePoll => percore_run(path, setting, job, Variant::Poll),
         Contender::Percore => percore_run(path, setting, job, Variant::Default),
         Contender::PercoreFixed => percore_run(path, setting, job, Variant::Fixed),
         Contender::PercoreHeap => percore_run(path, setting, job, Variant::Heap),
@@ -777,15 +807,10 @@ fn print_row(setting: Setting, contender: Contender, runs: &[Sample], fio: &[Sam
     );
 }
 
-/// Each percore row against monoio, paired by round, for the settings where both ran.
-fn print_vs_monoio(samples: &Samples) {
-    let monoio = index(Contender::Monoio);
-    let percores = [
-        Contender::Percore,
-        Contender::PercoreFixed,
-        Contender::PercoreHeap,
-    ];
-    let lines: Vec<String> = percores
+/// `rows` against `base`, paired by round, for the settings where both ran.
+fn print_paired(samples: &Samples, base: Contender, rows: &[Contender]) {
+    let b = index(base);
+    let lines: Vec<String> = rows
         .iter()
         .filter_map(|&contender| {
             let c = index(contender);
@@ -793,7 +818,7 @@ fn print_vs_monoio(samples: &Samples) {
                 .iter()
                 .enumerate()
                 .filter_map(|(s, setting)| {
-                    let ratio = paired(&samples[s][c], &samples[s][monoio])?;
+                    let ratio = paired(&samples[s][c], &samples[s][b])?;
                     Some(format!("{} {ratio:.2}x", setting.name()))
                 })
                 .collect();
@@ -805,8 +830,8 @@ fn print_vs_monoio(samples: &Samples) {
     }
     println!();
     println!(
-        "percore / monoio, paired by round \
-         (median over rounds of its IOPS / monoio's IOPS in the same round):"
+        "against {0}, paired by round (median over rounds of its IOPS / {0}'s IOPS in the same round):",
+        base.name()
     );
     for line in lines {
         println!("{line}");
@@ -853,7 +878,14 @@ fn main() {
 
     let samples = run_rounds(&cfg, &path, fio, &filters, cpu);
     print_summary(&samples);
-    print_vs_monoio(&samples);
+    let percores = [
+        Contender::Percore,
+        Contender::PercoreFixed,
+        Contender::PercoreHeap,
+    ];
+    print_paired(&samples, Contender::Monoio, &percores);
+    // Both polling for completions instead of sleeping in the kernel.
+    print_paired(&samples, Contender::FioPoll, &[Contender::PercorePoll]);
     if std::env::var_os("PERCORE_FS_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_file(&path);
     }

@@ -43,6 +43,9 @@ pub struct FioJob<'a> {
     /// Also log IOPS averaged over this step (`--write_iops_log`,
     /// `--log_avg_msec`) into [`FioResult::timeline`]; `None`: no log.
     pub timeline_step: Option<Duration>,
+    /// Busy-poll for completions instead of blocking in the kernel
+    /// (`--iodepth_batch_complete_min=0`).
+    pub busy_poll: bool,
 }
 
 /// What one fio run measured (total latency: submission to completion).
@@ -117,6 +120,9 @@ impl FioJob<'_> {
             format!("--ioengine={}", self.engine),
             format!("--percentile_list={}", percentiles.join(":")),
         ]);
+        if self.busy_poll {
+            args.push("--iodepth_batch_complete_min=0".into());
+        }
         if let Some(cpus) = &self.cpus {
             let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
             args.push(format!("--cpus_allowed={}", list.join(",")));

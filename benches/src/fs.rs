@@ -246,6 +246,7 @@ fn run_fio(options: &FsOptions, path: &Path) -> io::Result<FioResult> {
         jobs: options.cores,
         cpus,
         timeline_step: Some(TIMELINE_STEP),
+        busy_poll: false,
     };
     let _bar = (!options.json)
         .then(|| Progress::start(options.duration, None, "fio"))

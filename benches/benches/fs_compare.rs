@@ -32,6 +32,15 @@
 //!   buffers. `percore heap` is the same with a plain heap buffer
 //!   (`DmaBuffer::new`, as monoio's), so plain reads; `percore fixed` adds a
 //!   registered file (`FixedFiles`) to registered buffers (`FixedBuffers`).
+//!   Files also register themselves once hot (after 64 ops), so every percore
+//!   row names its file by slot after the first 64 reads.
+//! - Polling, O_DIRECT only: `percore poll` is `percore` on a runtime that
+//!   polls its ring for up to 1 ms before parking (`Builder::spin_before_park`);
+//!   `fio io_uring poll` is fio's io_uring engine with
+//!   `--iodepth_batch_complete_min=0`, which polls for completions instead of
+//!   waiting in the kernel (at queue depth 1 only: that way fio keeps just one
+//!   read in flight whatever its `--iodepth`). Both spend the CPU the others
+//!   sleep through; they are paired with each other after the table.
 //! - monoio: `monoio::fs::File::read_at` (io_uring driver) into a reused aligned buffer.
 //! - tokio: `tokio::fs` has no positional read; it runs every file call as a
 //!   blocking job, so this is that mechanism: `spawn_blocking(pread)` on a
@@ -211,8 +220,10 @@ impl Contender {
         match self {
             Contender::FioUring => fio,
             Contender::FioPsync => fio && setting.depth == 1,
-            // Polling only pays where a read waits on the device.
-            Contender::FioPoll => fio && setting.direct,
+            // Polling only pays where a read waits on the device. fio's
+            // polling (`--iodepth_batch_complete_min=0`) keeps one read in
+            // flight whatever `--iodepth` says, so it runs at queue depth 1.
+            Contender::FioPoll => fio && setting.direct && setting.depth == 1,
             Contender::PercorePoll => setting.direct,
             _ => true,
         }

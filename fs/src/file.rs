@@ -168,8 +168,30 @@ impl File {
         slot.is_local().then(|| slot.index())
     }
 
-    /// The fd, for ops the kernel does not take by slot (`statx`).
-    pub(crate) fn fd_target(&self) -> Target {
+    /// Installs the file in this core's file table now, unless it has a slot
+    /// here already (what [`FixedFiles`](crate::FixedFiles) does); its slot.
+    pub(crate) fn install_now(&self) -> io::Result<u32> {
+        if let Some(slot) = self.hot.slot.get() {
+            return match slot.is_local() {
+                true => Ok(slot.index()),
+                false => Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "the file already has a slot in another core's file table \
+                     (it became hot there); register it on that core",
+                )),
+            };
+        }
+        let slot = FileSlot::new(self.fd.as_fd())?;
+        let index = slot.index();
+        match self.hot.slot.set(slot) {
+            Ok(()) => Ok(index),
+            // Another thread installed it first: use that slot.
+            Err(_) => self.install_now(),
+        }
+    }
+
+    /// The fd (every op can name the file by fd).
+    fn fd_target(&self) -> Target {
         Target::Fd(self.fd.as_raw_fd())
     }
 
@@ -177,10 +199,7 @@ impl File {
     /// full or refused, the file keeps being named by fd.
     #[cold]
     fn register_hot(&self) {
-        if let Ok(slot) = FileSlot::new(self.fd.as_fd()) {
-            // Another core may have won the race; its slot stays, ours drops.
-            let _ = self.hot.slot.set(slot);
-        }
+        let _ = self.install_now();
     }
 
     pub(crate) fn path_error(&self, op: &'static str) -> impl FnOnce(io::Error) -> io::Error + '_ {

@@ -6,11 +6,11 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::rc::Rc;
 
-use percore_runtime::registered::{self, FileSlot, FILE_SLOTS, TABLE_SLOTS};
+use percore_runtime::registered::{self, FILE_SLOTS, TABLE_SLOTS};
 use percore_runtime::{BufResult, IoBuf, IoBufMut, Op};
 
 use crate::op::{ReadAt, Target, WriteAt};
@@ -78,14 +78,15 @@ impl FixedFiles {
                 file.path().display()
             )));
         }
-        let slot = FileSlot::new(file.as_fd())
+        let index = file
+            .install_now()
             .map_err(|err| crate::error::with_path(err, "register", file.path()))?;
         self.used.set(self.used.get() + 1);
         // SAFETY: F_GETFL on an fd `file` keeps open; no memory is passed.
         let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
         Ok(FixedFile {
             file,
-            slot,
+            index,
             used: Rc::clone(&self.used),
             direct: flags >= 0 && flags & libc::O_DIRECT != 0,
         })
@@ -108,7 +109,8 @@ impl fmt::Debug for FixedFiles {
 #[derive(Debug)]
 pub struct FixedFile {
     file: File,
-    slot: FileSlot,
+    /// The file's slot (the `File` holds it, so its own ops use it too).
+    index: u32,
     used: Rc<Cell<u32>>,
     /// Opened with `O_DIRECT`: its ops go to the device, so they are submitted
     /// at once rather than with the tick's batch (see `DmaFile`).
@@ -127,7 +129,7 @@ impl FixedFile {
 
     /// The slot in the table.
     pub fn index(&self) -> u32 {
-        self.slot.index()
+        self.index
     }
 
     /// The path the file was opened with.
@@ -141,11 +143,8 @@ impl FixedFile {
     }
 
     fn target(&self) -> Target {
-        // The slot is in the table of the core that registered it.
-        match self.slot.is_local() {
-            true => Target::Fixed(self.slot.index()),
-            false => self.file.fd_target(),
-        }
+        // By slot on the core that registered it, by fd elsewhere.
+        self.file.target()
     }
 
     /// As [`File::read_at`], through the fixed slot.
@@ -203,7 +202,7 @@ impl FixedFile {
 
 impl Drop for FixedFile {
     fn drop(&mut self) {
-        // The slot empties itself when the field drops.
+        // The file's slot empties itself when the file drops.
         self.used.set(self.used.get().saturating_sub(1));
     }
 }

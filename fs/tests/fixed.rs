@@ -13,6 +13,9 @@ fn fixed_files_and_buffers_round_trip() {
         let bufs = FixedBuffers::new(2, 8192, 4096).unwrap();
 
         let file = files.register(File::create(&path).await.unwrap()).unwrap();
+        // The file itself holds the slot: its own ops use it, and it never
+        // takes a second one by becoming hot.
+        assert_eq!(file.file().fixed_slot(), Some(file.index()));
         // The core's file table is shared: a second budget works beside the first.
         let more = FixedFiles::new(1).unwrap();
         let other = more.register(File::open(&path).await.unwrap()).unwrap();

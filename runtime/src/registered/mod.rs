@@ -12,7 +12,7 @@
 //!
 //! - [`register_buffers`] puts caller-owned memory in a run of free slots (what
 //!   `percore_fs::FixedBuffers` does), and [`unregister_buffers`] frees them;
-//! - [`alloc`] hands out chunks of a per-core *registered memory* pool, which the
+//! - [`alloc()`] hands out chunks of a per-core *registered memory* pool, which the
 //!   core registers itself, a 2 MiB region at a time, up to
 //!   [`REGISTERED_MEMORY`] bytes; [`index_of`] tells an op whether its buffer
 //!   lies in that pool and under which slot, so `O_DIRECT` files can issue
@@ -22,7 +22,7 @@
 //! process has `CAP_IPC_LOCK`). If the kernel refuses the table or a region
 //! (an old kernel without sparse tables, a low memlock limit, or a table the
 //! application registered itself through [`with_submitter`](crate::with_submitter)),
-//! [`alloc`] returns `None` from then on for this core, and callers use plain
+//! [`alloc()`] returns `None` from then on for this core, and callers use plain
 //! heap memory: slower, never wrong.
 
 use std::alloc::{self, Layout};
@@ -41,14 +41,14 @@ pub use files::{FileSlot, FILE_SLOTS};
 /// Slots in each core's sparse buffer table.
 pub const TABLE_SLOTS: u32 = 4096;
 
-/// Bytes of registered memory [`alloc`] may take per core, at most.
+/// Bytes of registered memory [`alloc()`] may take per core, at most.
 pub const REGISTERED_MEMORY: usize = 16 << 20;
 
 /// One region of the pool: registered in one slot, split into chunks.
 const REGION: usize = 2 << 20;
 /// The smallest chunk; chunks are powers of two from here to [`MAX_CHUNK`].
 const MIN_CHUNK: usize = 4096;
-/// The largest chunk [`alloc`] serves; larger buffers use the heap.
+/// The largest chunk [`alloc()`] serves; larger buffers use the heap.
 const MAX_CHUNK: usize = 1 << 20;
 /// Size classes: 4 KiB, 8 KiB, ... 1 MiB.
 const CLASSES: usize = (MAX_CHUNK.trailing_zeros() - MIN_CHUNK.trailing_zeros() + 1) as usize;
@@ -349,7 +349,7 @@ impl Pool {
     }
 }
 
-/// A chunk of this core's registered memory, from [`alloc`]: zeroed at
+/// A chunk of this core's registered memory, from [`alloc()`]: zeroed at
 /// allocation, aligned to its size (a power of two, at least 4 KiB), and given
 /// back to the pool when dropped, on any thread.
 pub struct RegisteredMem {
@@ -448,7 +448,7 @@ pub fn alloc(size: usize, align: usize) -> Option<RegisteredMem> {
 }
 
 /// The slot of this core's buffer table whose registered memory (from
-/// [`alloc`]) holds all `len` bytes at `ptr`: what a fixed read or write into
+/// [`alloc()`]) holds all `len` bytes at `ptr`: what a fixed read or write into
 /// that memory names. `None` for other memory, or outside a percore runtime.
 pub fn index_of(ptr: *const u8, len: usize) -> Option<u16> {
     if !executor::has_core() {

@@ -99,11 +99,12 @@ impl Config {
     }
 }
 
-/// What `cargo bench` runs: about 4¼ minutes, 236 s of it reading, in 200
-/// runs: O_DIRECT QD1 15 rounds of 0.8 s (7 contenders, 84 s), the other
-/// settings 5 rounds of 1.6 s (19 contender runs a round, 152 s). On top come
-/// some 60 ms of start-up per run (fio's process, a runtime, opening the file)
-/// and the two warming passes over the file (the first time, laying it out).
+/// What `cargo bench` runs: about 7 minutes on the project's VM, 268 s of it
+/// reading, in 235 runs: O_DIRECT QD1 15 rounds of 0.8 s (9 contenders,
+/// 108 s), the other settings 5 rounds of 1.6 s (20 contender runs a round,
+/// 160 s). The rest is start-up per run (fio's process, a runtime, opening the
+/// file) and the two warming passes over the file (the first time, laying it
+/// out).
 const FULL: Config = Config {
     file_size: 1 << 30,
     plans: [

@@ -112,3 +112,42 @@ fn a_hot_file_dropped_on_another_thread_leaves_its_core_table() {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// A hot file that outlives its runtime is named by fd in the next one, even
+/// where that runtime's table has another file in the same slot.
+#[test]
+fn a_slot_belongs_to_its_runtime() {
+    let dir = util::TempDir::new("hot-next-runtime");
+    let first = data_file(&dir);
+    let second = dir.join("other");
+    std::fs::write(&second, vec![0xEEu8; 20_000]).unwrap();
+    let opened = first.clone();
+    let (file, slot) = percore_runtime::run(async move {
+        let file = File::open(&opened).await.unwrap();
+        for i in 0..100 {
+            read_block(&file, i).await;
+        }
+        let slot = file.fixed_slot().expect("hot");
+        (file, slot)
+    })
+    .unwrap();
+    percore_runtime::run(async move {
+        assert_eq!(file.fixed_slot(), None, "the slot was the last runtime's");
+        let other = File::open(&second).await.unwrap();
+        for _ in 0..100 {
+            let (n, buf) = other.read_at(Vec::with_capacity(100), 0).await;
+            assert_eq!(n.unwrap(), 100);
+            assert!(buf.iter().all(|&b| b == 0xEE));
+        }
+        assert_eq!(
+            other.fixed_slot(),
+            Some(slot),
+            "the new table starts at the same slot"
+        );
+        // The old file still reads its own bytes, by fd.
+        for i in 100..200 {
+            read_block(&file, i).await;
+        }
+    })
+    .unwrap();
+}

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::executor::{self, Remote, Shared};
 
@@ -107,8 +107,12 @@ fn refusal(err: &io::Error) -> String {
 /// turn.
 pub struct FileSlot {
     index: u32,
-    /// The core whose table holds the file.
-    core: Arc<Shared>,
+    /// The uid of the core whose table holds the file (unique per core, never
+    /// reused, unlike an address).
+    core_uid: u64,
+    /// That core's inbox, for emptying the slot from another thread. Weak, so
+    /// a slot that outlives its runtime does not keep the core's ring alive.
+    core: Weak<Shared>,
 }
 
 impl FileSlot {
@@ -133,7 +137,8 @@ impl FileSlot {
             };
             Ok(FileSlot {
                 index,
-                core: Arc::clone(&core.shared),
+                core_uid: core.uid,
+                core: Arc::downgrade(&core.shared),
             })
         })
     }
@@ -146,7 +151,7 @@ impl FileSlot {
     /// Whether this thread runs the core whose table holds the file, so an op
     /// submitted here may name it by index.
     pub fn is_local(&self) -> bool {
-        executor::is_owner(&self.core)
+        executor::core_uid() == Some(self.core_uid)
     }
 }
 
@@ -154,21 +159,28 @@ impl Drop for FileSlot {
     fn drop(&mut self) {
         let index = self.index;
         if self.is_local() {
-            executor::with_driver(|driver| {
-                let (submitter, table) = driver.file_table();
-                table.remove(&submitter, index);
+            // A drop from inside a driver borrow (none is known) leaves the slot
+            // taken until the ring ends, rather than panicking in `drop`.
+            executor::with_core(|core| {
+                if let Ok(mut driver) = core.driver.try_borrow_mut() {
+                    let (submitter, table) = driver.file_table();
+                    table.remove(&submitter, index);
+                }
             });
             return;
         }
         // The job runs on the slot's core. If that core is gone, so is its ring
         // and the table with it: nothing to do.
+        let Some(core) = self.core.upgrade() else {
+            return;
+        };
         let job = move || {
             executor::with_driver(|driver| {
                 let (submitter, table) = driver.file_table();
                 table.remove(&submitter, index);
             });
         };
-        let _ = self.core.push(Remote::Job(Box::new(job)));
+        let _ = core.push(Remote::Job(Box::new(job)));
     }
 }
 
@@ -176,7 +188,7 @@ impl fmt::Debug for FileSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileSlot")
             .field("index", &self.index)
-            .field("core", &self.core.id)
+            .field("core_uid", &self.core_uid)
             .finish()
     }
 }

@@ -424,12 +424,17 @@ pub unsafe fn register_buffers(iovecs: &[libc::iovec]) -> io::Result<u16> {
 /// percore runtime, or if slot `first` does not hold memory at `base` (it was
 /// registered with a runtime that has ended on this thread).
 pub fn unregister_buffers(first: u16, count: usize, base: *const u8) {
-    if executor::has_core() {
-        executor::with_driver(|driver| {
+    if !executor::has_core() {
+        return;
+    }
+    // Called from `Drop` impls: inside a driver borrow (none is known) the
+    // slots stay taken until the ring ends, rather than a panic in `drop`.
+    executor::with_core(|core| {
+        if let Ok(mut driver) = core.driver.try_borrow_mut() {
             let (submitter, table) = driver.buffer_table();
             table.unregister(&submitter, first, count, base);
-        });
-    }
+        }
+    });
 }
 
 /// A zeroed chunk of this core's registered memory of at least `size` bytes at

@@ -11,6 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::{Arc, Weak};
 
+use super::TableState;
 use crate::executor::{self, Remote, Shared};
 
 /// Slots in each core's registered file table.
@@ -19,40 +20,21 @@ pub const FILE_SLOTS: u32 = 1024;
 /// This core's use of its ring's file table; owned by the driver.
 #[derive(Default)]
 pub(crate) struct FileTable {
-    state: State,
-}
-
-#[derive(Default)]
-enum State {
-    /// Not registered yet: done on first use.
-    #[default]
-    Untried,
-    /// Registered; which slots are taken.
-    Ready(Vec<bool>),
-    /// The kernel refused the table.
-    Refused(io::ErrorKind, String),
+    /// Per slot, whether a file is in it.
+    state: TableState<()>,
 }
 
 impl FileTable {
-    fn slots(&mut self, submitter: &io_uring::Submitter<'_>) -> io::Result<&mut Vec<bool>> {
-        if let State::Untried = self.state {
-            self.state = match submitter.register_files_sparse(FILE_SLOTS) {
-                Ok(()) => State::Ready(vec![false; FILE_SLOTS as usize]),
-                Err(err) => State::Refused(err.kind(), refusal(&err)),
-            };
-        }
-        match &mut self.state {
-            State::Ready(slots) => Ok(slots),
-            State::Refused(kind, msg) => Err(io::Error::new(*kind, msg.clone())),
-            State::Untried => unreachable!("the table was just tried"),
-        }
+    fn slots(&mut self, submitter: &io_uring::Submitter<'_>) -> io::Result<&mut Vec<Option<()>>> {
+        self.state
+            .slots(FILE_SLOTS, |n| submitter.register_files_sparse(n), refusal)
     }
 
     /// Installs `fd` in a free slot; the kernel's table then holds its own
     /// reference to the file.
     fn install(&mut self, submitter: &io_uring::Submitter<'_>, fd: i32) -> io::Result<u32> {
         let slots = self.slots(submitter)?;
-        let Some(index) = slots.iter().position(|taken| !taken) else {
+        let Some(index) = slots.iter().position(Option::is_none) else {
             return Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 format!(
@@ -66,20 +48,20 @@ impl FileTable {
             .map_err(|err| {
                 io::Error::new(err.kind(), format!("register a file: {}", refusal(&err)))
             })?;
-        slots[index] = true;
+        slots[index] = Some(());
         Ok(index as u32)
     }
 
     /// Empties slot `index` (ops in flight keep their own reference).
     pub(crate) fn remove(&mut self, submitter: &io_uring::Submitter<'_>, index: u32) {
-        let State::Ready(slots) = &mut self.state else {
+        let Some(slots) = self.state.ready() else {
             return;
         };
         let Some(taken) = slots.get_mut(index as usize) else {
             return;
         };
         if submitter.register_files_update(index, &[-1]).is_ok() {
-            *taken = false;
+            *taken = None;
         }
     }
 }

@@ -57,7 +57,7 @@ const CLASSES: usize = (MAX_CHUNK.trailing_zeros() - MIN_CHUNK.trailing_zeros() 
 /// with the ring.
 #[derive(Default)]
 pub(crate) struct BufTable {
-    state: TableState,
+    state: TableState<usize>,
     pool: Option<Arc<Pool>>,
     /// The pool's regions (start address, slot), for [`index_of`] without the lock.
     regions: Vec<(usize, u16)>,
@@ -65,34 +65,62 @@ pub(crate) struct BufTable {
     pool_closed: bool,
 }
 
+/// A sparse kernel table (buffers or files), registered on first use; per
+/// slot, what the core keeps about its entry (`None`: free).
 #[derive(Default)]
-enum TableState {
-    /// Not registered yet: done on first use.
+pub(crate) enum TableState<T> {
+    /// Not registered yet.
     #[default]
     Untried,
-    /// Registered; per slot, the address of the memory in it, if any.
-    Ready(Vec<Option<usize>>),
-    /// The kernel refused the table.
+    /// Registered.
+    Ready(Vec<Option<T>>),
+    /// The kernel refused the table; the error, with what to do.
     Refused(io::ErrorKind, String),
 }
 
-impl BufTable {
-    /// The slot flags, registering the sparse table on first use.
-    fn slots(
+impl<T> TableState<T> {
+    /// The slots, calling `register(slots)` the first time; a refusal is kept
+    /// (as `explain` words it) and returned from then on.
+    pub(crate) fn slots(
         &mut self,
-        submitter: &io_uring::Submitter<'_>,
-    ) -> io::Result<&mut Vec<Option<usize>>> {
-        if let TableState::Untried = self.state {
-            self.state = match submitter.register_buffers_sparse(TABLE_SLOTS) {
-                Ok(()) => TableState::Ready(vec![None; TABLE_SLOTS as usize]),
-                Err(err) => TableState::Refused(err.kind(), refusal(&err)),
+        slots: u32,
+        register: impl FnOnce(u32) -> io::Result<()>,
+        explain: fn(&io::Error) -> String,
+    ) -> io::Result<&mut Vec<Option<T>>> {
+        if let TableState::Untried = self {
+            *self = match register(slots) {
+                Ok(()) => TableState::Ready((0..slots).map(|_| None).collect()),
+                Err(err) => TableState::Refused(err.kind(), explain(&err)),
             };
         }
-        match &mut self.state {
+        match self {
             TableState::Ready(slots) => Ok(slots),
             TableState::Refused(kind, msg) => Err(io::Error::new(*kind, msg.clone())),
             TableState::Untried => unreachable!("the table was just tried"),
         }
+    }
+
+    /// The slots, if the table is registered.
+    pub(crate) fn ready(&mut self) -> Option<&mut Vec<Option<T>>> {
+        match self {
+            TableState::Ready(slots) => Some(slots),
+            _ => None,
+        }
+    }
+}
+
+impl BufTable {
+    /// Per slot, the address of the memory in it; the table is registered on
+    /// first use.
+    fn slots(
+        &mut self,
+        submitter: &io_uring::Submitter<'_>,
+    ) -> io::Result<&mut Vec<Option<usize>>> {
+        self.state.slots(
+            TABLE_SLOTS,
+            |n| submitter.register_buffers_sparse(n),
+            refusal,
+        )
     }
 
     /// Registers `iovecs` in a run of free slots; the first slot's index.
@@ -138,7 +166,7 @@ impl BufTable {
         count: usize,
         base: *const u8,
     ) {
-        let TableState::Ready(slots) = &mut self.state else {
+        let Some(slots) = self.state.ready() else {
             return;
         };
         let first = usize::from(first);

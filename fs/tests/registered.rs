@@ -4,6 +4,8 @@
 
 mod util;
 
+use std::os::unix::process::CommandExt;
+
 use percore_fs::{DmaBuffer, DmaFile, File, FixedBuffers};
 use percore_runtime::{registered, IoBuf};
 
@@ -127,4 +129,69 @@ fn pools_share_the_table() {
         assert!(err.to_string().contains("1 to 4096 buffers"), "{err}");
     })
     .unwrap();
+}
+
+/// Set in the child process that runs `a_low_memlock_limit_falls_back_to_the_heap`.
+const LOW_MEMLOCK: &str = "PERCORE_FS_TEST_LOW_MEMLOCK";
+
+/// Under a 64 KiB `RLIMIT_MEMLOCK` (and without `CAP_IPC_LOCK`, which lifts
+/// it), the core cannot register its 2 MiB regions: buffers come from the heap
+/// and every read and write still works.
+#[test]
+fn a_low_memlock_limit_falls_back_to_the_heap() {
+    if let Ok(dir) = std::env::var(LOW_MEMLOCK) {
+        let limit = libc::rlimit {
+            rlim_cur: 64 << 10,
+            rlim_max: 64 << 10,
+        };
+        // SAFETY: setrlimit reads one rlimit struct that lives across the call.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) }, 0);
+        let path = std::path::Path::new(&dir).join("f");
+        percore_runtime::run(async move {
+            let file = DmaFile::create(&path).await.unwrap();
+            let mut buf = file.alloc_buffer(4096);
+            assert!(!buf.is_registered(), "2 MiB cannot be pinned under 64 KiB");
+            buf.resize(4096, b'm');
+            let (res, _) = file.write_all_at(buf, 0).await;
+            res.unwrap();
+            let (n, back) = file.read_at(file.alloc_buffer(4096), 0).await;
+            assert_eq!(n.unwrap(), 4096);
+            assert!(back.iter().all(|&b| b == b'm'));
+            assert!(
+                registered::alloc(4096, 4096).is_none(),
+                "the pool stays closed"
+            );
+        })
+        .unwrap();
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: dropping CAP_IPC_LOCK by switching to uid 65534 needs root");
+        return;
+    }
+    let dir = util::TempDir::new("registered-memlock");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_low_memlock_limit_falls_back_to_the_heap",
+            "--nocapture",
+        ])
+        .env(LOW_MEMLOCK, dir.path())
+        .uid(65534)
+        .gid(65534)
+        .status();
+    match status {
+        Ok(status) => assert!(status.success(), "the check as nobody failed: {status}"),
+        // The test binary itself is out of nobody's reach (a private target dir).
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!("skipped: uid 65534 cannot run this test binary: {err}")
+        }
+        Err(err) => panic!("could not run the check as nobody: {err}"),
+    }
 }

@@ -195,3 +195,44 @@ fn a_low_memlock_limit_falls_back_to_the_heap() {
         Err(err) => panic!("could not run the check as nobody: {err}"),
     }
 }
+
+/// A read into registered memory dropped in flight keeps its chunk out of the
+/// pool until the kernel is done with it (its cancelled completion arrived):
+/// no new buffer is handed memory the kernel may still write.
+#[test]
+fn a_chunk_stays_taken_until_a_cancelled_read_completes() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+
+    percore_runtime::run(async {
+        // A pipe with no data: the read stays in flight until cancelled.
+        let (reader, writer) = std::io::pipe().unwrap();
+        let file = File::from_std(std::fs::File::from(std::os::fd::OwnedFd::from(reader)));
+        let buf = DmaBuffer::new_registered(4096, 4096);
+        assert!(buf.is_registered());
+        let addr = buf.as_ptr() as usize;
+        {
+            let mut read = std::pin::pin!(file.read_at(buf, 0));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(read.as_mut().poll(&mut cx).is_pending());
+            percore_runtime::yield_now().await;
+            assert_eq!(percore_runtime::stats().in_flight, 1);
+        } // dropped in flight
+        let next = DmaBuffer::new_registered(4096, 4096);
+        assert_ne!(
+            next.as_ptr() as usize,
+            addr,
+            "the chunk is still the kernel's"
+        );
+        assert_eq!(util::settle(1000).await, 0);
+        // Now the op's buffer is dropped and its chunk is free (and reused first).
+        let again = DmaBuffer::new_registered(4096, 4096);
+        assert_eq!(again.as_ptr() as usize, addr);
+        assert!(
+            again.as_full_slice().iter().all(|&b| b == 0),
+            "zeroed again"
+        );
+        drop(writer);
+    })
+    .unwrap();
+}

@@ -570,6 +570,16 @@ pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
     with_core(|core| f(&mut core.driver.borrow_mut()))
 }
 
+/// [`with_driver`], or `None` if this thread runs no core or its driver is in
+/// use: for lookups with a fallback, and `Drop` impls that must not panic.
+pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    let core = unsafe { core.as_ref() }?;
+    let mut driver = core.driver.try_borrow_mut().ok()?;
+    Some(f(&mut driver))
+}
+
 /// Wakes the parked core of `target`: with a `MSG_RING` on this core's ring if
 /// this thread runs a core of the same runtime (no syscall of its own: it goes
 /// with this core's next enter), else with a write to its eventfd.

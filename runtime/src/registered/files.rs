@@ -143,11 +143,9 @@ impl Drop for FileSlot {
         if self.is_local() {
             // A drop from inside a driver borrow (none is known) leaves the slot
             // taken until the ring ends, rather than panicking in `drop`.
-            executor::with_core(|core| {
-                if let Ok(mut driver) = core.driver.try_borrow_mut() {
-                    let (submitter, table) = driver.file_table();
-                    table.remove(&submitter, index);
-                }
+            executor::try_with_driver(|driver| {
+                let (submitter, table) = driver.file_table();
+                table.remove(&submitter, index);
             });
             return;
         }

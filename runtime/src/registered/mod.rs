@@ -452,16 +452,11 @@ pub unsafe fn register_buffers(iovecs: &[libc::iovec]) -> io::Result<u16> {
 /// percore runtime, or if slot `first` does not hold memory at `base` (it was
 /// registered with a runtime that has ended on this thread).
 pub fn unregister_buffers(first: u16, count: usize, base: *const u8) {
-    if !executor::has_core() {
-        return;
-    }
     // Called from `Drop` impls: inside a driver borrow (none is known) the
     // slots stay taken until the ring ends, rather than a panic in `drop`.
-    executor::with_core(|core| {
-        if let Ok(mut driver) = core.driver.try_borrow_mut() {
-            let (submitter, table) = driver.buffer_table();
-            table.unregister(&submitter, first, count, base);
-        }
+    executor::try_with_driver(|driver| {
+        let (submitter, table) = driver.buffer_table();
+        table.unregister(&submitter, first, count, base);
     });
 }
 
@@ -471,23 +466,19 @@ pub fn unregister_buffers(first: u16, count: usize, base: *const u8) {
 /// register it, or this thread runs no percore core. Callers then use ordinary
 /// memory.
 pub fn alloc(size: usize, align: usize) -> Option<RegisteredMem> {
-    if !executor::has_core() {
-        return None;
-    }
-    executor::with_driver(|driver| {
+    executor::try_with_driver(|driver| {
         let (submitter, table) = driver.buffer_table();
         table.alloc(&submitter, size, align)
     })
+    .flatten()
 }
 
 /// The slot of this core's buffer table whose registered memory (from
 /// [`alloc()`]) holds all `len` bytes at `ptr`: what a fixed read or write into
 /// that memory names. `None` for other memory, or outside a percore runtime.
 pub fn index_of(ptr: *const u8, len: usize) -> Option<u16> {
-    if !executor::has_core() {
-        return None;
-    }
-    executor::with_driver(|driver| driver.buffer_table().1.index_of(ptr as usize, len))
+    executor::try_with_driver(|driver| driver.buffer_table().1.index_of(ptr as usize, len))
+        .flatten()
 }
 
 #[cfg(test)]

@@ -40,8 +40,10 @@ const PAGE: usize = 4096;
 /// A core submits the ops its tasks issued in one batch per tick, which is
 /// what makes buffered and socket I/O cheap. Direct reads and writes go to a
 /// device, where an entry waiting in the queue until the tick ends leaves the
-/// device below its queue depth, so `DmaFile` submits each one at once
-/// ([`Op::submit_now`](percore_runtime::Op::submit_now), fio's behaviour; see
+/// device below its queue depth, so `DmaFile` submits each one at once, and a
+/// core with nothing else to do polls for their completions for a while
+/// before it sleeps ([`Op::device`](percore_runtime::Op::device); the budget is
+/// [`Builder::device_spin`](percore_runtime::Builder::device_spin); see
 /// `benches/benches/fs_compare.rs`).
 ///
 /// # Examples
@@ -161,7 +163,7 @@ impl DmaFile {
             return (Err(err), buf);
         }
         let (res, buf) = Op::new(ReadAt::new(self.file.target(), buf, pos))
-            .submit_now()
+            .device()
             .await;
         (res.map_err(self.file.path_error("read")), buf)
     }
@@ -179,7 +181,7 @@ impl DmaFile {
             return (Err(err), buf);
         }
         let (res, buf) = Op::new(WriteAt::new(self.file.target(), buf, pos))
-            .submit_now()
+            .device()
             .await;
         (res.map_err(self.file.path_error("write")), buf)
     }

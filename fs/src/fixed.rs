@@ -121,7 +121,7 @@ impl FixedFile {
     /// `op`, submitted at once if the file bypasses the page cache.
     fn submit<T: percore_runtime::OpCode>(&self, op: Op<T>) -> Op<T> {
         if self.direct {
-            op.submit_now()
+            op.device()
         } else {
             op
         }

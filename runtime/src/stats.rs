@@ -30,6 +30,9 @@ pub struct Stats {
     pub polls: u64,
     /// Times the core blocked in the kernel waiting for work.
     pub parks: u64,
+    /// Times an idle core polled its ring before parking (for device ops in
+    /// flight, or `Builder::spin_before_park`).
+    pub spins: u64,
     /// Polls longer than the stall threshold.
     pub stalls: u64,
     /// Timers that expired.
@@ -60,6 +63,7 @@ pub struct Stats {
 pub(crate) struct Counters {
     pub(crate) polls: Cell<u64>,
     pub(crate) parks: Cell<u64>,
+    pub(crate) spins: Cell<u64>,
     pub(crate) stalls: Cell<u64>,
     pub(crate) timers_fired: Cell<u64>,
     pub(crate) spawned: Cell<u64>,

@@ -4,6 +4,7 @@
 //! expired timers, then makes at most one `io_uring_enter` — blocking in it only
 //! when nothing is ready — and wakes the tasks whose operations completed.
 
+mod device;
 mod inbox;
 mod shared;
 
@@ -53,6 +54,8 @@ pub(crate) struct Config {
     pub(crate) budget: usize,
     /// How long an idle core polls before it parks.
     pub(crate) spin: Duration,
+    /// How long an idle core may poll for device ops in flight (`Op::device`).
+    pub(crate) device_spin: Duration,
     pub(crate) stall_threshold: Option<Duration>,
     pub(crate) on_stall: Option<StallHook>,
     pub(crate) unhandled_panic: UnhandledPanic,
@@ -96,6 +99,8 @@ pub(crate) struct Core {
     remote_buf: RefCell<Vec<Remote>>,
     /// A task pushed an op that should reach the kernel before the tick ends.
     pub(crate) flush: Cell<bool>,
+    /// Device ops in flight and their recent latency: how long to poll for them.
+    pub(crate) device: device::DeviceOps,
 }
 
 impl Core {
@@ -126,6 +131,7 @@ impl Core {
             wake_buf: RefCell::new(Vec::new()),
             remote_buf: RefCell::new(Vec::new()),
             flush: Cell::new(false),
+            device: device::DeviceOps::default(),
         })
     }
 
@@ -291,8 +297,12 @@ impl Core {
 
     /// One pass over the ring; blocks only if `idle` and no timer is due.
     fn io(&self, idle: bool) -> io::Result<()> {
-        if idle && !self.config.spin.is_zero() && self.spin()? {
-            return Ok(());
+        if idle {
+            let device = self.device.spin_for(self.config.device_spin);
+            let spin = device.map_or(self.config.spin, |d| d.max(self.config.spin));
+            if !spin.is_zero() && self.spin(spin)? {
+                return Ok(());
+            }
         }
         let wait = if idle { self.park_timeout() } else { None };
         let turned = match wait {
@@ -308,11 +318,12 @@ impl Core {
         turned
     }
 
-    /// Before parking, polls the inbox and the ring for up to `config.spin`
-    /// (shared memory only; the kernel is entered only if completion work is
-    /// flagged). True if work turned up, so the loop goes on without parking.
-    fn spin(&self) -> io::Result<bool> {
-        let deadline = Instant::now() + self.config.spin;
+    /// Before parking, polls the inbox and the ring for up to `spin` (shared
+    /// memory only; the kernel is entered only if completion work is flagged).
+    /// True if work turned up, so the loop goes on without parking.
+    fn spin(&self, spin: Duration) -> io::Result<bool> {
+        stats::add(&self.counters.spins, 1);
+        let deadline = Instant::now() + spin;
         loop {
             if self.shared.has_remote() {
                 return Ok(true);
@@ -481,6 +492,7 @@ impl Core {
             cqes: io.cqes,
             polls: self.counters.polls.get(),
             parks: self.counters.parks.get(),
+            spins: self.counters.spins.get(),
             stalls: self.counters.stalls.get(),
             timers_fired: self.counters.timers_fired.get(),
             spawned: self.counters.spawned.get(),

@@ -41,6 +41,10 @@
 //!   waiting in the kernel (at queue depth 1 only: that way fio keeps just one
 //!   read in flight whatever its `--iodepth`). Both spend the CPU the others
 //!   sleep through; they are paired with each other after the table.
+//! - `percore sleep`, O_DIRECT only: `percore` with `Builder::device_spin(ZERO)`,
+//!   so the core sleeps in the kernel while its reads are at the device, as
+//!   fio io_uring and monoio do; the default (`percore`) polls for up to twice
+//!   the reads' recent latency first.
 //! - monoio: `monoio::fs::File::read_at` (io_uring driver) into a reused aligned buffer.
 //! - tokio: `tokio::fs` has no positional read; it runs every file call as a
 //!   blocking job, so this is that mechanism: `spawn_blocking(pread)` on a
@@ -57,6 +61,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use percore::fs::{DmaBuffer, DmaFile, File, FixedBuffers, FixedFiles};
+use percore_bench::cpu::own_cpu_time;
 use percore_bench::fio::{self, FioJob};
 use percore_bench::fs_layout::{self, Rng, LAYOUT_BLOCK};
 
@@ -188,9 +193,10 @@ enum Contender {
     Tokio,
     FioPoll,
     PercorePoll,
+    PercoreSleep,
 }
 
-const CONTENDERS: [Contender; 9] = [
+const CONTENDERS: [Contender; 10] = [
     Contender::FioUring,
     Contender::FioPsync,
     Contender::Percore,
@@ -200,6 +206,7 @@ const CONTENDERS: [Contender; 9] = [
     Contender::Tokio,
     Contender::FioPoll,
     Contender::PercorePoll,
+    Contender::PercoreSleep,
 ];
 
 impl Contender {
@@ -214,6 +221,7 @@ impl Contender {
             Contender::Tokio => "tokio",
             Contender::FioPoll => "fio io_uring poll",
             Contender::PercorePoll => "percore poll",
+            Contender::PercoreSleep => "percore sleep",
         }
     }
 
@@ -225,7 +233,7 @@ impl Contender {
             // polling (`--iodepth_batch_complete_min=0`) keeps one read in
             // flight whatever `--iodepth` says, so it runs at queue depth 1.
             Contender::FioPoll => fio && setting.direct && setting.depth == 1,
-            Contender::PercorePoll => setting.direct,
+            Contender::PercorePoll | Contender::PercoreSleep => setting.direct,
             _ => true,
         }
     }
@@ -237,6 +245,9 @@ struct Sample {
     p50: Duration,
     p99: Duration,
     max: Duration,
+    /// CPU time used (user and system, every thread of the contender) over
+    /// the run's wall time, in one CPU's units; NaN if unknown.
+    cpu: f64,
 }
 
 impl Sample {
@@ -251,6 +262,7 @@ impl Sample {
             p50,
             p99,
             max,
+            cpu: f64::NAN,
         }
     }
 }
@@ -320,6 +332,10 @@ enum Variant {
     /// As `Default` on a runtime that polls its ring for up to 1 ms before
     /// it parks (`Builder::spin_before_park`).
     Poll,
+    /// As `Default` on a runtime that never polls for device completions
+    /// (`Builder::device_spin(ZERO)`): it sleeps in the kernel, as fio and
+    /// monoio do.
+    Sleep,
 }
 
 fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sample {
@@ -330,9 +346,13 @@ fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sam
         Variant::Poll => POLL_SPIN,
         _ => Duration::ZERO,
     };
-    percore::Builder::new()
+    let mut builder = percore::Builder::new()
         .stall_threshold(None)
-        .spin_before_park(spin)
+        .spin_before_park(spin);
+    if variant == Variant::Sleep {
+        builder = builder.device_spin(Duration::ZERO);
+    }
+    builder
         .block_on(async move {
             let latencies = Rc::new(RefCell::new(Vec::with_capacity(1 << 22)));
             let start = Instant::now();
@@ -629,6 +649,7 @@ fn fio_run(
         p50: at(0.5),
         p99: at(0.99),
         max: result.max,
+        cpu: result.cpu.unwrap_or(f64::NAN),
     }
 }
 
@@ -641,11 +662,32 @@ fn run(
     job: Job,
     cpu: Option<usize>,
 ) -> Sample {
+    let in_process = !matches!(
+        contender,
+        Contender::FioUring | Contender::FioPsync | Contender::FioPoll
+    );
+    let (cpu_start, start) = (own_cpu_time(), Instant::now());
+    let mut sample = run_contender(contender, path, setting, job, cpu);
+    if in_process {
+        let used = own_cpu_time().saturating_sub(cpu_start);
+        sample.cpu = used.as_secs_f64() / start.elapsed().as_secs_f64();
+    }
+    sample
+}
+
+fn run_contender(
+    contender: Contender,
+    path: &Path,
+    setting: Setting,
+    job: Job,
+    cpu: Option<usize>,
+) -> Sample {
     match contender {
         Contender::FioUring => fio_run(path, setting, job, "io_uring", false, cpu),
         Contender::FioPsync => fio_run(path, setting, job, "psync", false, cpu),
         Contender::FioPoll => fio_run(path, setting, job, "io_uring", true, cpu),
         Contender::PercorePoll => percore_run(path, setting, job, Variant::Poll),
+        Contender::PercoreSleep => percore_run(path, setting, job, Variant::Sleep),
         Contender::Percore => percore_run(path, setting, job, Variant::Default),
         Contender::PercoreFixed => percore_run(path, setting, job, Variant::Fixed),
         Contender::PercoreHeap => percore_run(path, setting, job, Variant::Heap),
@@ -757,7 +799,7 @@ fn run_rounds(
 
 fn print_round(round: usize, setting: Setting, contender: Contender, sample: &Sample) {
     println!(
-        "  round {:<2} {:<13} {:<16} {:>9.0} IOPS  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs",
+        "  round {:<2} {:<13} {:<16} {:>9.0} IOPS  p50 {:>6} µs  p99 {:>6} µs  max {:>7} µs  CPU {:>4.0} %",
         round + 1,
         setting.name(),
         contender.name(),
@@ -765,6 +807,7 @@ fn print_round(round: usize, setting: Setting, contender: Contender, sample: &Sa
         micros(sample.p50.as_nanos() as f64),
         micros(sample.p99.as_nanos() as f64),
         micros(sample.max.as_nanos() as f64),
+        sample.cpu * 100.0,
     );
 }
 
@@ -776,11 +819,24 @@ fn print_summary(samples: &Samples) {
     );
     println!(
         "  IOPS q1–q3 = its IOPS's quartiles / fio io_uring's median IOPS; \
-         paired = median of (its IOPS / fio io_uring's IOPS in the same round)"
+         paired = median of (its IOPS / fio io_uring's IOPS in the same round);"
     );
     println!(
-        "  {:<13} {:<16} {:>9} {:>9} {:>9} {:>7} {:>11} {:>7}",
-        "setting", "runtime", "IOPS", "p50 µs", "p99 µs", "ratio", "IOPS q1–q3", "paired"
+        "  CPU = median CPU time over wall time (100 % = one CPU busy); \
+         µs/read = median CPU time per read"
+    );
+    println!(
+        "  {:<13} {:<16} {:>9} {:>9} {:>9} {:>7} {:>11} {:>7} {:>5} {:>8}",
+        "setting",
+        "runtime",
+        "IOPS",
+        "p50 µs",
+        "p99 µs",
+        "ratio",
+        "IOPS q1–q3",
+        "paired",
+        "CPU",
+        "µs/read"
     );
     let fio = index(Contender::FioUring);
     for (s, &setting) in SETTINGS.iter().enumerate() {
@@ -806,8 +862,10 @@ fn print_row(setting: Setting, contender: Contender, runs: &[Sample], fio: &[Sam
         format!("{:.2}–{:.2}", q1 / f, q3 / f)
     });
     let paired = paired(runs, fio).map_or("-".to_owned(), |r| format!("{r:.2}x"));
+    let cpu = median_by(runs, |x| x.cpu);
+    let per_read = median_by(runs, |x| x.cpu / x.iops * 1e6);
     println!(
-        "  {:<13} {:<16} {:>9.0} {:>9} {:>9} {:>7} {:>11} {:>7}",
+        "  {:<13} {:<16} {:>9.0} {:>9} {:>9} {:>7} {:>11} {:>7} {:>4.0}% {:>8.1}",
         setting.name(),
         contender.name(),
         median_iops,
@@ -815,7 +873,9 @@ fn print_row(setting: Setting, contender: Contender, runs: &[Sample], fio: &[Sam
         micros(p99),
         ratio,
         spread,
-        paired
+        paired,
+        cpu * 100.0,
+        per_read
     );
 }
 
@@ -894,6 +954,7 @@ fn main() {
         Contender::Percore,
         Contender::PercoreFixed,
         Contender::PercoreHeap,
+        Contender::PercoreSleep,
     ];
     print_paired(&samples, Contender::Monoio, &percores);
     // Both polling for completions instead of sleeping in the kernel.

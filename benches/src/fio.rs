@@ -65,6 +65,9 @@ pub struct FioResult {
     pub max: Duration,
     /// The mean latency.
     pub mean: Duration,
+    /// CPU the first job used, user and system, as a fraction of its runtime
+    /// (fio's `usr_cpu + sys_cpu`, in one CPU's units).
+    pub cpu: Option<f64>,
     /// Ops completed in each step of [`FioJob::timeline_step`], all jobs
     /// together; empty without a log.
     pub timeline: Vec<u64>,
@@ -202,8 +205,14 @@ pub fn parse(output: &str, direction: &str) -> Option<FioResult> {
         percentiles,
         max: nanos(&lat["max"])?,
         mean: nanos(&lat["mean"])?,
+        cpu: cpu_share(&doc["jobs"][0]),
         timeline: Vec::new(),
     })
+}
+
+/// A job's `usr_cpu + sys_cpu` (percent of its runtime) as a fraction.
+fn cpu_share(job: &Value) -> Option<f64> {
+    Some((job["usr_cpu"].as_f64()? + job["sys_cpu"].as_f64()?) / 100.0)
 }
 
 /// Ops per `step` from fio's averaged IOPS log: lines of `end of window (ms),
@@ -242,6 +251,7 @@ mod tests {
         let doc = serde_json::json!({
             "fio version": "fio-3.33",
             "jobs": [{
+                "usr_cpu": 12.5, "sys_cpu": 50.0,
                 "read": {
                     "io_bytes": 8192, "total_ios": 2, "runtime": 500, "iops": 4.0,
                     "lat_ns": { "max": 9e4, "mean": 5e3, "percentile": percentiles },
@@ -255,6 +265,7 @@ mod tests {
         assert_eq!(result.elapsed, Duration::from_millis(500));
         assert_eq!(result.percentiles[4], (0.5, Duration::from_micros(5)));
         assert_eq!(result.max, Duration::from_micros(90));
+        assert_eq!(result.cpu, Some(0.625));
         assert!(parse(&text, "write").is_none());
         assert!(parse("no json", "read").is_none());
     }

@@ -217,12 +217,22 @@ impl DmaFile {
     ///
     /// # Errors
     ///
-    /// Those of `pread(2)`, naming the path.
+    /// `InvalidInput` if `len` is too large to be read into memory at all;
+    /// otherwise those of `pread(2)`. All name the path.
     pub async fn read_range(&self, pos: u64, len: usize) -> io::Result<DmaRead> {
         let block = self.block as u64;
         let start = pos - pos % block;
         let skip = (pos - start) as usize;
-        let total = (skip + len).div_ceil(self.block) * self.block;
+        let Some(total) = skip
+            .checked_add(len)
+            .and_then(|n| n.checked_next_multiple_of(self.block))
+        else {
+            let err = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("a range of {len} bytes at offset {pos} does not fit in memory"),
+            );
+            return Err(with_path(err, "read", self.path()));
+        };
         let mut buf = self.alloc_buffer(total);
         let mut at = start;
         // A short read before the end can happen (signals, some filesystems);

@@ -93,6 +93,14 @@ fn read_range_serves_unaligned_ranges() {
             let end = (start + len).min(data.len());
             assert_eq!(&got[..], &data[start..end], "range {pos}+{len}");
         }
+        // A length no buffer can hold is an explained error, not an overflow.
+        let err = file.read_range(1, usize::MAX).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        let text = err.to_string();
+        assert!(
+            text.contains("does not fit in memory") && text.contains("/f"),
+            "{text}"
+        );
         // Whole aligned reads work with any buffer that is aligned, and a short
         // read at the end of the file reports what it got.
         let block = file.block_size();

@@ -104,10 +104,10 @@ impl Config {
     }
 }
 
-/// What `cargo bench` runs: about 7 minutes on the project's VM, 268 s of it
-/// reading, in 235 runs: O_DIRECT QD1 15 rounds of 0.8 s (9 contenders,
-/// 108 s), the other settings 5 rounds of 1.6 s (20 contender runs a round,
-/// 160 s). The rest is start-up per run (fio's process, a runtime, opening the
+/// What `cargo bench` runs: about 9 minutes on the project's VM, 288 s of it
+/// reading, in 255 runs: O_DIRECT QD1 15 rounds of 0.8 s (10 contenders,
+/// 120 s), the other settings 5 rounds of 1.6 s (21 contender runs a round,
+/// 168 s). The rest is start-up per run (fio's process, a runtime, opening the
 /// file) and the two warming passes over the file (the first time, laying it
 /// out).
 const FULL: Config = Config {

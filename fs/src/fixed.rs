@@ -112,13 +112,13 @@ pub struct FixedFile {
     /// The file's slot (the `File` holds it, so its own ops use it too).
     index: u32,
     used: Rc<Cell<u32>>,
-    /// Opened with `O_DIRECT`: its ops go to the device, so they are submitted
-    /// at once rather than with the tick's batch (see `DmaFile`).
+    /// Opened with `O_DIRECT`: its ops go to the device, so they are device
+    /// ops, submitted at once and polled for (see `DmaFile`).
     direct: bool,
 }
 
 impl FixedFile {
-    /// `op`, submitted at once if the file bypasses the page cache.
+    /// `op`, as a device op ([`Op::device`]) if the file bypasses the page cache.
     fn submit<T: percore_runtime::OpCode>(&self, op: Op<T>) -> Op<T> {
         if self.direct {
             op.device()

@@ -146,6 +146,19 @@ impl Builder {
     /// device (a disk, a network volume) is waited for asleep. The price is
     /// the CPU the core spends polling, time it would otherwise sleep through:
     /// `benches/benches/fs_compare.rs` prints both.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// // Sleep in the kernel while direct reads are at the device, as fio does.
+    /// let answer = percore_runtime::Builder::new()
+    ///     .device_spin(Duration::ZERO)
+    ///     .block_on(async { 42 })
+    ///     .unwrap();
+    /// assert_eq!(answer, 42);
+    /// ```
     pub fn device_spin(mut self, budget: Duration) -> Builder {
         self.config.device_spin = budget;
         self

@@ -194,6 +194,20 @@ impl<T: OpCode> Op<T> {
     /// [`Builder::device_spin`](crate::Builder::device_spin) budget. That
     /// spares the completion the wake-up of a halted CPU (about 20 µs on a
     /// VM), at the price of the CPU the core spends polling.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use percore_runtime::op::Nop;
+    /// use percore_runtime::Op;
+    ///
+    /// percore_runtime::run(async {
+    ///     // Any op can be marked; `DmaFile` marks its reads and writes.
+    ///     let res = Op::new(Nop::new()).device().await;
+    ///     assert_eq!(res.unwrap(), 0);
+    /// })
+    /// .unwrap();
+    /// ```
     pub fn device(mut self) -> Op<T> {
         self.now = true;
         self.device = Device::Idle;

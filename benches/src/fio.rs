@@ -65,8 +65,8 @@ pub struct FioResult {
     pub max: Duration,
     /// The mean latency.
     pub mean: Duration,
-    /// CPU the first job used, user and system, as a fraction of its runtime
-    /// (fio's `usr_cpu + sys_cpu`, in one CPU's units).
+    /// CPU the jobs used, user and system, over their runtime, in CPUs (1.0:
+    /// one CPU busy the whole run): fio's `usr_cpu + sys_cpu` summed over jobs.
     pub cpu: Option<f64>,
     /// Ops completed in each step of [`FioJob::timeline_step`], all jobs
     /// together; empty without a log.
@@ -205,14 +205,18 @@ pub fn parse(output: &str, direction: &str) -> Option<FioResult> {
         percentiles,
         max: nanos(&lat["max"])?,
         mean: nanos(&lat["mean"])?,
-        cpu: cpu_share(&doc["jobs"][0]),
+        cpu: cpu_share(&doc["jobs"]),
         timeline: Vec::new(),
     })
 }
 
-/// A job's `usr_cpu + sys_cpu` (percent of its runtime) as a fraction.
-fn cpu_share(job: &Value) -> Option<f64> {
-    Some((job["usr_cpu"].as_f64()? + job["sys_cpu"].as_f64()?) / 100.0)
+/// Every job's `usr_cpu + sys_cpu` (percent of its runtime), summed, in CPUs.
+fn cpu_share(jobs: &Value) -> Option<f64> {
+    jobs.as_array()?
+        .iter()
+        .map(|job| Some(job["usr_cpu"].as_f64()? + job["sys_cpu"].as_f64()?))
+        .sum::<Option<f64>>()
+        .map(|percent| percent / 100.0)
 }
 
 /// Ops per `step` from fio's averaged IOPS log: lines of `end of window (ms),
@@ -257,6 +261,9 @@ mod tests {
                     "lat_ns": { "max": 9e4, "mean": 5e3, "percentile": percentiles },
                 },
                 "write": { "io_bytes": 0, "total_ios": 0 },
+            }, {
+                // A second job (`--numjobs`) adds its CPU.
+                "usr_cpu": 10.0, "sys_cpu": 2.5,
             }],
         });
         let text = format!("note: a line fio prints first\n{doc}");
@@ -265,7 +272,7 @@ mod tests {
         assert_eq!(result.elapsed, Duration::from_millis(500));
         assert_eq!(result.percentiles[4], (0.5, Duration::from_micros(5)));
         assert_eq!(result.max, Duration::from_micros(90));
-        assert_eq!(result.cpu, Some(0.625));
+        assert_eq!(result.cpu, Some(0.75));
         assert!(parse(&text, "write").is_none());
         assert!(parse("no json", "read").is_none());
     }

@@ -53,6 +53,9 @@ pub struct Measured {
     /// Ops completed per [`TIMELINE_STEP`]
     /// (fio's from its IOPS log; `None` if it wrote none).
     pub timeline: Option<Vec<u64>>,
+    /// CPU time the engine used over the measured interval, in CPUs (1.0: one
+    /// CPU busy the whole run); `None` if unknown.
+    pub cpu: Option<f64>,
 }
 
 impl Measured {
@@ -89,6 +92,7 @@ impl From<JobResult> for Measured {
             max: at(1.0),
             mean: Duration::from_nanos(run.latency.mean() as u64),
             timeline: Some(run.timeline),
+            cpu: None,
         }
     }
 }
@@ -103,6 +107,7 @@ impl From<FioResult> for Measured {
             max: run.max,
             mean: run.mean,
             timeline: (!run.timeline.is_empty()).then_some(run.timeline),
+            cpu: run.cpu,
         }
     }
 }
@@ -171,7 +176,7 @@ pub fn run(options: &FsOptions) -> io::Result<Report> {
         for i in 0..engines.len() {
             let engine = engines[(round + i) % engines.len()];
             let measured = match engine {
-                Engine::Percore => run_percore(options, &path)?.into(),
+                Engine::Percore => run_percore(options, &path)?,
                 Engine::Fio => run_fio(options, &path)?.into(),
             };
             runs.push(Run {
@@ -228,8 +233,17 @@ pub fn job(options: &FsOptions) -> Job {
     }
 }
 
-fn run_percore(options: &FsOptions, path: &Path) -> io::Result<JobResult> {
-    fs_job::run(&job(options), path)
+/// percore's run, with the CPU this process used meanwhile (every core's
+/// thread; the runtime's start-up and the progress bar are in it too).
+fn run_percore(options: &FsOptions, path: &Path) -> io::Result<Measured> {
+    let before = cpu::own_cpu_time();
+    let result = fs_job::run(&job(options), path)?;
+    let used = cpu::own_cpu_time().saturating_sub(before);
+    let cpu = used.as_secs_f64() / result.elapsed.as_secs_f64().max(1e-9);
+    Ok(Measured {
+        cpu: Some(cpu),
+        ..result.into()
+    })
 }
 
 fn run_fio(options: &FsOptions, path: &Path) -> io::Result<FioResult> {

@@ -30,7 +30,7 @@ pub fn table(options: &FsOptions, report: &Report) -> String {
     let rounds = report.runs.len() / names.len().max(1);
     let mut out = heading(options, report, rounds);
     let mut grid = vec![[
-        "engine", "IOPS", "MiB/s", "p50", "p90", "p99", "p99.9", "max",
+        "engine", "IOPS", "MiB/s", "p50", "p90", "p99", "p99.9", "max", "CPU",
     ]
     .map(str::to_owned)
     .to_vec()];
@@ -94,6 +94,9 @@ fn engine_row(runs: &[Run], name: &str) -> Vec<String> {
         latency(0.99),
         latency(0.999),
         latency(1.0),
+        median_of(runs, name, |m| m.cpu)
+            .map(|cpu| format!("{:.0} %", cpu * 100.0))
+            .unwrap_or_default(),
     ]
 }
 
@@ -134,6 +137,7 @@ fn run_json(run: &Run) -> Value {
         "iops": m.iops(),
         "mib_per_s": m.mib_per_s(),
         "latency_us": latency,
+        "cpu": m.cpu,
         "timeline": m.timeline.as_ref().map(|ops| json!({
             "step_ms": TIMELINE_STEP.as_millis() as u64,
             "ops": ops,
@@ -153,6 +157,7 @@ pub fn json(options: &FsOptions, report: &Report) -> Value {
                 "mib_per_s": median_of(runs, name, |m| Some(m.mib_per_s())),
                 "p50_us": median_of(runs, name, |m| p(m, 0.5)),
                 "p99_us": median_of(runs, name, |m| p(m, 0.99)),
+                "cpu": median_of(runs, name, |m| m.cpu),
             })
         })
         .collect();

@@ -33,6 +33,13 @@ fn check_run(run: &Value, bs: u64) -> f64 {
         last = value;
     }
     assert!(latency["mean"].as_f64().expect("mean") > 0.0);
+    // CPU in CPUs: no more than the machine has (fio rounds a short run's
+    // share, which may come out as 0).
+    let cpu = run["cpu"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("cpu in {run}"));
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from) as f64;
+    assert!((0.0..=cpus * 1.1).contains(&cpu), "cpu = {cpu}");
     iops
 }
 
@@ -78,6 +85,13 @@ fn json_has_the_documented_fields() {
     assert_eq!(doc["summary"][0]["engine"], "percore");
     assert_eq!(doc["summary"][0]["iops"].as_f64(), Some(iops));
     assert!(doc["summary"][0]["p99_us"].as_f64().expect("p99_us") > 0.0);
+    // A percore run spends CPU (a busy core, reading the page cache).
+    assert!(
+        runs[0]["cpu"].as_f64().is_some_and(|cpu| cpu > 0.1),
+        "{}",
+        runs[0]
+    );
+    assert_eq!(doc["summary"][0]["cpu"], runs[0]["cpu"]);
     assert_eq!(doc["ratios"].as_array().map(Vec::len), Some(0));
 }
 

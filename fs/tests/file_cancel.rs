@@ -7,7 +7,9 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Waker};
 
-use percore_fs::File;
+use std::time::Duration;
+
+use percore_fs::{DmaFile, File};
 
 /// Polls `future` once, so its SQE is pushed, and says whether it finished.
 fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> bool {
@@ -65,6 +67,38 @@ fn dropping_many_reads_in_flight_on_a_regular_file() {
         let (res, buf) = file.read_at(Vec::with_capacity(10), 0).await;
         assert_eq!(res.unwrap(), 10);
         assert_eq!(buf, [7u8; 10]);
+    })
+    .unwrap();
+}
+
+#[test]
+fn dropping_direct_reads_in_flight_frees_their_slots_and_ends_the_polling() {
+    let _serial = util::serial();
+    let dir = util::TempDir::new("cancel-direct");
+    let path = dir.join("data");
+    std::fs::write(&path, vec![7u8; 1 << 20]).unwrap();
+    percore_runtime::run(async {
+        let file = DmaFile::open(&path).await.unwrap();
+        for round in 0..100u64 {
+            let mut read = pin!(file.read_at(file.alloc_buffer(4096), round * 4096));
+            if !poll_once(read.as_mut()) {
+                percore_runtime::yield_now().await;
+            }
+            // Dropped here, at the device or completed but not taken.
+        }
+        assert_eq!(util::settle(1000).await, 0);
+        // No device op is in flight any more: an idle core sleeps at once.
+        let before = percore_runtime::stats();
+        percore_runtime::time::sleep(Duration::from_millis(20)).await;
+        let after = percore_runtime::stats();
+        assert!(after.parks > before.parks);
+        assert_eq!(
+            after.spins, before.spins,
+            "the core polled for dropped reads"
+        );
+        let (res, buf) = file.read_at(file.alloc_buffer(4096), 8192).await;
+        assert_eq!(res.unwrap(), 4096);
+        assert!(buf.iter().all(|&b| b == 7));
     })
     .unwrap();
 }

@@ -43,8 +43,10 @@
 //!   sleep through; they are paired with each other after the table.
 //! - `percore sleep`, O_DIRECT only: `percore` with `Builder::device_spin(ZERO)`,
 //!   so the core sleeps in the kernel while its reads are at the device, as
-//!   fio io_uring and monoio do; the default (`percore`) polls for up to twice
-//!   the reads' recent latency first.
+//!   fio io_uring and monoio do. The other percore rows run on a default
+//!   runtime, which first polls its ring for the completion (up to 200 µs,
+//!   while one is due within that; `Builder::device_spin`). The CPU column
+//!   shows what each way costs.
 //! - monoio: `monoio::fs::File::read_at` (io_uring driver) into a reused aligned buffer.
 //! - tokio: `tokio::fs` has no positional read; it runs every file call as a
 //!   blocking job, so this is that mechanism: `spawn_blocking(pread)` on a

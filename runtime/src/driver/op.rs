@@ -281,7 +281,6 @@ impl<T: OpCode> Future for Op<T> {
             Some((res, flags)) => {
                 this.key = None;
                 if let Device::Since(at) = this.device {
-                    this.device = Device::Idle;
                     executor::with_core(|core| core.device.completed(at.elapsed()));
                 }
                 Poll::Ready(data.complete(cqe_result(res), flags))

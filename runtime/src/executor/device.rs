@@ -53,17 +53,15 @@ impl DeviceOps {
         self.in_flight.set(self.in_flight.get().saturating_sub(1));
     }
 
-    /// How long an idle core should poll before parking, given its `budget`:
-    /// `budget`, or `None` if no device op is in flight or the next completion
-    /// is not expected within `budget`.
-    pub(crate) fn spin_for(&self, budget: Duration) -> Option<Duration> {
+    /// Whether an idle core should poll for up to `budget` before parking:
+    /// a device op is in flight and the next completion is expected within
+    /// `budget` (always, before anything was measured).
+    pub(crate) fn due_within(&self, budget: Duration) -> bool {
         let in_flight = self.in_flight.get();
         if in_flight == 0 || budget.is_zero() {
-            return None;
+            return false;
         }
-        // Nothing measured yet (0): try.
-        let next = Duration::from_nanos(self.average_ns.get() / u64::from(in_flight));
-        (next <= budget).then_some(budget)
+        Duration::from_nanos(self.average_ns.get() / u64::from(in_flight)) <= budget
     }
 }
 
@@ -76,10 +74,10 @@ mod tests {
     #[test]
     fn no_spin_without_ops_in_flight() {
         let ops = DeviceOps::default();
-        assert_eq!(ops.spin_for(BUDGET), None);
+        assert!(!ops.due_within(BUDGET));
         ops.started();
         ops.completed(Duration::from_micros(50));
-        assert_eq!(ops.spin_for(BUDGET), None);
+        assert!(!ops.due_within(BUDGET));
     }
 
     #[test]
@@ -87,10 +85,10 @@ mod tests {
         let ops = DeviceOps::default();
         ops.started();
         // Nothing measured yet.
-        assert_eq!(ops.spin_for(BUDGET), Some(BUDGET));
+        assert!(ops.due_within(BUDGET));
         ops.completed(Duration::from_micros(40));
         ops.started();
-        assert_eq!(ops.spin_for(BUDGET), Some(BUDGET));
+        assert!(ops.due_within(BUDGET));
     }
 
     #[test]
@@ -101,14 +99,14 @@ mod tests {
             ops.completed(Duration::from_millis(5));
         }
         ops.started();
-        assert_eq!(ops.spin_for(BUDGET), None);
+        assert!(!ops.due_within(BUDGET));
         // The average follows the device: 5 ms decays below 200 µs within
         // about 30 fast ops (weight 1/8).
         for _ in 0..40 {
             ops.completed(Duration::from_micros(30));
             ops.started();
         }
-        assert_eq!(ops.spin_for(BUDGET), Some(BUDGET));
+        assert!(ops.due_within(BUDGET));
         assert!(ops.average_ns.get() < 200_000, "{}", ops.average_ns.get());
     }
 
@@ -121,19 +119,19 @@ mod tests {
         // 32 in flight at 400 µs each: one completes about every 12.5 µs.
         ops.completed(Duration::from_micros(400));
         ops.started();
-        assert_eq!(ops.spin_for(BUDGET), Some(BUDGET));
+        assert!(ops.due_within(BUDGET));
         // One in flight at 400 µs: none is due within the budget.
         for _ in 0..31 {
             ops.left();
         }
-        assert_eq!(ops.spin_for(BUDGET), None);
+        assert!(!ops.due_within(BUDGET));
     }
 
     #[test]
     fn a_zero_budget_never_spins() {
         let ops = DeviceOps::default();
         ops.started();
-        assert_eq!(ops.spin_for(Duration::ZERO), None);
+        assert!(!ops.due_within(Duration::ZERO));
     }
 
     #[test]
@@ -142,9 +140,9 @@ mod tests {
         ops.started();
         ops.started();
         ops.left();
-        assert_eq!(ops.spin_for(BUDGET), Some(BUDGET));
+        assert!(ops.due_within(BUDGET));
         ops.left();
-        assert_eq!(ops.spin_for(BUDGET), None);
+        assert!(!ops.due_within(BUDGET));
         ops.left();
         assert_eq!(ops.in_flight.get(), 0);
         assert_eq!(ops.average_ns.get(), 0);

@@ -298,8 +298,11 @@ impl Core {
     /// One pass over the ring; blocks only if `idle` and no timer is due.
     fn io(&self, idle: bool) -> io::Result<()> {
         if idle {
-            let device = self.device.spin_for(self.config.device_spin);
-            let spin = device.map_or(self.config.spin, |d| d.max(self.config.spin));
+            let spin = if self.device.due_within(self.config.device_spin) {
+                self.config.device_spin.max(self.config.spin)
+            } else {
+                self.config.spin
+            };
             if !spin.is_zero() && self.spin(spin)? {
                 return Ok(());
             }

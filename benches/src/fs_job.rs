@@ -323,7 +323,12 @@ async fn run_core(
 /// Runs one [`worker`] until the deadline (plus [`GRACE`] for the op in
 /// flight); its failure stops every task of the core.
 async fn supervise(target: Rc<Target>, state: Rc<CoreState>, path: Arc<Path>, seed: u64) {
-    match timeout_at(state.deadline + GRACE, worker(&target, &state, seed)).await {
+    match timeout_at(
+        (state.deadline + GRACE).into(),
+        worker(&target, &state, seed),
+    )
+    .await
+    {
         Ok(Ok(())) => {}
         Ok(Err(err)) => state.fail(err),
         Err(_) => state.fail(io::Error::new(

@@ -288,7 +288,8 @@ async fn run_core(
             };
             let state = state.clone();
             percore::spawn(async move {
-                let _ = timeout_at(deadline + GRACE, connection(stream, &plan, &state)).await;
+                let _ =
+                    timeout_at((deadline + GRACE).into(), connection(stream, &plan, &state)).await;
             })
         })
         .collect();
@@ -378,7 +379,7 @@ async fn wait_turn(plan: &Plan, k: u64) -> Option<Instant> {
                 return None;
             }
             if now < due {
-                sleep_until(due).await;
+                sleep_until(due.into()).await;
                 Instant::now()
             } else {
                 due

@@ -345,7 +345,12 @@ mod hyper_impls {
         }
 
         fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-            Box::pin(HyperSleep(sleep_until(deadline)))
+            Box::pin(HyperSleep(sleep_until(deadline.into())))
+        }
+
+        /// The core's clock, so hyper's deadlines agree with paused time.
+        fn now(&self) -> Instant {
+            percore_runtime::time::Instant::now().into_std()
         }
     }
 

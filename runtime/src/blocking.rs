@@ -250,9 +250,13 @@ impl BlockingPool {
         R: Send + 'static,
     {
         let (slot, completer) = ResultSlot::new(());
+        // A paused clock of the calling core waits for the job (dropped
+        // unrun, the job releases it too).
+        let hold = crate::executor::hold_clock();
         let job: Job = Box::new(move || {
             let result = panic::catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::panic);
             completer.complete(result);
+            drop(hold);
         });
 
         let mut state = self.inner.lock();

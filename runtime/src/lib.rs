@@ -32,6 +32,9 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod blocking;
 mod buf;
 pub mod buf_ring;

@@ -47,6 +47,25 @@ pub fn run<F: Future>(future: F) -> io::Result<F::Output> {
     Builder::new().block_on(future)
 }
 
+/// `PERCORE_SEED`, if set.
+fn env_seed() -> io::Result<Option<u64>> {
+    let Some(value) = std::env::var_os("PERCORE_SEED") else {
+        return Ok(None);
+    };
+    let text = value.to_string_lossy();
+    match text.trim().parse::<u64>() {
+        Ok(seed) => Ok(Some(seed)),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "PERCORE_SEED={text:?} is not a seed: give a whole number from 0 to {}, \
+                 or unset it",
+                u64::MAX
+            ),
+        )),
+    }
+}
+
 /// Configures and starts a runtime.
 ///
 /// # Examples
@@ -88,6 +107,8 @@ impl Builder {
                 stall_threshold: Some(Duration::from_millis(10)),
                 on_stall: None,
                 unhandled_panic: UnhandledPanic::Report,
+                start_paused: false,
+                seed: None,
             },
         }
     }
@@ -182,12 +203,84 @@ impl Builder {
         self
     }
 
-    fn core_config(&self) -> Config {
+    /// Starts every core with its clock paused at its first instant (see
+    /// [Paused time](crate::time#paused-time)); default false.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use percore_runtime::time::{self, Instant};
+    ///
+    /// let elapsed = percore_runtime::Builder::new()
+    ///     .start_paused(true)
+    ///     .block_on(async {
+    ///         let start = Instant::now();
+    ///         // An hour on the clock, microseconds of real time.
+    ///         let never = std::future::pending::<()>();
+    ///         assert!(time::timeout(Duration::from_secs(3600), never).await.is_err());
+    ///         start.elapsed()
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(elapsed, Duration::from_secs(3600));
+    /// ```
+    pub fn start_paused(mut self, paused: bool) -> Builder {
+        self.config.start_paused = paused;
+        self
+    }
+
+    /// Shuffles the order in which each core polls its ready tasks, from
+    /// `seed`: the same seed gives the same order (for the same program and
+    /// inputs), another seed another order — a way to shake out code that
+    /// depends on the order tasks run in, and to replay a failure.
+    ///
+    /// Without a call to `seed`, the environment variable `PERCORE_SEED`
+    /// (a `u64`) sets it; an explicit `seed` wins over the variable. Without
+    /// either, tasks run first woken, first polled. `#[percore::test]` always
+    /// seeds its runtime and prints the seed when the test fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    ///
+    /// fn order(seed: u64) -> Vec<u32> {
+    ///     percore_runtime::Builder::new()
+    ///         .seed(seed)
+    ///         .block_on(async {
+    ///             let order = Rc::new(RefCell::new(Vec::new()));
+    ///             let tasks: Vec<_> = (0..20)
+    ///                 .map(|i| {
+    ///                     let order = order.clone();
+    ///                     percore_runtime::spawn(async move { order.borrow_mut().push(i) })
+    ///                 })
+    ///                 .collect();
+    ///             for task in tasks {
+    ///                 task.await.unwrap();
+    ///             }
+    ///             order.take()
+    ///         })
+    ///         .unwrap()
+    /// }
+    ///
+    /// assert_eq!(order(7), order(7));
+    /// assert_ne!(order(7), order(8));
+    /// ```
+    pub fn seed(mut self, seed: u64) -> Builder {
+        self.config.seed = Some(seed);
+        self
+    }
+
+    fn core_config(&self) -> io::Result<Config> {
         let mut config = self.config.clone();
         if config.cq_entries == 0 {
             config.cq_entries = config.entries.saturating_mul(2);
         }
-        config
+        if config.seed.is_none() {
+            config.seed = env_seed()?;
+        }
+        Ok(config)
     }
 
     /// Runs `future` on a single core on this thread (the `cores` setting is not
@@ -202,7 +295,7 @@ impl Builder {
         if executor::has_core() {
             return Err(executor::nested_error());
         }
-        let core = Core::new(0, self.core_config())?;
+        let core = Core::new(0, self.core_config()?)?;
         core.run(future, location)
     }
 
@@ -213,6 +306,7 @@ impl Builder {
     /// A thread or ring could not be set up, or pinning failed; no thread is left
     /// running then.
     pub fn build(self) -> io::Result<Runtime> {
+        let config = self.core_config()?;
         let cpus = if self.pin {
             allowed_cpus()?
         } else {
@@ -224,7 +318,7 @@ impl Builder {
         };
         for id in 0..self.cores {
             let cpu = (!cpus.is_empty()).then(|| cpus[id % cpus.len()]);
-            let (shared, thread) = start_worker(id, cpu, self.core_config())?;
+            let (shared, thread) = start_worker(id, cpu, config.clone())?;
             runtime.cores.push(shared);
             runtime.threads.push(thread);
         }

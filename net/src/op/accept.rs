@@ -35,6 +35,11 @@ impl Accept {
 unsafe impl OpCode for Accept {
     type Output = io::Result<(OwnedFd, SockAddr)>;
 
+    /// May wait for a connection from a peer: a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         let peer = &mut *self.peer;
         opcode::Accept::new(

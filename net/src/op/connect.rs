@@ -27,6 +27,11 @@ impl Connect {
 unsafe impl OpCode for Connect {
     type Output = io::Result<()>;
 
+    /// May wait for the peer to answer: a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         opcode::Connect::new(
             types::Fd(self.fd.as_raw_fd()),

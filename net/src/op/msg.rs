@@ -189,6 +189,11 @@ impl<L: BufList> SendMsg<L> {
 unsafe impl<L: BufList> OpCode for SendMsg<L> {
     type Output = BufResult<usize, L>;
 
+    /// May wait for the peer (data to receive, or room to send): a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         let bufs = &self.bufs;
         let iovecs = (0..bufs.count()).map(|i| bufs.iovec(i));
@@ -229,6 +234,11 @@ pub(crate) type Received = (usize, SockAddr, i32);
 // SAFETY: as for `SendMsg`; the iovecs point at the buffers' spare capacity.
 unsafe impl<L: BufListMut> OpCode for RecvMsg<L> {
     type Output = BufResult<Received, L>;
+
+    /// May wait for the peer (data to receive, or room to send): a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
 
     fn sqe(&mut self) -> squeue::Entry {
         let bufs = &mut self.bufs;

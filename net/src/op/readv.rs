@@ -28,6 +28,11 @@ impl<B: IoBufMut> Readv<B> {
 unsafe impl<B: IoBufMut> OpCode for Readv<B> {
     type Output = BufResult<usize, Vec<B>>;
 
+    /// May wait for data from the peer: a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         self.iovecs.clear();
         for i in 0..self.bufs.len() {

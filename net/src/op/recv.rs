@@ -24,6 +24,11 @@ impl<B: IoBufMut> Recv<B> {
 unsafe impl<B: IoBufMut> OpCode for Recv<B> {
     type Output = BufResult<usize, B>;
 
+    /// May wait for data from the peer: a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         let init = self.buf.bytes_init();
         let spare = len_u32(self.buf.bytes_total() - init);

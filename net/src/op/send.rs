@@ -24,6 +24,11 @@ impl<B: IoBuf> Send<B> {
 unsafe impl<B: IoBuf> OpCode for Send<B> {
     type Output = BufResult<usize, B>;
 
+    /// May wait for room in the send buffer (the peer reading): a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         let len = len_u32(self.buf.bytes_init());
         opcode::Send::new(types::Fd(self.fd.as_raw_fd()), self.buf.stable_ptr(), len)

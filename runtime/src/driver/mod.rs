@@ -82,6 +82,9 @@ pub(crate) struct Driver {
     /// eventfds instead.
     pub(crate) failed_rings: Vec<usize>,
     pub(crate) counters: IoCounters,
+    /// `Op`s in flight whose op completes on its own
+    /// ([`OpCode::completes_on_its_own`]): a paused clock waits for them.
+    pub(crate) holding: usize,
     /// The ring's buffer table and registered memory. Declared after `ring`, so
     /// the ring is closed before the memory can be freed.
     buffers: BufTable,
@@ -108,6 +111,7 @@ impl Driver {
             probe,
             failed_rings: Vec::new(),
             counters: IoCounters::default(),
+            holding: 0,
             buffers: BufTable::default(),
             files: FileTable::default(),
         })

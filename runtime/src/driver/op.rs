@@ -77,6 +77,20 @@ pub unsafe trait OpCode: 'static {
     /// output is then dropped, which must release what the op produced (an fd
     /// closes when its `OwnedFd` drops).
     fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output;
+
+    /// Whether the kernel completes this op without anyone else acting: true
+    /// for file I/O, opens, `fsync`, a NOP (the default); false for ops that
+    /// wait on a peer or an event — socket accept, connect, receive and send,
+    /// polls — which should say so.
+    ///
+    /// While such an op is in flight, a paused clock does not auto-advance
+    /// (see [Paused time](crate::time#paused-time)): its completion is waited
+    /// for in real time, so a timeout around it cannot fire first in virtual
+    /// time. An op that may wait for another task of the same core must
+    /// return false, or that task's timers could wait for it forever.
+    fn completes_on_its_own(&self) -> bool {
+        true
+    }
 }
 
 /// A multishot operation: one SQE, a stream of CQEs until one lacks `F_MORE`.
@@ -154,6 +168,9 @@ pub struct Op<T: OpCode> {
     now: bool,
     /// A device op (`device`): when it was submitted, once it is.
     device: Device,
+    /// In flight and counted in the driver's `holding` ops (it completes on
+    /// its own, so a paused clock waits for it).
+    holds: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -169,6 +186,7 @@ impl<T: OpCode> Op<T> {
             key: None,
             now: false,
             device: Device::No,
+            holds: false,
             _not_send: PhantomData,
         }
     }
@@ -235,8 +253,15 @@ impl<T: OpCode> Future for Op<T> {
         };
         let Some(key) = this.key else {
             let sqe = data.sqe();
+            let holds = data.completes_on_its_own();
             let waiting = Lifecycle::Waiting(Some(task::op_waker(cx.waker())));
-            let started = executor::with_driver(|driver| driver.start(sqe, waiting));
+            let started = executor::with_driver(|driver| {
+                let started = driver.start(sqe, waiting);
+                if holds && started.is_ok() {
+                    driver.holding += 1;
+                }
+                started
+            });
             if this.now && started.is_ok() {
                 executor::with_core(|core| {
                     core.flush.set(true);
@@ -249,15 +274,17 @@ impl<T: OpCode> Future for Op<T> {
             return match started {
                 Ok(key) => {
                     this.key = Some(key);
+                    this.holds = holds;
                     this.data = Some(data);
                     Poll::Pending
                 }
                 Err(err) => Poll::Ready(data.complete(Err(err), 0)),
             };
         };
+        let holds = this.holds;
         let done = executor::with_driver(|driver| {
             let table = driver.table_mut();
-            match table.get_mut(key) {
+            let done = match table.get_mut(key) {
                 Some(Lifecycle::Waiting(waker)) => {
                     if !waker
                         .as_ref()
@@ -275,11 +302,16 @@ impl<T: OpCode> Future for Op<T> {
                 // The slot is ours until we take the result; anything else is a bug
                 // in the driver, reported as an error rather than a hang.
                 _ => Some((-libc::EIO, 0)),
+            };
+            if holds && done.is_some() {
+                driver.holding -= 1;
             }
+            done
         });
         match done {
             Some((res, flags)) => {
                 this.key = None;
+                this.holds = false;
                 if let Device::Since(at) = this.device {
                     executor::with_core(|core| core.device.completed(at.elapsed()));
                 }
@@ -314,7 +346,11 @@ impl<T: OpCode> Drop for Op<T> {
         if let Device::Since(_) = self.device {
             executor::with_core(|core| core.device.left());
         }
+        let holds = self.holds;
         let completed = executor::with_driver(|driver| {
+            if holds {
+                driver.holding -= 1;
+            }
             let table = driver.table_mut();
             match table.get_mut(key) {
                 Some(state @ Lifecycle::Waiting(_)) => {

@@ -29,6 +29,7 @@ use crate::task::arena::Arena;
 use crate::task::raw::{self, Runnable};
 use crate::task::{JoinHandle, UnhandledPanic};
 use crate::time::wheel::Wheel;
+use crate::time::Clock;
 use crate::Stats;
 
 /// A poll that took longer than the stall threshold.
@@ -59,6 +60,10 @@ pub(crate) struct Config {
     pub(crate) stall_threshold: Option<Duration>,
     pub(crate) on_stall: Option<StallHook>,
     pub(crate) unhandled_panic: UnhandledPanic,
+    /// The clock starts paused (`Builder::start_paused`).
+    pub(crate) start_paused: bool,
+    /// Shuffle the poll order from this seed (`Builder::seed`, `PERCORE_SEED`).
+    pub(crate) seed: Option<u64>,
 }
 
 thread_local! {
@@ -73,6 +78,10 @@ pub(crate) struct Core {
     pub(crate) timers: RefCell<Wheel>,
     /// Tick 0 of the timer wheel.
     pub(crate) origin: Instant,
+    /// What the timers read: the OS's clock, or a paused virtual one.
+    pub(crate) clock: Clock,
+    /// State of the poll-order shuffle; used only if `config.seed` is set.
+    rng: Cell<u64>,
     /// Unique among all cores this process ever ran: timer keys carry it, so a
     /// timer polled on another core is never mistaken for one of this wheel's.
     pub(crate) uid: u64,
@@ -109,12 +118,18 @@ impl Core {
         let driver = Driver::new(config.entries, config.cq_entries, shared.eventfd())?;
         shared.set_ring_fd(driver.dup_ring_fd()?);
         let shared = Arc::new(shared);
+        let origin = Instant::now();
         Ok(Core {
             shared,
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
             driver: RefCell::new(driver),
             timers: RefCell::new(Wheel::new()),
-            origin: Instant::now(),
+            origin,
+            clock: Clock::new(origin, config.start_paused),
+            // Each core of a seeded runtime gets its own stream.
+            rng: Cell::new(splitmix(
+                config.seed.unwrap_or(0) ^ (id as u64).wrapping_mul(PHI),
+            )),
             uid: {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -198,7 +213,7 @@ impl Core {
     fn run_tasks(&self) {
         let Some(threshold) = self.config.stall_threshold else {
             for polled in 0..self.config.budget {
-                let next = self.run_queue.borrow_mut().pop_front();
+                let next = self.next_runnable();
                 let Some(runnable) = next else {
                     return stats::add(&self.counters.polls, polled as u64);
                 };
@@ -207,22 +222,35 @@ impl Core {
             }
             return stats::add(&self.counters.polls, self.config.budget as u64);
         };
-        let mut start = coarse_now();
+        let mut start = self.clock.coarse();
         for polled in 0..self.config.budget {
-            let next = self.run_queue.borrow_mut().pop_front();
+            let next = self.next_runnable();
             let Some(runnable) = next else {
                 return stats::add(&self.counters.polls, polled as u64);
             };
             let location = runnable.location();
             runnable.run();
             self.flush_if_asked();
-            let end = coarse_now();
+            let end = self.clock.coarse();
             if end.saturating_sub(start) >= threshold {
                 self.report_stall(location, end.saturating_sub(start));
             }
             start = end;
         }
         stats::add(&self.counters.polls, self.config.budget as u64);
+    }
+
+    /// The next task to poll: the oldest, or with a seed, one drawn at random
+    /// from those ready (so the order tasks were woken in does not matter).
+    fn next_runnable(&self) -> Option<Runnable> {
+        let mut queue = self.run_queue.borrow_mut();
+        if self.config.seed.is_some() && queue.len() > 1 {
+            let state = self.rng.get().wrapping_add(PHI);
+            self.rng.set(state);
+            let index = (splitmix(state) % queue.len() as u64) as usize;
+            return queue.swap_remove_front(index);
+        }
+        queue.pop_front()
     }
 
     /// Submits now if a task asked for it (`Op::submit_now`) and more tasks
@@ -276,12 +304,13 @@ impl Core {
         *self.remote_buf.borrow_mut() = items;
     }
 
-    fn fire_timers(&self) {
+    /// Wakes the tasks of every timer due on the core's clock.
+    pub(crate) fn fire_timers(&self) {
         let mut timers = self.timers.borrow_mut();
         let Some(next) = timers.next_expiration() else {
             return;
         };
-        let now = self.now_tick(Instant::now());
+        let now = self.now_tick(self.clock.now());
         if next > now {
             return;
         }
@@ -297,6 +326,9 @@ impl Core {
 
     /// One pass over the ring; blocks only if `idle` and no timer is due.
     fn io(&self, idle: bool) -> io::Result<()> {
+        if idle && self.clock.is_paused() {
+            return self.io_paused();
+        }
         if idle {
             let spin = if self.device.due_within(self.config.device_spin) {
                 self.config.device_spin.max(self.config.spin)
@@ -319,6 +351,40 @@ impl Core {
         };
         self.complete_io();
         turned
+    }
+
+    /// An idle core whose clock is paused: collects what completed; then, if
+    /// nothing on the core will finish by itself, jumps the clock to the next
+    /// timer (auto-advance) instead of waiting for it. Otherwise it waits in
+    /// real time, the clock standing still: for ops that complete on their
+    /// own, for a wake, and while blocking jobs of this core run, in 1 ms
+    /// steps (a job's end is counted after its result wakes the task).
+    fn io_paused(&self) -> io::Result<()> {
+        self.driver.borrow_mut().turn(Wait::No)?;
+        self.complete_io();
+        if !self.run_queue.borrow().is_empty() || self.shared.has_remote() {
+            return Ok(());
+        }
+        let ops = self.driver.borrow().holding > 0;
+        let jobs = self.shared.holds.any();
+        let next = self.timers.borrow().next_expiration();
+        if let (false, false, Some(tick)) = (ops, jobs, next) {
+            self.clock
+                .jump_to(self.origin + Duration::from_millis(tick));
+            return Ok(());
+        }
+        if self.park_timeout().is_none() {
+            return Ok(()); // a timer is due already
+        }
+        let timeout = jobs.then_some(Duration::from_millis(1));
+        if self.shared.park() {
+            stats::add(&self.counters.parks, 1);
+            let turned = self.driver.borrow_mut().turn(Wait::Park(timeout));
+            self.shared.unpark();
+            turned?;
+        }
+        self.complete_io();
+        Ok(())
     }
 
     /// Before parking, polls the inbox and the ring for up to `spin` (shared
@@ -352,7 +418,7 @@ impl Core {
             return Some(None);
         };
         let deadline = self.origin + Duration::from_millis(tick);
-        let now = Instant::now();
+        let now = self.clock.now();
         if deadline <= now {
             return None;
         }
@@ -549,16 +615,43 @@ pub(crate) fn nested_error() -> io::Error {
     )
 }
 
-/// Reads `CLOCK_MONOTONIC_COARSE`: a few ns (no syscall), ms resolution — enough
-/// to spot polls of tens of ms.
-fn coarse_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec for clock_gettime to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+/// The golden-ratio increment of splitmix64.
+const PHI: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// splitmix64's output function: a well-mixed 64-bit value from a counter.
+fn splitmix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The current core's clock, or the OS's outside a runtime.
+pub(crate) fn clock_now() -> Instant {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    match unsafe { core.as_ref() } {
+        Some(core) => core.clock.now(),
+        None => Instant::now(),
+    }
+}
+
+/// Holds the current core's paused clock until the guard drops (a blocking
+/// job started here); `None` outside a runtime.
+pub(crate) fn hold_clock() -> Option<ClockHold> {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    let core = unsafe { core.as_ref() }?;
+    core.shared.holds.acquire();
+    Some(ClockHold(core.shared.clone()))
+}
+
+/// See [`hold_clock`]; `Send`, dropped on whatever thread ran the job.
+pub(crate) struct ClockHold(Arc<Shared>);
+
+impl Drop for ClockHold {
+    fn drop(&mut self) {
+        self.0.holds.release();
+    }
 }
 
 pub(crate) fn has_core() -> bool {

@@ -13,6 +13,7 @@ use std::{fmt, io};
 use super::inbox::Inbox;
 
 use crate::task::raw::{Notified, TaskRef};
+use crate::time::Holds;
 
 /// Work that reaches a core from elsewhere.
 pub(crate) enum Remote {
@@ -35,6 +36,9 @@ pub(crate) struct Shared {
     /// A duplicate of the core's ring fd, for peers' `MSG_RING`s: open as long
     /// as this `Shared`, so a message never targets a closed or reused number.
     ring_fd: Option<OwnedFd>,
+    /// Blocking jobs started on the core and not yet returned: its paused
+    /// clock waits for them.
+    pub(crate) holds: Holds,
 }
 
 impl Shared {
@@ -54,6 +58,7 @@ impl Shared {
             // SAFETY: `fd` was just returned by eventfd and nothing else owns it.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
             ring_fd: None,
+            holds: Holds::default(),
         })
     }
 

@@ -26,6 +26,11 @@ impl PollAdd {
 unsafe impl OpCode for PollAdd {
     type Output = io::Result<u32>;
 
+    /// May wait for an event someone else causes: a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         opcode::PollAdd::new(types::Fd(self.fd), self.events).build()
     }

@@ -26,6 +26,11 @@ impl<B: IoBufMut> Read<B> {
 unsafe impl<B: IoBufMut> OpCode for Read<B> {
     type Output = BufResult<usize, B>;
 
+    /// May wait for a writer, on a pipe or socket: a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         let init = self.buf.bytes_init();
         let spare = (self.buf.bytes_total() - init).min(u32::MAX as usize) as u32;

@@ -25,6 +25,11 @@ impl<B: IoBuf> Write<B> {
 unsafe impl<B: IoBuf> OpCode for Write<B> {
     type Output = BufResult<usize, B>;
 
+    /// May wait for a reader, on a pipe or socket: a paused clock does not wait for it.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
     fn sqe(&mut self) -> squeue::Entry {
         let len = self.buf.bytes_init().min(u32::MAX as usize) as u32;
         opcode::Write::new(types::Fd(self.fd), self.buf.stable_ptr(), len)

@@ -1,4 +1,5 @@
-//! Timers: [`sleep`], [`sleep_until`], [`timeout`], [`interval`].
+//! Timers: [`sleep`], [`sleep_until`], [`timeout`], [`interval`]; the core's
+//! clock: [`Instant`], and in tests [`pause`], [`advance`], [`resume`].
 //!
 //! Each core keeps its timers in a hierarchical wheel with 1 ms ticks. A
 //! deadline is rounded *up* to a tick, so a timer never fires early and may fire
@@ -19,7 +20,41 @@
 //! })
 //! .unwrap();
 //! ```
+//!
+//! # Paused time
+//!
+//! A core's timers read the core's clock. [`pause`] stops it (or
+//! [`Builder::start_paused`](crate::Builder::start_paused), or
+//! `#[percore::test(start_paused = true)]`); from then on it moves only:
+//!
+//! - by [`advance`], which jumps it forward and fires the timers it passed;
+//! - by **auto-advance**: when the core has nothing to do, it jumps straight
+//!   to the next timer's deadline, so a test of a one-hour timeout takes
+//!   microseconds and reads exactly one hour on [`Instant`].
+//!
+//! "Nothing to do" means: no task ready to run, nothing sent from another
+//! thread, and nothing in flight that will finish by itself. Real work is
+//! still waited for in real time, at a standstill of the clock:
+//!
+//! - an op that completes without anyone else acting — file reads and writes,
+//!   opens, `fsync`, a NOP, any op whose [`OpCode::completes_on_its_own`]
+//!   says so (the default) — holds the clock until its completion arrives;
+//! - a blocking-pool job ([`spawn_blocking`](crate::spawn_blocking)) started
+//!   on the core holds it until the job returns;
+//! - socket ops — accept, connect, receive, send, poll — wait on a peer,
+//!   which may itself be waiting on a timer of this core: they do not hold
+//!   the clock. So `timeout(Duration::from_secs(5), stream.read(buf))` with
+//!   an idle peer times out at once in real time and after exactly 5 s on
+//!   the clock, and a peer on another thread that answers in real time may
+//!   lose that race. Run such a peer on the same core, or let the clock run
+//!   ([`resume`]) around real network waits.
+//!
+//! Each core has its own clock: pausing one leaves the others running.
+//! The stall detector reads the clock too, so an [`advance`] inside a task's
+//! poll counts as time that poll took.
 
+mod clock;
+mod instant;
 pub(crate) mod wheel;
 
 use std::fmt;
@@ -28,11 +63,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-pub use std::time::Instant;
-
 use futures_core::Stream;
 
 use crate::executor;
+pub(crate) use clock::{Clock, Holds};
+pub use instant::Instant;
 use wheel::TimerKey;
 
 /// Waits until `duration` has passed.
@@ -123,10 +158,10 @@ impl Future for Sleep {
                 }
                 this.key = None;
             }
-            if Instant::now() >= this.deadline {
+            if core.clock.now() >= this.deadline.into_std() {
                 return Poll::Ready(());
             }
-            let tick = core.deadline_tick(this.deadline);
+            let tick = core.deadline_tick(this.deadline.into_std());
             this.key = Some((timers.insert(tick, cx.waker().clone()), core.uid));
             Poll::Pending
         })
@@ -145,6 +180,95 @@ impl fmt::Debug for Sleep {
             .field("deadline", &self.deadline)
             .finish()
     }
+}
+
+/// Stops the current core's clock; see [Paused time](self#paused-time).
+///
+/// From now on [`Instant::now`] stands still except for [`advance`] and
+/// auto-advance. Pausing a paused clock does nothing.
+///
+/// # Panics
+///
+/// Outside a percore runtime.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use percore_runtime::time::{self, Instant};
+///
+/// percore_runtime::run(async {
+///     time::pause();
+///     let start = Instant::now();
+///     let mut every = time::interval(Duration::from_secs(1));
+///     for _ in 0..1000 {
+///         every.tick().await;
+///     }
+///     // 999 s on the clock, microseconds of real time.
+///     assert_eq!(start.elapsed(), Duration::from_secs(999));
+/// })
+/// .unwrap();
+/// ```
+#[track_caller]
+pub fn pause() {
+    executor::with_core(|core| core.clock.pause());
+}
+
+/// Lets the current core's clock run again, at real speed from the instant
+/// it reads now (it does not catch up with the OS's clock). Resuming a
+/// running clock does nothing.
+///
+/// # Panics
+///
+/// Outside a percore runtime.
+#[track_caller]
+pub fn resume() {
+    executor::with_core(|core| core.clock.resume());
+}
+
+/// Moves the current core's paused clock forward by `duration`, fires every
+/// timer it passes, and yields once, so the tasks those timers woke get to
+/// run before this returns (it does not wait for them to finish).
+///
+/// # Panics
+///
+/// Outside a percore runtime, or if the clock is not paused.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use percore_runtime::time::{self, Instant};
+///
+/// percore_runtime::run(async {
+///     time::pause();
+///     let start = Instant::now();
+///     let sleeper = percore_runtime::spawn(time::sleep(Duration::from_secs(10)));
+///     time::advance(Duration::from_secs(10)).await;
+///     assert!(sleeper.is_finished());
+///     assert_eq!(start.elapsed(), Duration::from_secs(10));
+/// })
+/// .unwrap();
+/// ```
+pub async fn advance(duration: Duration) {
+    executor::with_core(|core| {
+        let to = core
+            .clock
+            .now()
+            .checked_add(duration)
+            .unwrap_or_else(far_future_std);
+        assert!(
+            core.clock.jump_to(to),
+            "time::advance needs a paused clock: call time::pause() first, or use \
+             #[percore::test(start_paused = true)]"
+        );
+        core.fire_timers();
+    });
+    crate::yield_now().await;
+}
+
+fn far_future_std() -> std::time::Instant {
+    far_future().into_std()
 }
 
 /// Runs `future` for at most `duration`.

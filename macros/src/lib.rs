@@ -125,10 +125,15 @@ impl Kind {
 }
 
 /// The parsed attribute arguments.
+#[derive(Default)]
 struct Args {
     /// `None` means "not given"; it and `cores = 1` both select
     /// `percore::run`, which needs no extra threads.
     cores: Option<(usize, Span)>,
+    /// `start_paused = true`: every core's clock starts paused.
+    start_paused: bool,
+    /// `seed = N`: the poll-order seed, instead of `PERCORE_SEED` or a random one.
+    seed: Option<u64>,
 }
 
 fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
@@ -154,7 +159,7 @@ fn expand(kind: Kind, attr: TokenStream2, item: TokenStream2) -> TokenStream2 {
         // be `async`") and the body is still type-checked.
         Err(err) => {
             let mut tokens = err.to_compile_error();
-            tokens.extend(generate(kind, &Args { cores: None }, func));
+            tokens.extend(generate(kind, &Args::default(), func));
             tokens
         }
     }
@@ -171,16 +176,18 @@ fn with_item(err: syn::Error, item: TokenStream2) -> TokenStream2 {
 
 fn parse_args(kind: Kind, attr: TokenStream2) -> syn::Result<Args> {
     let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr)?;
-    let mut args = Args { cores: None };
+    let mut args = Args::default();
+    let mut seen = Vec::new();
     for meta in metas {
         let path = meta.path();
-        if !path.is_ident("cores") {
-            let name = path.to_token_stream().to_string().replace(' ', "");
+        let name = path.to_token_stream().to_string().replace(' ', "");
+        if !matches!(name.as_str(), "cores" | "start_paused" | "seed") {
             return Err(syn::Error::new_spanned(
                 path,
                 format!(
-                    "unknown {} argument `{name}`; the only allowed key is `cores` \
-                     (e.g. `cores = 4`)",
+                    "unknown {} argument `{name}`; the allowed keys are `cores` \
+                     (e.g. `cores = 4`), `start_paused` (`start_paused = true`) and \
+                     `seed` (e.g. `seed = 42`)",
                     kind.attr_name()
                 ),
             ));
@@ -190,19 +197,60 @@ fn parse_args(kind: Kind, attr: TokenStream2) -> syn::Result<Args> {
             _ => {
                 return Err(syn::Error::new_spanned(
                     &meta,
-                    "expected `cores = N`, where N is an integer literal of at least 1",
+                    format!("expected `{name} = {}`", example_value(&name)),
                 ))
             }
         };
-        if args.cores.is_some() {
+        if seen.contains(&name) {
             return Err(syn::Error::new_spanned(
                 &meta,
-                "`cores` is given more than once",
+                format!("`{name}` is given more than once"),
             ));
         }
-        args.cores = Some((parse_cores(value)?, value.span()));
+        match name.as_str() {
+            "cores" => args.cores = Some((parse_cores(value)?, value.span())),
+            "start_paused" => args.start_paused = parse_bool(value)?,
+            _ => args.seed = Some(parse_seed(value)?),
+        }
+        seen.push(name);
     }
     Ok(args)
+}
+
+fn example_value(name: &str) -> &'static str {
+    match name {
+        "cores" => "N`, where N is an integer literal of at least 1",
+        "start_paused" => "true",
+        _ => "N`, where N is an integer literal (a u64)",
+    }
+}
+
+fn parse_bool(value: &Expr) -> syn::Result<bool> {
+    match value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Bool(lit),
+            ..
+        }) => Ok(lit.value),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            "`start_paused` must be `true` or `false`",
+        )),
+    }
+}
+
+fn parse_seed(value: &Expr) -> syn::Result<u64> {
+    let bad = || {
+        syn::Error::new_spanned(
+            value,
+            "`seed` must be an integer literal from 0 to u64::MAX, e.g. `seed = 42`",
+        )
+    };
+    match value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Int(lit), ..
+        }) if matches!(lit.suffix(), "" | "u64") => lit.base10_parse().map_err(|_| bad()),
+        _ => Err(bad()),
+    }
 }
 
 fn parse_cores(value: &Expr) -> syn::Result<usize> {
@@ -307,6 +355,32 @@ fn generate(kind: Kind, args: &Args, func: ItemFn) -> TokenStream2 {
         },
     };
 
+    // A test always runs seeded, so a failure can be replayed: `seed = N`,
+    // else `PERCORE_SEED`, else a random seed; it prints the seed if it fails.
+    let (seed_setup, seed) = match (kind, args.seed) {
+        (Kind::Test, fixed) => {
+            let fixed = match fixed {
+                Some(seed) => quote!(::std::option::Option::Some(#seed)),
+                None => quote!(::std::option::Option::None),
+            };
+            (
+                quote! {
+                    let __percore_seed = ::percore::__private::test_seed(#fixed);
+                    let __percore_report = ::percore::__private::SeedReport::new(__percore_seed);
+                },
+                quote!(.seed(__percore_seed)),
+            )
+        }
+        (Kind::Main, Some(seed)) => (quote!(), quote!(.seed(#seed))),
+        (Kind::Main, None) => (quote!(), quote!()),
+    };
+    let paused = if args.start_paused {
+        quote!(.start_paused(true))
+    } else {
+        quote!()
+    };
+    let builder = quote!(::percore::Builder::new() #seed #paused);
+
     let run = match args.cores {
         Some((cores, span)) if cores > 1 => {
             let cores = Literal::usize_unsuffixed(cores);
@@ -321,7 +395,7 @@ fn generate(kind: Kind, args: &Args, func: ItemFn) -> TokenStream2 {
             // `run_on` cannot fail in a way this span would misattribute.)
             let run_on = quote_spanned!(output_span=> run_on);
             quote! {
-                let runtime = match ::percore::Runtime::builder().cores(#cores).build() {
+                let runtime = match #builder.cores(#cores).build() {
                     ::std::result::Result::Ok(runtime) => runtime,
                     ::std::result::Result::Err(err) => #on_error,
                 };
@@ -335,13 +409,34 @@ fn generate(kind: Kind, args: &Args, func: ItemFn) -> TokenStream2 {
         }
         _ => {
             let task = quote_spanned!(body_span=> async move #block);
+            let start = if kind == Kind::Main && args.seed.is_none() && !args.start_paused {
+                quote!(::percore::run(#task))
+            } else {
+                quote!(#builder.block_on(#task))
+            };
             quote! {
-                match ::percore::run(#task) {
+                match #start {
                     ::std::result::Result::Ok(output) => output,
                     ::std::result::Result::Err(err) => #on_error,
                 }
             }
         }
+    };
+
+    // The binding carries the return type, so a `?` in the body still infers
+    // its error type from it.
+    let output_type = match &sig.output {
+        syn::ReturnType::Type(_, ty) => quote!(#ty),
+        syn::ReturnType::Default => quote!(()),
+    };
+    let body = match kind {
+        Kind::Test => quote! {
+            #seed_setup
+            let __percore_outcome: #output_type = { #run };
+            __percore_report.check(&__percore_outcome);
+            __percore_outcome
+        },
+        Kind::Main => run,
     };
 
     // `::core::prelude::v1::test` rather than a bare `test`, so a user's own
@@ -355,7 +450,7 @@ fn generate(kind: Kind, args: &Args, func: ItemFn) -> TokenStream2 {
         #test_attr
         #(#attrs)*
         #vis #sig {
-            #run
+            #body
         }
     }
 }

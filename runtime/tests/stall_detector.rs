@@ -20,16 +20,24 @@ fn a_task_blocking_for_200ms_is_reported() {
             });
             quick.await.unwrap();
             blocker.await.unwrap();
-            assert_eq!(percore_runtime::stats().stalls, 1);
+            assert!(percore_runtime::stats().stalls >= 1);
         })
         .unwrap();
+    // On a loaded machine another poll may be preempted past 50 ms and be
+    // reported too; the blocking one must be among the reports, once.
+    // (`time_paused.rs` checks "exactly one, of exactly its length" on a
+    // paused clock, where load cannot add to a poll's duration.)
     let reports = reports.lock().unwrap();
+    let blocking: Vec<_> = reports
+        .iter()
+        .filter(|r| r.location.line() == line)
+        .collect();
     assert_eq!(
-        reports.len(),
+        blocking.len(),
         1,
-        "exactly the blocking poll is reported: {reports:?}"
+        "the blocking poll is reported once: {reports:?}"
     );
-    let report = &reports[0];
+    let report = blocking[0];
     assert_eq!(report.core, 0);
     assert!(report.duration >= Duration::from_millis(190), "{report:?}");
     assert!(

@@ -18,12 +18,22 @@
 //!
 //! # Attribute arguments
 //!
-//! Both macros accept one optional key:
+//! Both macros accept these optional keys, in any order:
 //!
 //! - `cores = N` — the number of cores (one thread each) the runtime starts
 //!   with; `N` must be an integer literal of at least 1. The body runs on
 //!   core 0. Without it (or with `cores = 1`) the runtime runs on the calling
-//!   thread alone via `percore::run`.
+//!   thread alone.
+//! - `start_paused = true` — every core's clock starts paused: time moves
+//!   only by `percore::time::advance` and by jumping to the next timer when
+//!   the core is idle (`Builder::start_paused`).
+//! - `seed = N` — the seed that shuffles the order ready tasks are polled in
+//!   (`Builder::seed`); `N` is an integer literal (a `u64`).
+//!
+//! A test always runs seeded: with `seed = N`, else with `PERCORE_SEED`, else
+//! with a random seed; if it fails (panics or returns `Err`) it prints
+//! `PERCORE_SEED=<n>` on stderr, and running it again with that variable
+//! replays the same task order.
 //!
 //! # What a failure to start the runtime does
 //!

@@ -210,22 +210,38 @@ impl Core {
         }
     }
 
+    /// Polls up to `budget` ready tasks. Four copies of one loop (timed or
+    /// not, seeded or not), chosen once per tick, so the common case pays
+    /// for neither the stall clock nor the shuffle.
     fn run_tasks(&self) {
-        let Some(threshold) = self.config.stall_threshold else {
-            for polled in 0..self.config.budget {
-                let next = self.next_runnable();
-                let Some(runnable) = next else {
-                    return stats::add(&self.counters.polls, polled as u64);
-                };
-                runnable.run();
-                self.flush_if_asked();
-            }
-            return stats::add(&self.counters.polls, self.config.budget as u64);
-        };
+        let fifo = || self.run_queue.borrow_mut().pop_front();
+        match (self.config.stall_threshold, self.config.seed.is_some()) {
+            (None, false) => self.run_batch(fifo),
+            (None, true) => self.run_batch(|| self.draw_runnable()),
+            (Some(threshold), false) => self.run_batch_timed(threshold, fifo),
+            (Some(threshold), true) => self.run_batch_timed(threshold, || self.draw_runnable()),
+        }
+    }
+
+    #[inline(always)]
+    fn run_batch(&self, next: impl Fn() -> Option<Runnable>) {
+        for polled in 0..self.config.budget {
+            let Some(runnable) = next() else {
+                return stats::add(&self.counters.polls, polled as u64);
+            };
+            runnable.run();
+            self.flush_if_asked();
+        }
+        stats::add(&self.counters.polls, self.config.budget as u64);
+    }
+
+    /// [`run_batch`](Self::run_batch), reporting polls longer than `threshold`
+    /// on the core's clock.
+    #[inline(always)]
+    fn run_batch_timed(&self, threshold: Duration, next: impl Fn() -> Option<Runnable>) {
         let mut start = self.clock.coarse();
         for polled in 0..self.config.budget {
-            let next = self.next_runnable();
-            let Some(runnable) = next else {
+            let Some(runnable) = next() else {
                 return stats::add(&self.counters.polls, polled as u64);
             };
             let location = runnable.location();
@@ -240,17 +256,17 @@ impl Core {
         stats::add(&self.counters.polls, self.config.budget as u64);
     }
 
-    /// The next task to poll: the oldest, or with a seed, one drawn at random
-    /// from those ready (so the order tasks were woken in does not matter).
-    fn next_runnable(&self) -> Option<Runnable> {
+    /// With a seed: one of the ready tasks drawn at random, so the order
+    /// they were woken in does not decide the order they run in.
+    fn draw_runnable(&self) -> Option<Runnable> {
         let mut queue = self.run_queue.borrow_mut();
-        if self.config.seed.is_some() && queue.len() > 1 {
-            let state = self.rng.get().wrapping_add(PHI);
-            self.rng.set(state);
-            let index = (splitmix(state) % queue.len() as u64) as usize;
-            return queue.swap_remove_front(index);
+        if queue.len() < 2 {
+            return queue.pop_front();
         }
-        queue.pop_front()
+        let state = self.rng.get().wrapping_add(PHI);
+        self.rng.set(state);
+        let index = (splitmix(state) % queue.len() as u64) as usize;
+        queue.swap_remove_front(index)
     }
 
     /// Submits now if a task asked for it (`Op::submit_now`) and more tasks

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 /// One core's clock. Core-local: plain cells.
 #[derive(Debug)]
 pub(crate) struct Clock {
+    /// The clock has never been paused: it is the OS's clock (the fast path
+    /// of every read).
+    plain: Cell<bool>,
     /// `Some(now)` while paused.
     frozen: Cell<Option<Instant>>,
     /// Running: the clock reads the OS's clock plus this many ns (negative
@@ -28,6 +31,7 @@ pub(crate) struct Clock {
 impl Clock {
     pub(crate) fn new(origin: Instant, paused: bool) -> Clock {
         Clock {
+            plain: Cell::new(!paused),
             frozen: Cell::new(paused.then_some(origin)),
             offset_ns: Cell::new(0),
             coarse_origin: coarse_now(),
@@ -40,7 +44,11 @@ impl Clock {
     }
 
     /// What the clock reads now.
+    #[inline]
     pub(crate) fn now(&self) -> Instant {
+        if self.plain.get() {
+            return Instant::now();
+        }
         if let Some(frozen) = self.frozen.get() {
             return frozen;
         }
@@ -52,6 +60,7 @@ impl Clock {
     /// deadlines of whole-ms timers exactly); no-op if stopped already.
     pub(crate) fn pause(&self) {
         if !self.is_paused() {
+            self.plain.set(false);
             let since = self.now().saturating_duration_since(self.origin);
             let mut ms = since.as_millis() as u64;
             if since > Duration::from_millis(ms) {
@@ -86,7 +95,15 @@ impl Clock {
 
     /// The reading on the coarse clock (a few ns, ms resolution), for the
     /// stall detector: only differences of two readings mean anything.
+    #[inline]
     pub(crate) fn coarse(&self) -> Duration {
+        if self.plain.get() {
+            return coarse_now();
+        }
+        self.coarse_shifted()
+    }
+
+    fn coarse_shifted(&self) -> Duration {
         match self.frozen.get() {
             Some(frozen) => self.coarse_origin + frozen.saturating_duration_since(self.origin),
             None => {
@@ -117,7 +134,8 @@ fn shift(instant: Instant, offset_ns: i128) -> Instant {
 }
 
 /// Reads `CLOCK_MONOTONIC_COARSE`: a few ns (no syscall), ms resolution.
-pub(crate) fn coarse_now() -> Duration {
+#[inline]
+fn coarse_now() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -37,7 +37,7 @@
 //! still waited for in real time, at a standstill of the clock:
 //!
 //! - an op that completes without anyone else acting — file reads and writes,
-//!   opens, `fsync`, a NOP, any op whose [`OpCode::completes_on_its_own`]
+//!   opens, `fsync`, a NOP, any op whose [`OpCode::completes_on_its_own`](crate::OpCode::completes_on_its_own)
 //!   says so (the default) — holds the clock until its completion arrives;
 //! - a blocking-pool job ([`spawn_blocking`](crate::spawn_blocking)) started
 //!   on the core holds it until the job returns;

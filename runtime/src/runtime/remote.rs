@@ -138,9 +138,9 @@ where
 {
     let mut f = Some(f);
     let mut future = pin!(None::<Fut>);
-    let mut completer = Some(completer);
+    let mut completer = Running(Some(completer));
     std::future::poll_fn(move |cx| {
-        let Some(done) = completer.as_ref() else {
+        let Some(done) = completer.0.as_ref() else {
             return Poll::Ready(());
         };
         let slot = done.slot();
@@ -182,13 +182,13 @@ where
                 if Arc::strong_count(slot) == 1 {
                     // Nobody holds the handle: let the task machinery report
                     // the panic as the core's `UnhandledPanic` policy says.
-                    completer = None;
+                    completer.0 = None;
                     panic::resume_unwind(payload);
                 }
                 Err(JoinError::panic(payload))
             }
         };
-        if let Some(done) = completer.take() {
+        if let Some(done) = completer.0.take() {
             // Drop our own waker here, on the task's core, so no waker of a
             // finished task lingers in the slot (and keeps the task alive).
             drop(done.slot().extra.waker.take());
@@ -197,6 +197,21 @@ where
         Poll::Ready(())
     })
     .await;
+}
+
+/// The completer of a `run` task. If the task is dropped unfinished (its core
+/// shut down), this drops the task's own waker from the slot first, on the
+/// task's core: else a handle that outlives the core keeps that waker, whose
+/// drop can no longer reach the core, and the task cell leaks (with the core's
+/// `Shared`, which leaks while any task is alive).
+struct Running<T>(Option<Completer<T, Abort>>);
+
+impl<T> Drop for Running<T> {
+    fn drop(&mut self) {
+        if let Some(done) = &self.0 {
+            drop(done.slot().extra.waker.take());
+        }
+    }
 }
 
 /// What the target core's task and a [`RemoteJoinHandle`] share besides the

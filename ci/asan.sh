@@ -8,7 +8,7 @@
 # `-Zsanitizer` is unstable: RUSTC_BOOTSTRAP=1 lets the stable toolchain take it.
 # The explicit --target keeps build scripts and proc macros uninstrumented.
 # Skipped:
-# - runtime_idle, stall_detector, time_sleep's 100,000-timer test, op_device's
+# - runtime_idle, time_sleep's 100,000-timer test, op_device's
 #   park/poll counting tests and tcp_accept_emfile's parent test: they assert
 #   CPU-time or wall-clock windows (op_device: a 50 us op against a 200 us poll
 #   budget) that ASan's slowdown on a busy machine makes flaky. op_device's
@@ -48,7 +48,7 @@ run runtime/src/lib.rs
 run runtime/tests/op_device.rs --exact a_dropped_device_op_stops_the_polling
 for test in op_cancel op_submit_now ring_pressure registered spawn_on \
     runtime_multi channel_spsc channel_mpsc channel_mesh wake_storm blocking_pool \
-    sync_local task_panic_policy setup_seccomp; do
+    sync_local task_panic_policy setup_seccomp time_paused task_seed stall_detector; do
     run "runtime/tests/$test.rs"
 done
 run runtime/tests/time_sleep.rs --skip hundred_thousand

@@ -49,6 +49,9 @@
 //!   lose that race. Run such a peer on the same core, or let the clock run
 //!   ([`resume`]) around real network waits.
 //!
+//! - a wait on another core (a `spawn_on` handle, a cross-core channel) does
+//!   not hold the clock either: a core does not know what another is doing.
+//!
 //! Each core has its own clock: pausing one leaves the others running.
 //! The stall detector reads the clock too, so an [`advance`] inside a task's
 //! poll counts as time that poll took.

@@ -1,9 +1,11 @@
-//! The atomics, cells and `Arc` of the cross-core channels: `loom`'s
-//! model-checked versions under `--cfg loom`, the std ones otherwise.
+//! The atomics, cells and `Arc` of the cross-core channels, the inbox and the
+//! task's waker count: `loom`'s model-checked versions under `--cfg loom`, the
+//! std ones otherwise.
 //!
 //! Code that shares memory between cores imports from here, never from
-//! `std::sync` directly, so `runtime/tests/loom_channel.rs` can explore every
+//! `std::sync` directly, so the loom models (`ci/loom.sh`) can explore every
 //! interleaving of it. std's `UnsafeCell` gets loom's `with`/`with_mut` API.
+//! Loom's atomics are not `const`: nothing from here can sit in a `static`.
 
 #[cfg(loom)]
 pub(crate) use ::loom::{cell, hint, sync, thread};

@@ -19,7 +19,8 @@
 //!
 //! Unlike [`crate::sync`], whose primitives are for tasks of one core and
 //! use no atomics, these are built on atomics, and their interleavings are
-//! model-checked with loom (`runtime/tests/loom_channel.rs`).
+//! model-checked with loom (`runtime/tests/loom_channel.rs` and
+//! `loom_mpsc.rs`).
 //!
 //! # Closing
 //!

@@ -285,7 +285,14 @@ impl<T> SendFuture<'_, T> {
             }
         };
         if let Some(id) = self.waiter.take() {
-            self.sender.chan.waiters.forget(id, true);
+            let chan = &self.sender.chan;
+            // Woken, but maybe for the slot our own value (pushed while we
+            // were still listed) left when it was received: if there is room,
+            // the next waiter may be sleeping beside it. `forget` took the
+            // lock the waking receiver held after its pop, so we see that pop.
+            if chan.waiters.forget(id) && !chan.queue.is_full() {
+                chan.waiters.wake_one();
+            }
         }
         Poll::Ready(done)
     }
@@ -321,7 +328,10 @@ impl<T> Future for SendFuture<'_, T> {
 impl<T> Drop for SendFuture<'_, T> {
     fn drop(&mut self) {
         if let Some(id) = self.waiter.take() {
-            self.sender.chan.waiters.forget(id, false);
+            // Woken but never sending: the slot we were woken for is unused.
+            if self.sender.chan.waiters.forget(id) {
+                self.sender.chan.waiters.wake_one();
+            }
         }
     }
 }

@@ -23,8 +23,8 @@ use crate::loom::sync::Mutex;
 ///   then loads `count`. So either the retry sees the free slot or the
 ///   receiver sees the waiter.
 /// - An id leaves the list only by being woken or by its future forgetting
-///   it; a future whose id is missing was woken, so if it is dropped without
-///   sending it passes the wakeup on (see [`Waiters::forget`]).
+///   it; a future whose id is missing was woken, and passes the wakeup on
+///   unless it used the freed slot (see [`Waiters::forget`]).
 pub(super) struct Waiters {
     count: AtomicUsize,
     list: Mutex<List>,
@@ -95,18 +95,23 @@ impl Waiters {
         }
     }
 
-    /// Removes waiter `id`, whose future completed or was dropped.
+    /// Removes waiter `id`, whose future completed or was dropped; returns
+    /// whether it was already gone, i.e. woken.
     ///
-    /// If it was already woken and is dropped before completing, the slot it
-    /// was woken for would go unnoticed: wake the next waiter instead.
-    pub(super) fn forget(&self, id: u64, completed: bool) {
+    /// A woken waiter that does not use the slot it was woken for must pass
+    /// the wakeup on with [`wake_one`](Self::wake_one), or the next waiter
+    /// sleeps beside a free slot. That includes a waiter whose push succeeded
+    /// while it was still listed: the receiver may then pop that very value
+    /// and wake it, the oldest waiter, for the slot its own value just freed.
+    pub(super) fn forget(&self, id: u64) -> bool {
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(at) = list.queue.iter().position(|(i, _)| *i == id) {
-            list.queue.remove(at);
-            self.count.store(list.queue.len(), Relaxed);
-        } else if !completed {
-            drop(list);
-            self.wake_one();
+        match list.queue.iter().position(|(i, _)| *i == id) {
+            Some(at) => {
+                list.queue.remove(at);
+                self.count.store(list.queue.len(), Relaxed);
+                false
+            }
+            None => true,
         }
     }
 }

@@ -42,12 +42,12 @@ use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::pin::Pin;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
 use super::arena::Arena;
 use super::Panicked;
 use crate::executor::{self, Remote, Shared};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 
 /// In the run queue (a `Runnable` exists).
 const SCHEDULED: u8 = 1 << 0;
@@ -75,9 +75,53 @@ pub(crate) type Output<T> = Result<T, Box<Panicked>>;
 /// Set in `Header::wakers` once the future is gone (see "References").
 const GONE: usize = 1 << (usize::BITS - 1);
 
+/// The atomic count of a task's `Waker`s, plus `GONE`: the protocol that
+/// decides who releases the wakers' group reference (see "References").
+///
+/// Exactly one caller is told to release it, and only once the future is gone
+/// and every waker is dropped; a caller told not to must not touch the task
+/// again. Under `--cfg loom` the atomic is loom's, and `loom_task` below
+/// checks this over every interleaving.
+struct WakerCount(AtomicUsize);
+
+impl WakerCount {
+    fn new() -> WakerCount {
+        WakerCount(AtomicUsize::new(0))
+    }
+
+    /// Counts one more waker, made from a waker that keeps the task alive (or
+    /// from the borrowed one during a poll); returns how many there were.
+    #[inline]
+    fn add(&self) -> usize {
+        // Relaxed, as for `Arc::clone`: made from a waker that keeps the task
+        // alive.
+        self.0.fetch_add(1, Ordering::Relaxed) & !GONE
+    }
+
+    /// Drops one waker, from any thread. `true`: it was the last one after the
+    /// future went, so the caller releases the group reference.
+    #[inline]
+    fn drop_one(&self) -> bool {
+        // AcqRel: our uses of the task happen before the release, whoever
+        // makes it, and the release happens after everyone else's.
+        self.0.fetch_sub(1, Ordering::AcqRel) == GONE | 1
+    }
+
+    /// The future is gone; owning core only, outside any poll. `true`: no
+    /// waker is left, so the caller releases the group reference now; else the
+    /// last waker's drop will.
+    #[inline]
+    fn set_gone(&self) -> bool {
+        // No poll is running, so no borrowed waker exists to clone from: zero
+        // wakers now means zero forever, and no atomic read-modify-write is
+        // needed (the Acquire load pairs with the last drop's release).
+        self.0.load(Ordering::Acquire) == 0 || self.0.fetch_or(GONE, Ordering::AcqRel) == 0
+    }
+}
+
 pub(crate) struct Header {
     /// Live `Waker`s, plus `GONE`.
-    wakers: AtomicUsize,
+    wakers: WakerCount,
     /// Runnable + handle + the wakers' group reference.
     local: Cell<u32>,
     /// The task's key in its core's registry of waiting tasks.
@@ -202,7 +246,7 @@ pub(crate) unsafe fn allocate<F: Future>(
     };
     let cell = Cell_ {
         header: Header {
-            wakers: AtomicUsize::new(0),
+            wakers: WakerCount::new(),
             // The runnable, the handle, and the wakers' group reference.
             local: Cell::new(3),
             key: Cell::new(UNREGISTERED),
@@ -259,7 +303,7 @@ fn local_unref(ptr: NonNull<Header>) {
 /// gone releases the group reference.
 fn waker_unref(ptr: NonNull<Header>) {
     let h = header(ptr);
-    if h.wakers.fetch_sub(1, Ordering::AcqRel) == GONE | 1 {
+    if h.wakers.drop_one() {
         release_group(ptr);
     }
 }
@@ -279,9 +323,7 @@ fn release_group(ptr: NonNull<Header>) {
 /// now, or with the last waker. Owning core only, outside any poll.
 fn future_gone(ptr: NonNull<Header>) {
     let h = header(ptr);
-    // No poll is running, so no borrowed waker exists to clone from: zero wakers
-    // now means zero forever, and no atomic read-modify-write is needed.
-    if h.wakers.load(Ordering::Acquire) == 0 || h.wakers.fetch_or(GONE, Ordering::AcqRel) == 0 {
+    if h.wakers.set_gone() {
         local_unref(ptr);
     }
 }
@@ -469,11 +511,7 @@ fn waker_ptr(data: *const ()) -> NonNull<Header> {
 }
 
 unsafe fn waker_clone(data: *const ()) -> RawWaker {
-    // Relaxed, as for `Arc::clone`: made from a waker that keeps the task alive.
-    let old = header(waker_ptr(data))
-        .wakers
-        .fetch_add(1, Ordering::Relaxed);
-    if old & !GONE > usize::MAX / 4 {
+    if header(waker_ptr(data)).wakers.add() > usize::MAX / 4 {
         std::process::abort();
     }
     RawWaker::new(data, &WAKER_VTABLE)
@@ -489,7 +527,7 @@ unsafe fn waker_wake_by_ref(data: *const ()) {
     if executor::is_owner(shared(h)) {
         return schedule_local(ptr);
     }
-    h.wakers.fetch_add(1, Ordering::Relaxed);
+    h.wakers.add();
     wake(ptr);
 }
 
@@ -629,5 +667,185 @@ impl Panicked {
             core: shared(h).id,
             policy: executor::unhandled_panic_policy(),
         }
+    }
+}
+
+/// Loom models of [`WakerCount`]: who releases the wakers' group reference
+/// when wakers on other threads race with the owning core dropping the
+/// future. The task's memory is a loom `UnsafeCell` that every holder of a
+/// reference reads and the release overwrites (as `local_unref` frees it), so
+/// loom reports a use that is not ordered before the release; the release
+/// itself must happen exactly once.
+///
+/// Run with `RUSTFLAGS="--cfg loom" cargo test -p percore-runtime --release --lib loom_task`.
+#[cfg(all(test, loom))]
+mod loom_task {
+    use super::WakerCount;
+    use loom::cell::UnsafeCell;
+    use loom::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+
+    const LIVE: u32 = 1;
+    const FREED: u32 = 2;
+
+    /// The parts of a task cell the protocol is about.
+    struct Task {
+        wakers: WakerCount,
+        /// The cell's memory, freed by the release of the group reference.
+        memory: UnsafeCell<u32>,
+        /// Group-reference releases so far.
+        releases: AtomicUsize,
+    }
+
+    impl Task {
+        fn new() -> Arc<Task> {
+            Arc::new(Task {
+                wakers: WakerCount::new(),
+                memory: UnsafeCell::new(LIVE),
+                releases: AtomicUsize::new(0),
+            })
+        }
+
+        /// A use of the task by a holder of a reference (reading its header).
+        fn touch(&self) {
+            // SAFETY: a shared read; loom reports it if it races with the
+            // release's write.
+            let memory = self.memory.with(|memory| unsafe { *memory });
+            assert_eq!(memory, LIVE, "task used after its release");
+        }
+
+        /// Releases the group reference: here it frees the task.
+        fn release(&self) {
+            self.releases.fetch_add(1, Relaxed);
+            // SAFETY: an exclusive write; loom reports it if it races with
+            // any use.
+            self.memory.with_mut(|memory| unsafe {
+                assert_eq!(*memory, LIVE, "group reference released twice");
+                *memory = FREED;
+            });
+        }
+
+        /// A new waker from one that keeps the task alive (`waker_clone`).
+        fn clone_waker(&self) -> Waker<'_> {
+            self.touch();
+            self.wakers.add();
+            Waker(self)
+        }
+
+        /// The owning core drops the future (`future_gone`).
+        fn future_gone(&self) {
+            self.touch();
+            if self.wakers.set_gone() {
+                self.release();
+            }
+        }
+
+        /// Checked once every thread is done.
+        fn released_once(&self) {
+            assert_eq!(self.releases.load(Relaxed), 1, "released exactly once");
+        }
+    }
+
+    /// One waker reference (a `Waker`, or a `Notified` carrying one).
+    struct Waker<'a>(&'a Task);
+
+    impl Drop for Waker<'_> {
+        /// `waker_unref`: the last one after the future went releases.
+        fn drop(&mut self) {
+            self.0.touch();
+            if self.0.wakers.drop_one() {
+                self.0.release();
+            }
+        }
+    }
+
+    /// A waker reference that can cross to another loom thread.
+    struct SentWaker(Arc<Task>);
+
+    impl SentWaker {
+        /// A waker made on the owning core during a poll (from the borrowed
+        /// waker), to be moved to another thread.
+        fn new(task: &Arc<Task>) -> SentWaker {
+            std::mem::forget(task.clone_waker());
+            SentWaker(task.clone())
+        }
+
+        fn clone_waker(&self) -> SentWaker {
+            std::mem::forget(self.0.clone_waker());
+            SentWaker(self.0.clone())
+        }
+    }
+
+    impl Drop for SentWaker {
+        fn drop(&mut self) {
+            drop(Waker(&self.0));
+        }
+    }
+
+    /// Runs `f` under loom over every interleaving: with no preemption bound
+    /// (unless `LOOM_MAX_PREEMPTIONS` sets one) these take about a second.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        loom::model::Builder::new().check(f);
+    }
+
+    #[test]
+    fn loom_last_waker_dropped_elsewhere_races_the_future_going() {
+        model(|| {
+            let task = Task::new();
+            let waker = SentWaker::new(&task);
+            let elsewhere = thread::spawn(move || drop(waker));
+            task.future_gone();
+            elsewhere.join().unwrap();
+            task.released_once();
+        });
+    }
+
+    #[test]
+    fn loom_wakers_cloned_and_dropped_on_two_threads() {
+        // One thread clones its waker and drops both; another drops its own;
+        // the owner drops the future meanwhile.
+        model(|| {
+            let task = Task::new();
+            let first = SentWaker::new(&task);
+            let second = SentWaker::new(&task);
+            let cloner = thread::spawn(move || {
+                let clone = first.clone_waker();
+                drop(first);
+                drop(clone);
+            });
+            let dropper = thread::spawn(move || drop(second));
+            task.future_gone();
+            cloner.join().unwrap();
+            dropper.join().unwrap();
+            task.released_once();
+        });
+    }
+
+    #[test]
+    fn loom_a_remote_wake_hands_its_reference_to_the_owner() {
+        // `wake_by_ref` from another thread: a new reference travels to the
+        // owning core in a `Notified` (here a mutex-guarded inbox), which
+        // drops it there, before or after the future goes.
+        model(|| {
+            let task = Task::new();
+            let inbox = Arc::new(Mutex::new(Vec::new()));
+            let waker = SentWaker::new(&task);
+            let waking = {
+                let inbox = inbox.clone();
+                thread::spawn(move || {
+                    let notified = waker.clone_waker();
+                    inbox.lock().unwrap().push(notified);
+                    drop(waker);
+                })
+            };
+            let early: Vec<SentWaker> = std::mem::take(&mut *inbox.lock().unwrap());
+            drop(early);
+            task.future_gone();
+            waking.join().unwrap();
+            let late: Vec<SentWaker> = std::mem::take(&mut *inbox.lock().unwrap());
+            drop(late);
+            task.released_once();
+        });
     }
 }

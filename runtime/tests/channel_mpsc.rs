@@ -385,3 +385,27 @@ fn ends_are_send_and_the_sender_is_sync() {
     is_sync(&tx);
     is_send(&rx);
 }
+
+#[test]
+fn a_dropped_receiver_lets_go_of_its_tasks_waker() {
+    let (tx, rx) = mpsc::channel::<u32>(1);
+    percore_runtime::run(async move {
+        let task = percore_runtime::spawn(async move {
+            let mut rx = rx;
+            rx.recv().await
+        });
+        percore_runtime::yield_now().await; // the task waits in `recv`
+        assert_eq!(percore_runtime::stats().tasks, 2);
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        // The receiver went with the task; the sender lives on, and must not
+        // keep the task's cell alive through a stored waker.
+        assert_eq!(
+            percore_runtime::stats().tasks,
+            1,
+            "only the main task is left"
+        );
+        assert!(tx.try_send(1).is_err());
+    })
+    .unwrap();
+}

@@ -104,7 +104,9 @@ impl AtomicWaker {
         }
     }
 
-    fn take(&self) -> Option<Waker> {
+    /// Takes the registered waker out without waking it (`None` if a
+    /// concurrent [`wake`](Self::wake) holds it: that wake drops it).
+    pub(crate) fn take(&self) -> Option<Waker> {
         match self.state.fetch_or(WAKING, AcqRel) {
             WAITING => {
                 // SAFETY: we moved `state` from WAITING to WAKING: we hold

@@ -519,6 +519,10 @@ impl<T> Drop for Receiver<T> {
         self.close();
         // Drop what is queued here, not on whichever thread drops last.
         while self.chan.queue.pop().is_some() {}
+        // And our task's waker: senders may live on, and a waker kept in the
+        // channel keeps the task's memory (and, once its core is gone, the
+        // core's shared part) alive with them.
+        drop(self.chan.rx_waker.take());
     }
 }
 

@@ -8,18 +8,27 @@
 //! SQE's `user_data`; when a CQE with that `user_data` arrives, before the op
 //! table (and so the op, or its orphan) sees it, the first and the last byte of
 //! what the kernel reports written are read back. If that memory was freed, the
-//! read is a heap-use-after-free, reported with the stack that freed it.
+//! read is a heap-use-after-free.
 //!
-//! Checked: `READ`, `READ_FIXED`, `RECV` (`[addr, addr + res)`), `READV` (the
-//! iovec array, then each iovec's share of `res`), `RECVMSG` (the `msghdr`,
-//! which the kernel writes back, then its iovecs as for `READV`), `STATX` (the
-//! whole `statx` buffer, on success) and `ACCEPT` (the peer address length and
-//! the address's first byte, on success). Skipped: entries with
+//! That report alone may lack the stack of the free: ASan keeps a freed
+//! chunk's free context in the chunk's first bytes, which the kernel's write
+//! overwrites. So before every `io_uring_enter` the driver also sweeps the ops
+//! in flight, reading the first and last byte of each whole range: in
+//! `DEFER_TASKRUN` mode (percore's default) the kernel completes ops only inside
+//! an enter, so memory freed since the last enter is reported there, before the
+//! kernel can write it, with the stack that freed it (typically an `Op`'s drop).
+//!
+//! Checked: `READ`, `READ_FIXED`, `RECV` (`[addr, addr + res)` at the CQE,
+//! `[addr, addr + len)` in the sweep), `READV` (the iovec array, then each
+//! iovec's share of `res`, or each whole iovec), `RECVMSG` (the `msghdr`, which
+//! the kernel writes back, the name's first byte, then the iovecs as for
+//! `READV`), `STATX` (the whole `statx` buffer) and `ACCEPT` (the peer address
+//! length and the address's first byte). At the CQE, only when `res >= 0`. Skipped: entries with
 //! `IOSQE_BUFFER_SELECT` (multishot receives): the kernel writes a buffer of a
 //! buffer ring, which the ring owns, not the op.
 
 use std::collections::HashMap;
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::ptr;
 
 use io_uring::{cqueue, opcode, squeue};
@@ -126,25 +135,54 @@ impl Shadow {
         let (Some(target), Ok(res)) = (target, usize::try_from(res)) else {
             return;
         };
-        // SAFETY: for all the reads below, `OpCode`'s contract keeps the memory an
-        // entry points at allocated until the op's last CQE, which is being
-        // handled now, before the op table hands the op back to anyone; the
-        // bytes read are ones the kernel reports it wrote (or, for the iovecs
-        // and the header, ones the op initialised before the push). Reads are
-        // volatile and of plain integers. If the contract was broken and the
-        // memory freed, ASan's check before the load reports and aborts: that is
-        // the bug this build exists to catch.
+        // SAFETY: `OpCode`'s contract keeps the memory an entry points at
+        // allocated until the op's last CQE, which is being handled now, before
+        // the op table hands the op back to anyone. If the contract was broken
+        // and the memory freed, ASan's check before the load reports and aborts:
+        // that is the bug this build exists to catch.
+        unsafe { target.touch(Some(res)) };
+    }
+
+    /// Reads the first and last byte of every range the ops in flight may have
+    /// written to; called right before each `io_uring_enter`.
+    pub(super) fn sweep(&self) {
+        for target in self.targets.values() {
+            // SAFETY: as in `check`: every recorded op is in flight (its last
+            // CQE has not arrived), so its memory must still be allocated.
+            unsafe { target.touch(None) };
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.targets.len()
+    }
+}
+
+impl Target {
+    /// Reads the first and the last byte of what the kernel reported written
+    /// (`written`: the CQE's `res`), or with `None` of all it may write.
+    ///
+    /// # Safety
+    ///
+    /// The memory the entry pointed at must still be allocated (which is what
+    /// ASan checks).
+    unsafe fn touch(self, written: Option<usize>) {
+        // SAFETY: for each read, the caller vouches for the memory.
         unsafe {
-            match target {
-                Target::Flat { addr, len } => touch(addr, res.min(len)),
-                Target::Vectored { iov, count } => touch_iovecs(iov, count, res),
+            match self {
+                Target::Flat { addr, len } => touch(addr, written.map_or(len, |n| n.min(len))),
+                Target::Vectored { iov, count } => {
+                    touch_iovecs(iov, count, written.unwrap_or(usize::MAX));
+                }
                 Target::Msg(msg) => {
                     touch(msg.cast(), size_of::<libc::msghdr>());
                     let header = ptr::read_volatile(msg);
                     if !header.msg_name.is_null() && header.msg_namelen > 0 {
                         touch(header.msg_name.cast(), 1);
                     }
-                    touch_iovecs(header.msg_iov, header.msg_iovlen, res);
+                    let written = written.unwrap_or(usize::MAX);
+                    touch_iovecs(header.msg_iov, header.msg_iovlen, written);
                 }
                 Target::Statx(buf) => touch(buf.cast(), size_of::<libc::statx>()),
                 Target::Accept { addr, len } => {
@@ -158,14 +196,12 @@ impl Shadow {
             }
         }
     }
-
-    #[cfg(test)]
-    pub(super) fn len(&self) -> usize {
-        self.targets.len()
-    }
 }
 
-/// Reads the first and the last of `len` bytes at `addr`.
+/// Reads the first and the last of `len` bytes at `addr`, as `MaybeUninit`
+/// (the sweep reads spare capacity nothing has written yet). The kernel may be
+/// writing them at the same time (an io-wq worker): a byte-sized volatile read,
+/// whose value is discarded.
 ///
 /// # Safety
 ///
@@ -176,13 +212,13 @@ unsafe fn touch(addr: *const u8, len: usize) {
     }
     // SAFETY: in bounds of the range the caller vouches for.
     unsafe {
-        ptr::read_volatile(addr);
-        ptr::read_volatile(addr.add(len - 1));
+        ptr::read_volatile(addr.cast::<MaybeUninit<u8>>());
+        ptr::read_volatile(addr.add(len - 1).cast::<MaybeUninit<u8>>());
     }
 }
 
 /// Reads each of the `count` iovecs at `iov` that `written` bytes reached, and
-/// the first and last byte of its share.
+/// the first and last byte of its share (`usize::MAX`: of each whole iovec).
 ///
 /// # Safety
 ///

@@ -275,6 +275,10 @@ impl Driver {
         if self.ring.submission().cq_overflow() {
             self.counters.overflows += 1;
         }
+        // Memory freed since the last enter is reported now, before the kernel
+        // can write it (and overwrite ASan's record of the free).
+        #[cfg(percore_asan)]
+        self.asan.sweep();
         let to_submit = self.ring.submission().len() as u32;
         let result = sys::enter(self.ring_fd, to_submit, want, timeout);
         match result {

@@ -5,6 +5,11 @@
 # kernel may still write it, or a task freed while a waker or another core still
 # points at it, is reported as a use-after-free; LeakSanitizer (on: ASan's
 # default on x86_64 Linux) reports what is never freed.
+# ASan sees only instrumented user code, not the kernel's writes through
+# io_uring: `--cfg percore_asan` makes the driver record where each op's kernel
+# writes land (reads, receives, statx, accept) and, at its CQE, read back the
+# first and last byte the kernel reports written (runtime/src/driver/asan.rs),
+# so a buffer freed while its op is in flight is reported as a use-after-free.
 # `-Zsanitizer` is unstable: RUSTC_BOOTSTRAP=1 lets the stable toolchain take it.
 # The explicit --target keeps build scripts and proc macros uninstrumented.
 # Skipped:
@@ -24,7 +29,7 @@ root=$PWD
 target=$(rustc -vV | sed -n 's/^host: //p')
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/asan"
 export RUSTC_BOOTSTRAP=1
-export RUSTFLAGS="-Zsanitizer=address --cfg percore_no_arena"
+export RUSTFLAGS="-Zsanitizer=address --cfg percore_no_arena --cfg percore_asan"
 export ASAN_OPTIONS="detect_leaks=1"
 
 # One build (so features unify once), then each binary from its crate's root,

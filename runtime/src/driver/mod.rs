@@ -5,6 +5,8 @@
 //! of them and, when nothing else is ready, waits in the same call for the first
 //! completion or the next timer deadline (`IORING_ENTER_EXT_ARG`).
 
+#[cfg(percore_asan)]
+mod asan;
 mod op;
 mod setup;
 mod sys;
@@ -90,6 +92,9 @@ pub(crate) struct Driver {
     buffers: BufTable,
     /// The ring's registered file table.
     files: FileTable,
+    /// Where the kernel writes for each op in flight, read back at its CQE.
+    #[cfg(percore_asan)]
+    asan: asan::Shadow,
 }
 
 impl Driver {
@@ -114,6 +119,8 @@ impl Driver {
             holding: 0,
             buffers: BufTable::default(),
             files: FileTable::default(),
+            #[cfg(percore_asan)]
+            asan: asan::Shadow::default(),
         })
     }
 
@@ -214,6 +221,8 @@ impl Driver {
             // stays alive until the op's terminal CQE.
             if unsafe { self.ring.submission().push(sqe) }.is_ok() {
                 self.counters.sqes += 1;
+                #[cfg(percore_asan)]
+                self.asan.record(sqe);
                 return Ok(());
             }
             self.counters.sq_full += 1;
@@ -266,6 +275,10 @@ impl Driver {
         if self.ring.submission().cq_overflow() {
             self.counters.overflows += 1;
         }
+        // Memory freed since the last enter is reported now, before the kernel
+        // can write it (and overwrite ASan's record of the free).
+        #[cfg(percore_asan)]
+        self.asan.sweep();
         let to_submit = self.ring.submission().len() as u32;
         let result = sys::enter(self.ring_fd, to_submit, want, timeout);
         match result {
@@ -300,6 +313,9 @@ impl Driver {
         cq.sync();
         for cqe in &mut cq {
             self.counters.cqes += 1;
+            // Before the op table, and so the op, sees the CQE.
+            #[cfg(percore_asan)]
+            self.asan.check(cqe.user_data(), cqe.result(), cqe.flags());
             match cqe.user_data() {
                 CANCEL_TAG => {}
                 WAKE_TAG => self.eventfd_armed = false,
@@ -422,5 +438,36 @@ mod tests {
             .unwrap();
         assert_eq!(target.counters.cqes, before + 1);
         assert!(target.woken.is_empty() && target.orphans.is_empty());
+    }
+
+    /// Under `percore_asan`, a read's target is recorded when it is pushed, and
+    /// read back and forgotten when its CQE arrives.
+    #[cfg(percore_asan)]
+    #[test]
+    fn the_asan_shadow_keeps_a_read_until_its_cqe() {
+        use io_uring::{opcode, types};
+
+        use super::Lifecycle;
+
+        let wake = std::fs::File::open("/dev/null").unwrap();
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        let mut driver = Driver::new(8, 16, wake.as_raw_fd()).unwrap();
+        let mut buf = vec![1u8; 64];
+        let sqe = opcode::Read::new(types::Fd(zero.as_raw_fd()), buf.as_mut_ptr(), 64).build();
+        let key = driver.start(sqe, Lifecycle::Waiting(None)).unwrap();
+        assert_eq!(driver.asan.len(), 1);
+        for _ in 0..100 {
+            driver.turn(Wait::No).unwrap();
+            if driver.asan.len() == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(driver.asan.len(), 0);
+        assert!(matches!(
+            driver.table_mut().remove(key),
+            Some(Lifecycle::Completed { res: 64, .. })
+        ));
+        assert_eq!(buf, [0; 64]);
     }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every check CI runs: formatting, lints, all tests (unit, integration, doc), docs.
+# Every check CI runs: formatting, lints, all tests (unit, integration, doc), docs,
+# loom models, valgrind and AddressSanitizer.
 # Runs the same on a laptop: `ci/test.sh` from the repository root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +22,8 @@ ci/loom.sh
 
 echo "== valgrind (task cells, sync, timers)"
 ci/valgrind.sh
+
+echo "== AddressSanitizer + LeakSanitizer (ops, cancel, cross-core, net, fs)"
+ci/asan.sh
 
 echo "== ci/test.sh: all checks passed"

@@ -32,6 +32,17 @@ export RUSTC_BOOTSTRAP=1
 export RUSTFLAGS="-Zsanitizer=address --cfg percore_no_arena --cfg percore_asan"
 export ASAN_OPTIONS="detect_leaks=1"
 
+# A toolchain without the sanitizer runtime (not x86_64 Linux, or a rustc that
+# refuses -Zsanitizer) skips this step, as ci/valgrind.sh does without valgrind.
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+echo 'fn main() {}' > "$probe/probe.rs"
+if ! rustc -Zsanitizer=address --target "$target" -o "$probe/probe" "$probe/probe.rs" 2>"$probe/err"; then
+    echo "AddressSanitizer is not available on this toolchain: skipped"
+    sed 's/^/    /' "$probe/err" | head -5
+    exit 0
+fi
+
 # One build (so features unify once), then each binary from its crate's root,
 # as `cargo test` runs it.
 declare -A bins

@@ -1,33 +1,29 @@
 //! `Op::submit_now`: the entry reaches the kernel before the next task runs,
 //! not with the tick's closing enter.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
 
 use percore_runtime::op::Nop;
 use percore_runtime::{spawn, stats, Op};
 
-/// Enters seen by a second task that runs right after the first one pushed a NOP.
+/// Enters seen by a second task that runs right after the first one pushed a
+/// NOP. The first spawns the second once its op is pushed, so the second is
+/// the only task ready then, whatever the poll order (seeded or not).
 fn enters_seen_after_a_push(now: bool) -> u64 {
     percore_runtime::run(async move {
-        let seen = Rc::new(Cell::new(0));
-        let before = Rc::new(Cell::new(0));
-        let first = spawn({
-            let before = Rc::clone(&before);
-            async move {
-                before.set(stats().enters);
-                let op = Op::new(Nop::new());
-                let op = if now { op.submit_now() } else { op };
-                op.await.unwrap();
-            }
+        let first = spawn(async move {
+            let before = stats().enters;
+            let op = Op::new(Nop::new());
+            let mut op = pin!(if now { op.submit_now() } else { op });
+            let first_poll = poll_fn(|cx| Poll::Ready(op.as_mut().poll(cx))).await;
+            assert!(first_poll.is_pending(), "pushed");
+            let second = spawn(async move { stats().enters });
+            op.await.unwrap();
+            second.await.unwrap() - before
         });
-        let second = spawn({
-            let seen = Rc::clone(&seen);
-            async move { seen.set(stats().enters) }
-        });
-        first.await.unwrap();
-        second.await.unwrap();
-        seen.get() - before.get()
+        first.await.unwrap()
     })
     .unwrap()
 }

@@ -82,6 +82,11 @@ pub(crate) struct Core {
     pub(crate) clock: Clock,
     /// State of the poll-order shuffle; used only if `config.seed` is set.
     rng: Cell<u64>,
+    /// With a seed: tasks that yielded (`yield_now`), queued again only once
+    /// every task ready before them ran, as FIFO order guarantees unseeded.
+    yielded: RefCell<Vec<Waker>>,
+    /// Batches the yielded tasks have waited through.
+    yield_batches: Cell<u32>,
     /// Unique among all cores this process ever ran: timer keys carry it, so a
     /// timer polled on another core is never mistaken for one of this wheel's.
     pub(crate) uid: u64,
@@ -127,6 +132,8 @@ impl Core {
             origin,
             clock: Clock::new(origin, config.start_paused),
             // Each core of a seeded runtime gets its own stream.
+            yielded: RefCell::new(Vec::new()),
+            yield_batches: Cell::new(0),
             rng: Cell::new(splitmix(
                 config.seed.unwrap_or(0) ^ (id as u64).wrapping_mul(PHI),
             )),
@@ -217,9 +224,15 @@ impl Core {
         let fifo = || self.run_queue.borrow_mut().pop_front();
         match (self.config.stall_threshold, self.config.seed.is_some()) {
             (None, false) => self.run_batch(fifo),
-            (None, true) => self.run_batch(|| self.draw_runnable()),
+            (None, true) => {
+                self.run_batch(|| self.draw_runnable());
+                self.requeue_yielded_after_batch();
+            }
             (Some(threshold), false) => self.run_batch_timed(threshold, fifo),
-            (Some(threshold), true) => self.run_batch_timed(threshold, || self.draw_runnable()),
+            (Some(threshold), true) => {
+                self.run_batch_timed(threshold, || self.draw_runnable());
+                self.requeue_yielded_after_batch();
+            }
         }
     }
 
@@ -259,6 +272,9 @@ impl Core {
     /// With a seed: one of the ready tasks drawn at random, so the order
     /// they were woken in does not decide the order they run in.
     fn draw_runnable(&self) -> Option<Runnable> {
+        if self.run_queue.borrow().is_empty() {
+            self.requeue_yielded();
+        }
         let mut queue = self.run_queue.borrow_mut();
         if queue.len() < 2 {
             return queue.pop_front();
@@ -267,6 +283,34 @@ impl Core {
         self.rng.set(state);
         let index = (splitmix(state) % queue.len() as u64) as usize;
         queue.swap_remove_front(index)
+    }
+
+    /// At the end of a seeded batch: yielded tasks go back once the tasks
+    /// ready before them ran (the queue is empty), or after
+    /// `YIELD_PATIENCE` batches, so that a queue that never empties cannot
+    /// starve them.
+    fn requeue_yielded_after_batch(&self) {
+        if self.yielded.borrow().is_empty() {
+            return;
+        }
+        let waited = self.yield_batches.get() + 1;
+        if self.run_queue.borrow().is_empty() || waited >= YIELD_PATIENCE {
+            self.requeue_yielded();
+        } else {
+            self.yield_batches.set(waited);
+        }
+    }
+
+    /// Queues the tasks that yielded (seeded cores only).
+    fn requeue_yielded(&self) {
+        if self.yielded.borrow().is_empty() {
+            return;
+        }
+        self.yield_batches.set(0);
+        let yielded = self.yielded.take();
+        for waker in yielded {
+            waker.wake();
+        }
     }
 
     /// Submits now if a task asked for it (`Op::submit_now`) and more tasks
@@ -525,6 +569,7 @@ impl Core {
     fn shutdown(&self) {
         self.shutting_down.set(true);
         loop {
+            self.requeue_yielded();
             let registry = self.registry.take();
             for (_, waker) in registry {
                 waker.wake();
@@ -630,6 +675,10 @@ pub(crate) fn nested_error() -> io::Error {
          inside it would block it forever: spawn the future instead",
     )
 }
+
+/// Batches of polls (of `budget` each) a yielded task waits on a seeded core
+/// for the queue to empty before it is queued anyway.
+const YIELD_PATIENCE: u32 = 1024;
 
 /// The golden-ratio increment of splitmix64.
 const PHI: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -774,6 +823,20 @@ pub(crate) unsafe fn free_task(
         (None, true) => {}
         // SAFETY: as above.
         (None, false) => unsafe { std::alloc::dealloc(cell.as_ptr(), layout) },
+    }
+}
+
+/// Schedules the task of `waker` (the current task, yielding) to run again
+/// after every task ready now: at the back of the queue, or on a seeded core,
+/// after the draw has taken every task queued before it.
+pub(crate) fn yield_task(waker: &Waker) {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    match unsafe { core.as_ref() } {
+        Some(core) if core.config.seed.is_some() => {
+            core.yielded.borrow_mut().push(waker.clone());
+        }
+        _ => waker.wake_by_ref(),
     }
 }
 

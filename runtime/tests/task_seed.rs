@@ -86,3 +86,25 @@ fn each_core_of_a_seeded_runtime_replays_its_order() {
     assert_eq!(first, order());
     assert_ne!(first[0], first[1], "the cores draw different orders");
 }
+
+#[test]
+fn yield_now_still_lets_every_ready_task_run_first_under_a_seed() {
+    for seed in 0..20 {
+        Builder::new()
+            .seed(seed)
+            .block_on(async {
+                let ran = Rc::new(RefCell::new(0));
+                for _ in 0..50 {
+                    let ran = ran.clone();
+                    drop(spawn(async move { *ran.borrow_mut() += 1 }));
+                }
+                yield_now().await;
+                assert_eq!(
+                    *ran.borrow(),
+                    50,
+                    "seed {seed}: all ran before the yield returned"
+                );
+            })
+            .unwrap();
+    }
+}

@@ -829,15 +829,19 @@ pub(crate) unsafe fn free_task(
 /// Schedules the task of `waker` (the current task, yielding) to run again
 /// after every task ready now: at the back of the queue, or on a seeded core,
 /// after the draw has taken every task queued before it.
+#[inline]
 pub(crate) fn yield_task(waker: &Waker) {
     let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
     // SAFETY: as in `with_core`.
     match unsafe { core.as_ref() } {
-        Some(core) if core.config.seed.is_some() => {
-            core.yielded.borrow_mut().push(waker.clone());
-        }
+        Some(core) if core.config.seed.is_some() => defer_yield(core, waker),
         _ => waker.wake_by_ref(),
     }
+}
+
+#[cold]
+fn defer_yield(core: &Core, waker: &Waker) {
+    core.yielded.borrow_mut().push(waker.clone());
 }
 
 /// Queues a task on this thread's core; only called when `is_owner` held.

@@ -131,9 +131,9 @@ impl Core {
             timers: RefCell::new(Wheel::new()),
             origin,
             clock: Clock::new(origin, config.start_paused),
-            // Each core of a seeded runtime gets its own stream.
             yielded: RefCell::new(Vec::new()),
             yield_batches: Cell::new(0),
+            // Each core of a seeded runtime gets its own stream.
             rng: Cell::new(splitmix(
                 config.seed.unwrap_or(0) ^ (id as u64).wrapping_mul(PHI),
             )),

@@ -12,16 +12,10 @@ pub fn test_seed(fixed: Option<u64>) -> u64 {
     if let Some(seed) = fixed {
         return seed;
     }
-    if let Some(value) = std::env::var_os("PERCORE_SEED") {
-        let text = value.to_string_lossy();
-        match text.trim().parse() {
-            Ok(seed) => return seed,
-            Err(_) => panic!(
-                "percore: PERCORE_SEED={text:?} is not a seed: give a whole number from 0 to {}, \
-                 or unset it",
-                u64::MAX
-            ),
-        }
+    match crate::runtime::env_seed() {
+        Ok(Some(seed)) => return seed,
+        Ok(None) => {}
+        Err(err) => panic!("percore: {err}"),
     }
     // RandomState is seeded from the OS once per process and varies per
     // instance; mixing in the thread keeps parallel tests apart.

@@ -48,7 +48,7 @@ pub fn run<F: Future>(future: F) -> io::Result<F::Output> {
 }
 
 /// `PERCORE_SEED`, if set.
-fn env_seed() -> io::Result<Option<u64>> {
+pub(crate) fn env_seed() -> io::Result<Option<u64>> {
     let Some(value) = std::env::var_os("PERCORE_SEED") else {
         return Ok(None);
     };

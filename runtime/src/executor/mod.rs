@@ -529,13 +529,7 @@ impl Core {
 
     /// The tick of `deadline`, rounded up.
     pub(crate) fn deadline_tick(&self, deadline: Instant) -> u64 {
-        let since = deadline.saturating_duration_since(self.origin);
-        let ms = since.as_millis() as u64;
-        if since > Duration::from_millis(ms) {
-            ms + 1
-        } else {
-            ms
-        }
+        crate::time::ceil_ms(deadline.saturating_duration_since(self.origin))
     }
 
     /// Spawns `future` on this core.

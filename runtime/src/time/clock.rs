@@ -61,11 +61,7 @@ impl Clock {
     pub(crate) fn pause(&self) {
         if !self.is_paused() {
             self.plain.set(false);
-            let since = self.now().saturating_duration_since(self.origin);
-            let mut ms = since.as_millis() as u64;
-            if since > Duration::from_millis(ms) {
-                ms += 1;
-            }
+            let ms = ceil_ms(self.now().saturating_duration_since(self.origin));
             self.frozen
                 .set(Some(self.origin + Duration::from_millis(ms)));
         }
@@ -124,12 +120,27 @@ fn signed_ns(duration: Duration) -> i128 {
     duration.as_nanos() as i128
 }
 
+/// `|offset_ns|` as a duration (saturating at `u64::MAX` ns, 584 years).
+fn magnitude(offset_ns: i128) -> Duration {
+    Duration::from_nanos(offset_ns.unsigned_abs().min(u64::MAX as u128) as u64)
+}
+
 fn shift(instant: Instant, offset_ns: i128) -> Instant {
-    let magnitude = Duration::from_nanos(offset_ns.unsigned_abs().min(u64::MAX as u128) as u64);
     if offset_ns >= 0 {
-        instant.checked_add(magnitude).unwrap_or(instant)
+        instant.checked_add(magnitude(offset_ns)).unwrap_or(instant)
     } else {
-        instant.checked_sub(magnitude).unwrap_or(instant)
+        instant.checked_sub(magnitude(offset_ns)).unwrap_or(instant)
+    }
+}
+
+/// Whole milliseconds in `since`, rounded up: the timer wheel's tick of a
+/// deadline, so a timer never fires early.
+pub(crate) fn ceil_ms(since: Duration) -> u64 {
+    let ms = since.as_millis() as u64;
+    if since > Duration::from_millis(ms) {
+        ms + 1
+    } else {
+        ms
     }
 }
 

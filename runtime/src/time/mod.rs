@@ -69,7 +69,7 @@ use std::time::Duration;
 use futures_core::Stream;
 
 use crate::executor;
-pub(crate) use clock::{Clock, Holds};
+pub(crate) use clock::{ceil_ms, Clock, Holds};
 pub use instant::Instant;
 use wheel::TimerKey;
 

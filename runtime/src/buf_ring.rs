@@ -113,16 +113,14 @@ impl BufRing {
             inner.give_back(bid);
         }
         let group = executor::with_driver(|driver| {
-            let submitter = driver.submitter();
+            let mut registrar = driver.registrar();
             let mut last = io::Error::other("no free buffer group id");
             for _ in 0..=u16::MAX {
                 let group = next_group();
                 // SAFETY: `ring` is page aligned, `entries` entries long, and stays
                 // allocated until `Inner` drops, which unregisters it first; every
                 // entry points into `bufs`, alive as long.
-                match unsafe {
-                    submitter.register_buf_ring_with_flags(ring.as_ptr() as u64, entries, group, 0)
-                } {
+                match unsafe { registrar.register_buf_ring(ring.as_ptr(), entries, group) } {
                     Ok(()) => return Ok(group),
                     Err(err) if err.raw_os_error() == Some(libc::EEXIST) => last = err,
                     Err(err) => return Err(err),
@@ -217,8 +215,9 @@ impl Drop for Inner {
         // first if the ring's core is the one running here (else its ring is
         // gone, or dropped with the group).
         if self.group != 0 && executor::core_uid() == Some(self.core) {
-            let _ =
-                executor::with_driver(|driver| driver.submitter().unregister_buf_ring(self.group));
+            let _ = executor::try_with_driver(|driver| {
+                driver.registrar().unregister_buf_ring(self.group)
+            });
         }
         let (Ok(ring_layout), Ok(bufs_layout)) = (
             ring_layout(self.entries),

@@ -55,8 +55,9 @@ pub use io_uring;
 
 pub use blocking::{spawn_blocking, BlockingHandle, BlockingPool};
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
-pub use driver::{MultiOp, MultishotCode, Op, OpCode, SetupError, TaskRunMode};
+pub use driver::{Driver, MultishotCode, OpCode, SetupError, TaskRunMode};
 pub use executor::{current_core, stats, StallReport};
+pub use op::future::{MultiOp, Op};
 pub use runtime::{run, Builder, Runtime};
 pub use runtime::{spawn_on, RemoteJoinHandle};
 pub use stats::Stats;
@@ -72,24 +73,33 @@ pub use task::{spawn, yield_now, JoinError, JoinHandle, UnhandledPanic};
 /// kernel. The buffer and file tables are percore's: register buffers and
 /// files through [`registered`] instead.
 ///
+/// # Errors
+///
+/// `Unsupported` on a core that runs the epoll backend ([`Driver::Epoll`]),
+/// which has no ring.
+///
 /// # Panics
 ///
 /// Outside a percore runtime, or if called from inside an op's completion.
-pub fn with_submitter<R>(f: impl FnOnce(&io_uring::Submitter<'_>) -> R) -> R {
-    executor::with_driver(|driver| f(&driver.submitter()))
+pub fn with_submitter<R>(f: impl FnOnce(&io_uring::Submitter<'_>) -> R) -> std::io::Result<R> {
+    executor::with_driver(|driver| match driver.submitter() {
+        Some(submitter) => Ok(f(&submitter)),
+        None => Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "this core runs the epoll backend: it has no io_uring ring to register with",
+        )),
+    })
 }
 
-/// [`with_submitter`] if this thread runs a percore core, else `None` (for
-/// `Drop` impls that must not panic once the runtime is gone).
+/// [`with_submitter`] if this thread runs a percore core on io_uring, else
+/// `None` (for `Drop` impls that must not panic once the runtime is gone).
 pub fn try_with_submitter<R>(f: impl FnOnce(&io_uring::Submitter<'_>) -> R) -> Option<R> {
-    if !executor::has_core() {
-        return None;
-    }
-    Some(with_submitter(f))
+    executor::try_with_driver(|driver| driver.submitter().map(|submitter| f(&submitter))).flatten()
 }
 
-/// Whether this core's kernel supports `opcode` (an `io_uring::opcode::*::CODE`),
-/// as probed when the ring was set up.
+/// Whether this core can run `opcode` (an `io_uring::opcode::*::CODE`): as
+/// probed when its ring was set up, or on the epoll backend, whether that
+/// backend knows how to run it.
 ///
 /// # Panics
 ///

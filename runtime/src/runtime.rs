@@ -17,6 +17,7 @@ pub use remote::{spawn_on, RemoteJoinHandle};
 
 use crate::executor::{self, Config, Core, Remote, Shared, StallHook, StallReport};
 use crate::task::UnhandledPanic;
+use crate::Driver;
 
 /// The default of [`Builder::device_spin`]: more than a fast SSD or a virtio
 /// disk takes for a 4 KiB read, much less than a spinning disk.
@@ -109,6 +110,7 @@ impl Builder {
                 unhandled_panic: UnhandledPanic::Report,
                 start_paused: false,
                 seed: None,
+                driver: Driver::Auto,
             },
         }
     }
@@ -269,6 +271,30 @@ impl Builder {
     /// ```
     pub fn seed(mut self, seed: u64) -> Builder {
         self.config.seed = Some(seed);
+        self
+    }
+
+    /// The backend every core runs on: io_uring, epoll, or (the default)
+    /// io_uring where it is available and epoll where it is not. Left at
+    /// [`Driver::Auto`], the `PERCORE_DRIVER` environment variable decides;
+    /// an explicit choice here wins over it. See [`Driver`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use percore_runtime::{Builder, Driver};
+    ///
+    /// let answer = Builder::new()
+    ///     .driver(Driver::Epoll)
+    ///     .block_on(async {
+    ///         percore_runtime::time::sleep(std::time::Duration::from_millis(1)).await;
+    ///         42
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(answer, 42);
+    /// ```
+    pub fn driver(mut self, driver: Driver) -> Builder {
+        self.config.driver = driver;
         self
     }
 

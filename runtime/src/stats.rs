@@ -2,6 +2,8 @@
 
 use std::cell::Cell;
 
+use crate::Driver;
+
 /// A snapshot of one core's counters since it started.
 ///
 /// # Examples
@@ -20,7 +22,10 @@ use std::cell::Cell;
 pub struct Stats {
     /// The core these counters belong to.
     pub core: usize,
-    /// `io_uring_enter` calls (every syscall the loop makes for I/O and parking).
+    /// The backend the core runs on: [`Driver::IoUring`] or [`Driver::Epoll`].
+    pub driver: Driver,
+    /// `io_uring_enter` calls (every syscall the loop makes for I/O and
+    /// parking), or on the epoll backend, `epoll_wait` calls.
     pub enters: u64,
     /// Submission entries pushed.
     pub sqes: u64,

@@ -1,5 +1,7 @@
 //! io_uring blocked by a seccomp filter (as in containers' default profiles):
-//! the runtime must return a named error, not panic or show a bare errno.
+//! forced io_uring must return a named error, not panic or show a bare errno;
+//! the default (`Driver::Auto`) must run on epoll instead, after one line
+//! that says why.
 
 use std::process::Command;
 
@@ -67,19 +69,27 @@ fn child_under_seccomp() {
         return;
     }
     block_io_uring_setup();
-    match percore_runtime::run(async {}) {
-        Ok(()) => println!("RESULT: started"),
+    let forced = percore_runtime::Builder::new()
+        .driver(percore_runtime::Driver::IoUring)
+        .block_on(async {});
+    match forced {
+        Ok(()) => println!("RESULT: forced started"),
         Err(err) => {
             println!("RESULT: kind={:?}", err.kind());
             println!("RESULT: message={err}");
         }
     }
+    match percore_runtime::run(async { percore_runtime::stats().driver }) {
+        Ok(driver) => println!("RESULT: auto runs {driver}"),
+        Err(err) => println!("RESULT: auto failed: {err}"),
+    }
 }
 
 #[test]
-fn io_uring_blocked_by_seccomp_gives_a_named_error() {
+fn io_uring_blocked_by_seccomp_is_named_and_auto_falls_back() {
     let exe = std::env::current_exe().expect("test binary path");
     let output = Command::new(exe)
+        .env_remove("PERCORE_DRIVER")
         .args([
             "--exact",
             "child_under_seccomp",
@@ -104,5 +114,13 @@ fn io_uring_blocked_by_seccomp_gives_a_named_error() {
         stdout.contains("io_uring_setup"),
         "and the blocked call: {stdout}"
     );
-    assert!(!stdout.contains("RESULT: started"));
+    assert!(!stdout.contains("RESULT: forced started"));
+    assert!(stdout.contains("RESULT: auto runs epoll"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let announced: Vec<_> = stderr
+        .lines()
+        .filter(|line| line.contains("running on epoll"))
+        .collect();
+    assert_eq!(announced.len(), 1, "one line says why: {stderr}");
+    assert!(announced[0].contains("seccomp"), "{stderr}");
 }

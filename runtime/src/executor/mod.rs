@@ -23,7 +23,8 @@ use slab::Slab;
 
 pub(crate) use shared::{Remote, Shared};
 
-use crate::driver::{Driver, Wait};
+use crate::driver::{Driver, Io, Registrar, Wait};
+use crate::registered::{BufTable, FileTable};
 use crate::stats::{self, Counters};
 use crate::task::arena::Arena;
 use crate::task::raw::{self, Runnable};
@@ -64,6 +65,8 @@ pub(crate) struct Config {
     pub(crate) start_paused: bool,
     /// Shuffle the poll order from this seed (`Builder::seed`, `PERCORE_SEED`).
     pub(crate) seed: Option<u64>,
+    /// The backend to run on (`Builder::driver`, `PERCORE_DRIVER`).
+    pub(crate) driver: Driver,
 }
 
 thread_local! {
@@ -74,7 +77,12 @@ thread_local! {
 pub(crate) struct Core {
     pub(crate) shared: Arc<Shared>,
     run_queue: RefCell<VecDeque<Runnable>>,
-    pub(crate) driver: RefCell<Driver>,
+    pub(crate) driver: RefCell<Io>,
+    /// The driver's registered buffer and file tables, as this core uses
+    /// them. Declared after `driver`, so the ring is closed before registered
+    /// memory can be freed.
+    buffers: RefCell<BufTable>,
+    files: RefCell<FileTable>,
     pub(crate) timers: RefCell<Wheel>,
     /// Tick 0 of the timer wheel.
     pub(crate) origin: Instant,
@@ -120,14 +128,25 @@ pub(crate) struct Core {
 impl Core {
     pub(crate) fn new(id: usize, config: Config) -> io::Result<Core> {
         let mut shared = Shared::new(id)?;
-        let driver = Driver::new(config.entries, config.cq_entries, shared.eventfd())?;
-        shared.set_ring_fd(driver.dup_ring_fd()?);
+        let offload: crate::driver::Offload = Box::new(|job| drop(crate::spawn_blocking(job)));
+        let driver = Io::new(
+            config.driver,
+            config.entries,
+            config.cq_entries,
+            shared.eventfd(),
+            offload,
+        )?;
+        if let Some(ring_fd) = driver.dup_ring_fd()? {
+            shared.set_ring_fd(ring_fd);
+        }
         let shared = Arc::new(shared);
         let origin = Instant::now();
         Ok(Core {
             shared,
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
             driver: RefCell::new(driver),
+            buffers: RefCell::new(BufTable::default()),
+            files: RefCell::new(FileTable::default()),
             timers: RefCell::new(Wheel::new()),
             origin,
             clock: Clock::new(origin, config.start_paused),
@@ -488,15 +507,15 @@ impl Core {
     /// Wakes tasks whose ops completed and finishes orphans, outside the driver borrow.
     fn complete_io(&self) {
         let mut driver = self.driver.borrow_mut();
-        if driver.woken.is_empty() && driver.orphans.is_empty() {
-            if !driver.failed_rings.is_empty() {
+        if driver.ops.woken.is_empty() && driver.ops.orphans.is_empty() {
+            if !driver.ops.failed_rings.is_empty() {
                 drop(driver);
                 self.retry_failed_rings();
             }
             return;
         }
-        let mut woken = std::mem::take(&mut driver.woken);
-        let orphans = std::mem::take(&mut driver.orphans);
+        let mut woken = std::mem::take(&mut driver.ops.woken);
+        let orphans = std::mem::take(&mut driver.ops.orphans);
         drop(driver);
         for waker in woken.drain(..) {
             waker.wake();
@@ -504,13 +523,13 @@ impl Core {
         for (mut orphan, res, flags) in orphans {
             orphan.cqe(res, flags, true);
         }
-        self.driver.borrow_mut().woken = woken;
+        self.driver.borrow_mut().ops.woken = woken;
         self.retry_failed_rings();
     }
 
     /// Rings, through their eventfds, the peers a `MSG_RING` failed to wake.
     fn retry_failed_rings(&self) {
-        let failed = std::mem::take(&mut self.driver.borrow_mut().failed_rings);
+        let failed = std::mem::take(&mut self.driver.borrow_mut().ops.failed_rings);
         let Some(peers) = self.peers.get() else {
             return;
         };
@@ -608,9 +627,10 @@ impl Core {
 
     pub(crate) fn stats(&self) -> Stats {
         let driver = self.driver.borrow();
-        let io = driver.counters;
+        let io = driver.ops.counters;
         Stats {
             core: self.shared.id,
+            driver: driver.kind(),
             enters: io.enters,
             sqes: io.sqes,
             cqes: io.cqes,
@@ -733,18 +753,77 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&Core) -> R) -> R {
     }
 }
 
-pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> R {
+pub(crate) fn with_driver<R>(f: impl FnOnce(&mut Io) -> R) -> R {
     with_core(|core| f(&mut core.driver.borrow_mut()))
 }
 
 /// [`with_driver`], or `None` if this thread runs no core or its driver is in
 /// use: for lookups with a fallback, and `Drop` impls that must not panic.
-pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Driver) -> R) -> Option<R> {
+pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Io) -> R) -> Option<R> {
     let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
     // SAFETY: as in `with_core`.
     let core = unsafe { core.as_ref() }?;
     let mut driver = core.driver.try_borrow_mut().ok()?;
     Some(f(&mut driver))
+}
+
+/// Runs `f` with this core's registrar and buffer table.
+///
+/// # Panics
+///
+/// Outside a percore runtime, or inside a driver call.
+pub(crate) fn with_buf_table<R>(f: impl FnOnce(&mut Registrar<'_>, &mut BufTable) -> R) -> R {
+    with_core(|core| {
+        let mut driver = core.driver.borrow_mut();
+        f(&mut driver.registrar(), &mut core.buffers.borrow_mut())
+    })
+}
+
+/// [`with_buf_table`], or `None` if this thread runs no core or the driver
+/// or table is in use (for `Drop` impls that must not panic).
+pub(crate) fn try_with_buf_table<R>(
+    f: impl FnOnce(&mut Registrar<'_>, &mut BufTable) -> R,
+) -> Option<R> {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    let core = unsafe { core.as_ref() }?;
+    let mut driver = core.driver.try_borrow_mut().ok()?;
+    let mut table = core.buffers.try_borrow_mut().ok()?;
+    Some(f(&mut driver.registrar(), &mut table))
+}
+
+/// The buffer table alone, for lookups (no driver borrow); `None` outside a core.
+pub(crate) fn try_with_buf_table_only<R>(f: impl FnOnce(&BufTable) -> R) -> Option<R> {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    let core = unsafe { core.as_ref() }?;
+    let table = core.buffers.try_borrow().ok()?;
+    Some(f(&table))
+}
+
+/// Runs `f` with this core's registrar and file table.
+///
+/// # Panics
+///
+/// Outside a percore runtime, or inside a driver call.
+pub(crate) fn with_file_table<R>(f: impl FnOnce(&mut Registrar<'_>, &mut FileTable) -> R) -> R {
+    with_core(|core| {
+        let mut driver = core.driver.borrow_mut();
+        f(&mut driver.registrar(), &mut core.files.borrow_mut())
+    })
+}
+
+/// [`with_file_table`], or `None` if this thread runs no core or the driver
+/// or table is in use.
+pub(crate) fn try_with_file_table<R>(
+    f: impl FnOnce(&mut Registrar<'_>, &mut FileTable) -> R,
+) -> Option<R> {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    let core = unsafe { core.as_ref() }?;
+    let mut driver = core.driver.try_borrow_mut().ok()?;
+    let mut table = core.files.try_borrow_mut().ok()?;
+    Some(f(&mut driver.registrar(), &mut table))
 }
 
 /// Wakes the parked core of `target`: with a `MSG_RING` on this core's ring if

@@ -4,8 +4,12 @@
 //! fds, which must stay open until the op completes (the kernel holds its own
 //! reference to the file once the SQE is submitted, so closing early is not
 //! unsound, only a logic error).
+//!
+//! `future.rs` holds the futures every operation runs in: [`Op`](crate::Op)
+//! and [`MultiOp`](crate::MultiOp).
 
 mod close;
+pub(crate) mod future;
 mod nop;
 mod openat;
 mod poll_add;

@@ -12,12 +12,13 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::{Arc, Weak};
 
 use super::TableState;
+use crate::driver::Registrar;
 use crate::executor::{self, Remote, Shared};
 
 /// Slots in each core's registered file table.
 pub const FILE_SLOTS: u32 = 1024;
 
-/// This core's use of its ring's file table; owned by the driver.
+/// This core's use of its ring's file table; owned by the core.
 #[derive(Default)]
 pub(crate) struct FileTable {
     /// Per slot, whether a file is in it.
@@ -25,15 +26,15 @@ pub(crate) struct FileTable {
 }
 
 impl FileTable {
-    fn slots(&mut self, submitter: &io_uring::Submitter<'_>) -> io::Result<&mut Vec<Option<()>>> {
+    fn slots(&mut self, registrar: &mut Registrar<'_>) -> io::Result<&mut Vec<Option<()>>> {
         self.state
-            .slots(FILE_SLOTS, |n| submitter.register_files_sparse(n), refusal)
+            .slots(FILE_SLOTS, |n| registrar.register_files_sparse(n), refusal)
     }
 
     /// Installs `fd` in a free slot; the kernel's table then holds its own
     /// reference to the file.
-    fn install(&mut self, submitter: &io_uring::Submitter<'_>, fd: i32) -> io::Result<u32> {
-        let slots = self.slots(submitter)?;
+    fn install(&mut self, registrar: &mut Registrar<'_>, fd: i32) -> io::Result<u32> {
+        let slots = self.slots(registrar)?;
         let Some(index) = slots.iter().position(Option::is_none) else {
             return Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
@@ -43,8 +44,8 @@ impl FileTable {
                 ),
             ));
         };
-        submitter
-            .register_files_update(index as u32, &[fd])
+        registrar
+            .register_files_update(index as u32, fd)
             .map_err(|err| {
                 io::Error::new(err.kind(), format!("register a file: {}", refusal(&err)))
             })?;
@@ -53,14 +54,14 @@ impl FileTable {
     }
 
     /// Empties slot `index` (ops in flight keep their own reference).
-    pub(crate) fn remove(&mut self, submitter: &io_uring::Submitter<'_>, index: u32) {
+    pub(crate) fn remove(&mut self, registrar: &mut Registrar<'_>, index: u32) {
         let Some(slots) = self.state.ready() else {
             return;
         };
         let Some(taken) = slots.get_mut(index as usize) else {
             return;
         };
-        if submitter.register_files_update(index, &[-1]).is_ok() {
+        if registrar.register_files_update(index, -1).is_ok() {
             *taken = None;
         }
     }
@@ -112,11 +113,9 @@ impl FileSlot {
             ));
         }
         executor::with_core(|core| {
-            let index = {
-                let mut driver = core.driver.borrow_mut();
-                let (submitter, table) = driver.file_table();
-                table.install(&submitter, fd.as_raw_fd())?
-            };
+            let index = executor::with_file_table(|registrar, table| {
+                table.install(registrar, fd.as_raw_fd())
+            })?;
             Ok(FileSlot {
                 index,
                 core_uid: core.uid,
@@ -143,10 +142,7 @@ impl Drop for FileSlot {
         if self.is_local() {
             // A drop from inside a driver borrow (none is known) leaves the slot
             // taken until the ring ends, rather than panicking in `drop`.
-            executor::try_with_driver(|driver| {
-                let (submitter, table) = driver.file_table();
-                table.remove(&submitter, index);
-            });
+            executor::try_with_file_table(|registrar, table| table.remove(registrar, index));
             return;
         }
         // The job runs on the slot's core. If that core is gone, so is its ring
@@ -155,10 +151,7 @@ impl Drop for FileSlot {
             return;
         };
         let job = move || {
-            executor::with_driver(|driver| {
-                let (submitter, table) = driver.file_table();
-                table.remove(&submitter, index);
-            });
+            executor::try_with_file_table(|registrar, table| table.remove(registrar, index));
         };
         let _ = core.push(Remote::Job(Box::new(job)));
     }

@@ -31,6 +31,7 @@ use std::io;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::driver::Registrar;
 use crate::executor;
 
 mod files;
@@ -53,8 +54,8 @@ const MAX_CHUNK: usize = 1 << 20;
 /// Size classes: 4 KiB, 8 KiB, ... 1 MiB.
 const CLASSES: usize = (MAX_CHUNK.trailing_zeros() - MIN_CHUNK.trailing_zeros() + 1) as usize;
 
-/// This core's use of its ring's buffer table; owned by the driver, so it ends
-/// with the ring.
+/// This core's use of its ring's buffer table; owned by the core, which drops
+/// it after the driver, so the memory outlives the ring.
 #[derive(Default)]
 pub(crate) struct BufTable {
     state: TableState<usize>,
@@ -112,13 +113,10 @@ impl<T> TableState<T> {
 impl BufTable {
     /// Per slot, the address of the memory in it; the table is registered on
     /// first use.
-    fn slots(
-        &mut self,
-        submitter: &io_uring::Submitter<'_>,
-    ) -> io::Result<&mut Vec<Option<usize>>> {
+    fn slots(&mut self, registrar: &mut Registrar<'_>) -> io::Result<&mut Vec<Option<usize>>> {
         self.state.slots(
             TABLE_SLOTS,
-            |n| submitter.register_buffers_sparse(n),
+            |n| registrar.register_buffers_sparse(n),
             refusal,
         )
     }
@@ -130,10 +128,10 @@ impl BufTable {
     /// As [`register_buffers`].
     pub(crate) unsafe fn register(
         &mut self,
-        submitter: &io_uring::Submitter<'_>,
+        registrar: &mut Registrar<'_>,
         iovecs: &[libc::iovec],
     ) -> io::Result<u16> {
-        let slots = self.slots(submitter)?;
+        let slots = self.slots(registrar)?;
         let count = iovecs.len();
         let Some(first) = free_run(slots, count) else {
             let free = slots.iter().filter(|slot| slot.is_none()).count();
@@ -147,9 +145,9 @@ impl BufTable {
             ));
         };
         // SAFETY: the caller keeps the memory valid while it is registered.
-        unsafe { submitter.register_buffers_update(first as u32, iovecs, None) }.map_err(
-            |err| io::Error::new(err.kind(), format!("register buffers: {}", refusal(&err))),
-        )?;
+        unsafe { registrar.register_buffers_update(first as u32, iovecs) }.map_err(|err| {
+            io::Error::new(err.kind(), format!("register buffers: {}", refusal(&err)))
+        })?;
         for (slot, iovec) in slots[first..].iter_mut().zip(iovecs) {
             *slot = Some(iovec.iov_base as usize);
         }
@@ -161,7 +159,7 @@ impl BufTable {
     /// keep their own reference).
     pub(crate) fn unregister(
         &mut self,
-        submitter: &io_uring::Submitter<'_>,
+        registrar: &mut Registrar<'_>,
         first: u16,
         count: usize,
         base: *const u8,
@@ -185,7 +183,7 @@ impl BufTable {
             count
         ];
         // SAFETY: empty iovecs register no memory.
-        if unsafe { submitter.register_buffers_update(first as u32, &empty, None) }.is_ok() {
+        if unsafe { registrar.register_buffers_update(first as u32, &empty) }.is_ok() {
             taken.fill(None);
         }
     }
@@ -193,7 +191,7 @@ impl BufTable {
     /// A chunk of registered memory, or `None` (too big, or no pool here).
     fn alloc(
         &mut self,
-        submitter: &io_uring::Submitter<'_>,
+        registrar: &mut Registrar<'_>,
         size: usize,
         align: usize,
     ) -> Option<RegisteredMem> {
@@ -201,7 +199,7 @@ impl BufTable {
         if let Some(mem) = self.pool.as_ref().and_then(|pool| pool.take(class)) {
             return Some(mem);
         }
-        if self.pool_closed || !self.grow(submitter) {
+        if self.pool_closed || !self.grow(registrar) {
             self.pool_closed = true;
             return None;
         }
@@ -209,7 +207,7 @@ impl BufTable {
     }
 
     /// Adds a registered region to the pool; false if it cannot.
-    fn grow(&mut self, submitter: &io_uring::Submitter<'_>) -> bool {
+    fn grow(&mut self, registrar: &mut Registrar<'_>) -> bool {
         let pool = Arc::clone(self.pool.get_or_insert_with(|| Arc::new(Pool::default())));
         if self.regions.len() * REGION >= REGISTERED_MEMORY {
             return false;
@@ -223,7 +221,7 @@ impl BufTable {
         }];
         // SAFETY: the region's memory is owned by the pool, which the table holds
         // until the ring is gone, and every chunk holds until it is dropped.
-        let Ok(index) = (unsafe { self.register(submitter, &iovec) }) else {
+        let Ok(index) = (unsafe { self.register(registrar, &iovec) }) else {
             return false;
         };
         self.regions.push((region.base.as_ptr() as usize, index));
@@ -439,10 +437,9 @@ impl fmt::Debug for RegisteredMem {
 ///
 /// Outside a percore runtime.
 pub unsafe fn register_buffers(iovecs: &[libc::iovec]) -> io::Result<u16> {
-    executor::with_driver(|driver| {
-        let (submitter, table) = driver.buffer_table();
+    executor::with_buf_table(|registrar, table| {
         // SAFETY: the caller's promise, passed on.
-        unsafe { table.register(&submitter, iovecs) }
+        unsafe { table.register(registrar, iovecs) }
     })
 }
 
@@ -454,9 +451,8 @@ pub unsafe fn register_buffers(iovecs: &[libc::iovec]) -> io::Result<u16> {
 pub fn unregister_buffers(first: u16, count: usize, base: *const u8) {
     // Called from `Drop` impls: inside a driver borrow (none is known) the
     // slots stay taken until the ring ends, rather than a panic in `drop`.
-    executor::try_with_driver(|driver| {
-        let (submitter, table) = driver.buffer_table();
-        table.unregister(&submitter, first, count, base);
+    executor::try_with_buf_table(|registrar, table| {
+        table.unregister(registrar, first, count, base);
     });
 }
 
@@ -466,19 +462,14 @@ pub fn unregister_buffers(first: u16, count: usize, base: *const u8) {
 /// register it, or this thread runs no percore core. Callers then use ordinary
 /// memory.
 pub fn alloc(size: usize, align: usize) -> Option<RegisteredMem> {
-    executor::try_with_driver(|driver| {
-        let (submitter, table) = driver.buffer_table();
-        table.alloc(&submitter, size, align)
-    })
-    .flatten()
+    executor::try_with_buf_table(|registrar, table| table.alloc(registrar, size, align)).flatten()
 }
 
 /// The slot of this core's buffer table whose registered memory (from
 /// [`alloc()`]) holds all `len` bytes at `ptr`: what a fixed read or write into
 /// that memory names. `None` for other memory, or outside a percore runtime.
 pub fn index_of(ptr: *const u8, len: usize) -> Option<u16> {
-    executor::try_with_driver(|driver| driver.buffer_table().1.index_of(ptr as usize, len))
-        .flatten()
+    executor::try_with_buf_table_only(|table| table.index_of(ptr as usize, len)).flatten()
 }
 
 #[cfg(test)]

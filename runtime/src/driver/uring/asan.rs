@@ -28,38 +28,12 @@
 //! buffer ring, which the ring owns, not the op.
 
 use std::collections::HashMap;
-use std::mem::{align_of, size_of, MaybeUninit};
+use std::mem::{size_of, MaybeUninit};
 use std::ptr;
 
 use io_uring::{cqueue, opcode, squeue};
 
-/// The kernel's `struct io_uring_sqe` (the 64-byte layout of the io_uring ABI),
-/// field by field (fields not read here start with `_`); unions are named by
-/// the member used.
-#[repr(C)]
-struct RawSqe {
-    opcode: u8,
-    flags: u8,
-    _ioprio: u16,
-    _fd: i32,
-    /// `off` / `addr2`.
-    off: u64,
-    addr: u64,
-    len: u32,
-    _op_flags: u32,
-    user_data: u64,
-    _buf_index: u16,
-    _personality: u16,
-    _splice_fd_in: i32,
-    _addr3: u64,
-    _pad: u64,
-}
-
-const _: () = assert!(
-    size_of::<RawSqe>() == 64
-        && size_of::<squeue::Entry>() == size_of::<RawSqe>()
-        && align_of::<squeue::Entry>() >= align_of::<RawSqe>()
-);
+use crate::driver::sqe::RawSqe;
 
 /// What the kernel may write for one op.
 #[derive(Clone, Copy)]
@@ -93,14 +67,7 @@ pub(super) struct Shadow {
 impl Shadow {
     /// Records what the kernel may write for `sqe`, just pushed.
     pub(super) fn record(&mut self, sqe: &squeue::Entry) {
-        // SAFETY: `squeue::Entry` is `#[repr(C)] pub struct Entry(sys::io_uring_sqe)`
-        // (io-uring 0.7, src/squeue.rs), and `sys::io_uring_sqe` is the
-        // `#[repr(C)]` bindgen copy of the kernel's `struct io_uring_sqe`, whose
-        // layout `RawSqe` spells out (size and alignment asserted above). The
-        // struct has no padding, and an entry starts as all-zero bytes
-        // (`sqe_zeroed`) whose fields are then set, so every byte is initialised
-        // and any bit pattern is valid for `RawSqe`'s integers.
-        let raw = unsafe { &*ptr::from_ref(sqe).cast::<RawSqe>() };
+        let raw = &RawSqe::of(sqe);
         if raw.flags & squeue::Flags::BUFFER_SELECT.bits() != 0 {
             return;
         }

@@ -1,136 +1,19 @@
 //! `Op<T>` and `MultiOp<T>`: the futures of submitted SQEs.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_core::Stream;
-use io_uring::squeue;
 
-use super::{Key, Lifecycle, Orphan};
+use crate::driver::{self, cqe_result, Key, Lifecycle, MultishotCode, OpCode, Orphan, Started};
 use crate::executor;
 use crate::task::raw as task;
 
-/// One io_uring operation: the data the kernel may touch, and how to read its result.
-///
-/// Implement it to run any opcode the [`io_uring`] crate can build (re-exported
-/// as `percore_runtime::io_uring`); [`Op::new`] then makes it a future.
-///
-/// # Examples
-///
-/// ```
-/// use std::io;
-/// use std::os::fd::{AsRawFd, RawFd};
-///
-/// use percore_runtime::io_uring::{opcode, squeue, types};
-/// use percore_runtime::{Op, OpCode};
-///
-/// /// `fsync(2)` as an io_uring operation.
-/// struct Fsync {
-///     fd: RawFd,
-/// }
-///
-/// // SAFETY: the entry points at no memory at all.
-/// unsafe impl OpCode for Fsync {
-///     type Output = io::Result<()>;
-///
-///     fn sqe(&mut self) -> squeue::Entry {
-///         opcode::Fsync::new(types::Fd(self.fd)).build()
-///     }
-///
-///     fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
-///         res.map(drop)
-///     }
-/// }
-///
-/// # fn main() -> io::Result<()> {
-/// let file = std::fs::File::create(std::env::temp_dir().join("percore-doc-fsync"))?;
-/// percore_runtime::run(async { Op::new(Fsync { fd: file.as_raw_fd() }).await })??;
-/// # Ok(())
-/// # }
-/// ```
-///
-/// # Safety
-///
-/// - Every pointer in the entry returned by [`sqe`](OpCode::sqe) must point into
-///   memory that `self` owns on the heap (a `Vec`, a `Box`, a `CString`…), not into
-///   `self`'s own bytes: the runtime may *move* `self` (into the op table, when the
-///   future is dropped in flight), but never frees it before the op's last CQE.
-/// - That memory must stay valid and unaliased until then; `self` must not hand it
-///   out (e.g. through `Drop` side effects) before [`complete`](OpCode::complete).
-/// - The entry must not carry a `user_data` or flags that make the kernel post
-///   completions the op table does not expect (the runtime sets `user_data`).
-pub unsafe trait OpCode: 'static {
-    /// What awaiting the op yields.
-    type Output;
-
-    /// Builds the submission entry. Called once, right before it is pushed.
-    fn sqe(&mut self) -> squeue::Entry;
-
-    /// Turns the CQE's result (`res` < 0 already made an error) into the output.
-    ///
-    /// Also runs when the future was dropped but the op completed anyway; the
-    /// output is then dropped, which must release what the op produced (an fd
-    /// closes when its `OwnedFd` drops).
-    fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output;
-
-    /// Whether the kernel completes this op without anyone else acting: true
-    /// for file I/O, opens, `fsync`, a NOP (the default); false for ops that
-    /// wait on a peer or an event — socket accept, connect, receive and send,
-    /// polls — which should say so.
-    ///
-    /// While such an op is in flight, a paused clock does not auto-advance
-    /// (see [Paused time](crate::time#paused-time)): its completion is waited
-    /// for in real time, so a timeout around it cannot fire first in virtual
-    /// time. An op that may wait for another task of the same core must
-    /// return false, or that task's timers could wait for it forever.
-    fn completes_on_its_own(&self) -> bool {
-        true
-    }
-}
-
-/// A multishot operation: one SQE, a stream of CQEs until one lacks `F_MORE`.
-///
-/// # Safety
-///
-/// The same obligations as [`OpCode`], for as long as CQEs can arrive.
-pub unsafe trait MultishotCode: 'static {
-    /// What each CQE yields.
-    type Item;
-
-    /// Builds the submission entry (with the opcode's multishot flag set).
-    fn sqe(&mut self) -> squeue::Entry;
-
-    /// Turns one CQE into an item. Items of a dropped stream are made and dropped
-    /// here too, so an accepted fd is closed and a provided buffer returned.
-    fn next(&mut self, res: io::Result<u32>, flags: u32) -> Self::Item;
-}
-
-/// The only place a CQE result becomes an `io::Result`.
-pub(crate) fn cqe_result(res: i32) -> io::Result<u32> {
-    if res < 0 {
-        Err(io::Error::from_raw_os_error(-res))
-    } else {
-        Ok(res as u32)
-    }
-}
-
-thread_local! {
-    /// Set when a driver shut down without the kernel releasing every op: memory an
-    /// `Op` still owns must then be leaked on drop, never freed.
-    static LEAKED: Cell<bool> = const { Cell::new(false) };
-}
-
-pub(super) fn mark_leaked() {
-    LEAKED.with(|leaked| leaked.set(true));
-}
-
 fn release_without_driver<T>(data: T) {
-    if LEAKED.with(Cell::get) {
+    if driver::leaked() {
         std::mem::forget(data);
     }
 }
@@ -257,12 +140,20 @@ impl<T: OpCode> Future for Op<T> {
             let waiting = Lifecycle::Waiting(Some(task::op_waker(cx.waker())));
             let started = executor::with_driver(|driver| {
                 let started = driver.start(sqe, waiting);
-                if holds && started.is_ok() {
+                if holds && matches!(started, Ok(Started::Pending(_))) {
                     driver.holding += 1;
                 }
                 started
             });
-            if this.now && started.is_ok() {
+            let key = match started {
+                Ok(Started::Pending(key)) => key,
+                // The readiness backend ran it at once.
+                Ok(Started::Done { res, flags }) => {
+                    return Poll::Ready(data.complete(cqe_result(res), flags))
+                }
+                Err(err) => return Poll::Ready(data.complete(Err(err), 0)),
+            };
+            if this.now {
                 executor::with_core(|core| {
                     core.flush.set(true);
                     if let Device::Idle = this.device {
@@ -271,15 +162,10 @@ impl<T: OpCode> Future for Op<T> {
                     }
                 });
             }
-            return match started {
-                Ok(key) => {
-                    this.key = Some(key);
-                    this.holds = holds;
-                    this.data = Some(data);
-                    Poll::Pending
-                }
-                Err(err) => Poll::Ready(data.complete(Err(err), 0)),
-            };
+            this.key = Some(key);
+            this.holds = holds;
+            this.data = Some(data);
+            return Poll::Pending;
         };
         let holds = this.holds;
         let done = executor::with_driver(|driver| {
@@ -447,9 +333,14 @@ impl<T: MultishotCode> Stream for MultiOp<T> {
                 done: false,
             };
             return match executor::with_driver(|driver| driver.start(sqe, streaming)) {
-                Ok(key) => {
+                Ok(Started::Pending(key)) => {
                     this.key = Some(key);
                     Poll::Pending
+                }
+                // Only single-shot ops finish inside `start`.
+                Ok(Started::Done { res, flags }) => {
+                    this.done = true;
+                    Poll::Ready(Some(data.next(cqe_result(res), flags)))
                 }
                 Err(err) => {
                     this.done = true;

@@ -1,0 +1,850 @@
+//! The readiness backend: the same SQEs as io_uring, run with epoll and the
+//! blocking pool where io_uring is unavailable.
+//!
+//! An op's SQE is read field by field ([`RawSqe`]) and run as the system call
+//! it stands for ([`emulate`]):
+//!
+//! - socket ops (`RECV`, `SEND`, `ACCEPT`, `CONNECT`, …) are tried at once
+//!   without blocking; one that would block waits for its fd's readiness
+//!   (`EPOLLONESHOT`, re-armed while ops wait on the fd) and is tried again;
+//! - reads and writes are tried with `RWF_NOWAIT`, so a page-cache hit costs
+//!   no thread hop; when that would block, a pollable fd (pipe, socket)
+//!   waits for readiness and a regular file goes to the blocking pool;
+//! - other file ops (open, statx, fsync, …) run on the blocking pool;
+//! - `TIMEOUT` is a deadline of the driver's own, folded into the wait.
+//!
+//! Completions land in the same op table as CQEs do, with the flags the
+//! kernel would set (`F_MORE` for multishot ops, `F_BUFFER` for a buffer
+//! picked from a provided-buffer ring, which this backend picks from the
+//! ring's memory the way the kernel does). A single-shot op that completes at
+//! once never takes a slot. Memory the op owns stays the op's until its
+//! completion is posted, so cancel-on-drop keeps every promise it makes on
+//! io_uring: a cancelled op that waits for readiness completes with
+//! `ECANCELED` at once; one on the blocking pool when its call returns.
+
+mod emulate;
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode as op, squeue};
+
+use super::{Key, Lifecycle, Offload, Ops, Started, Wait, DRAIN_LIMIT};
+use crate::driver::sqe::RawSqe;
+use emulate::Plan;
+
+/// epoll data of the core's wake eventfd (fds are never negative).
+const WAKE_TOKEN: u64 = u64::MAX;
+/// `IORING_CQE_F_BUFFER`, `F_MORE`, `F_NOTIF`.
+const F_BUFFER: u32 = 1;
+const F_MORE: u32 = 1 << 1;
+const F_NOTIF: u32 = 1 << 3;
+/// `IOSQE_FIXED_FILE`, `IOSQE_IO_DRAIN`, `IOSQE_IO_LINK`, `IOSQE_IO_HARDLINK`,
+/// `IOSQE_BUFFER_SELECT`, `IOSQE_CQE_SKIP_SUCCESS`.
+const FIXED_FILE: u8 = 1;
+const CHAINED: u8 = (1 << 1) | (1 << 2) | (1 << 3);
+const BUFFER_SELECT: u8 = 1 << 5;
+const SKIP_SUCCESS: u8 = 1 << 6;
+/// `IORING_RECV_MULTISHOT` / `IORING_ACCEPT_MULTISHOT` (in `ioprio`), and
+/// `IORING_POLL_ADD_MULTI` (in `len`).
+const RECV_MULTISHOT: u16 = 1 << 1;
+const ACCEPT_MULTISHOT: u16 = 1;
+const POLL_ADD_MULTI: u32 = 1;
+/// `IORING_TIMEOUT_ABS`.
+const TIMEOUT_ABS: u32 = 1;
+/// Items a multishot op delivers per readiness event before the others on
+/// the core get a turn (it is tried again at once if more is ready).
+const BURST: usize = 32;
+
+/// Whether the readiness backend can run `opcode`.
+pub(crate) fn is_supported(opcode: u8) -> bool {
+    emulate::plan(opcode) != Plan::Unsupported
+}
+
+/// An op that waits for its fd to be ready.
+struct Waiter {
+    sqe: RawSqe,
+    fd: RawFd,
+    events: u32,
+    /// A non-blocking connect is under way: its result is `SO_ERROR`.
+    connecting: bool,
+    /// A fixed file the op names, kept open while it waits.
+    _file: Option<Arc<OwnedFd>>,
+}
+
+/// The ops waiting on one fd, and what its registration is armed for.
+#[derive(Default)]
+struct Watch {
+    ops: Vec<u64>,
+    armed: u32,
+}
+
+/// What a try of a waiting op came to.
+enum Outcome {
+    /// Not ready: wait on.
+    Again,
+    /// Finished (its last completion is posted).
+    Done,
+}
+
+/// A provided-buffer ring this backend picks from as the kernel would.
+struct Provided {
+    ring: *mut u8,
+    entries: u16,
+    /// The next entry to pick (the kernel's private head).
+    head: u16,
+}
+
+impl Provided {
+    /// The next buffer, not yet taken: address, length, id.
+    fn peek(&self) -> Option<(u64, u32, u16)> {
+        // SAFETY: byte 14 of the ring (the tail over entry 0's reserved field)
+        // is 2-aligned and inside the registered ring, valid until it is
+        // unregistered; the owner stores it atomically.
+        let tail = unsafe { AtomicU16::from_ptr(self.ring.add(14).cast()) }.load(Ordering::Acquire);
+        if tail == self.head {
+            return None;
+        }
+        let index = usize::from(self.head & (self.entries - 1));
+        // SAFETY: entry `index` lies inside the ring; the owner wrote it before
+        // publishing the tail read above (acquire).
+        unsafe {
+            let entry = self.ring.add(index * 16);
+            Some((
+                entry.cast::<u64>().read(),
+                entry.add(8).cast::<u32>().read(),
+                entry.add(12).cast::<u16>().read(),
+            ))
+        }
+    }
+
+    fn take(&mut self) {
+        self.head = self.head.wrapping_add(1);
+    }
+}
+
+/// Results of ops run on the blocking pool, and the eventfd that wakes the
+/// core for them (a duplicate: a job that outlives the core writes its own).
+struct PoolDone {
+    done: Mutex<Vec<(u64, i32)>>,
+    wake: OwnedFd,
+}
+
+impl PoolDone {
+    fn post(&self, user_data: u64, res: i32) {
+        self.done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((user_data, res));
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to an fd this struct owns.
+        unsafe { libc::write(self.wake.as_raw_fd(), (&raw const one).cast(), 8) };
+    }
+}
+
+/// One core's epoll instance and the ops it runs.
+pub(crate) struct Poller {
+    epoll: OwnedFd,
+    eventfd: RawFd,
+    events: Vec<libc::epoll_event>,
+    /// Ops waiting for readiness, by `user_data`.
+    waiting: HashMap<u64, Waiter>,
+    /// Per fd, the ops waiting on it.
+    watches: HashMap<RawFd, Watch>,
+    /// Multishot ops to try at the next turn (just started).
+    retry: Vec<u64>,
+    /// Completions to hand to the op table at the next turn.
+    ready: Vec<(u64, i32, u32)>,
+    pool: Arc<PoolDone>,
+    offload: Offload,
+    /// Ops on the blocking pool, by `user_data`.
+    offloaded: HashMap<u64, Option<Arc<OwnedFd>>>,
+    /// `TIMEOUT` ops: deadline and `user_data`.
+    timeouts: Vec<(Instant, u64)>,
+    /// The registered file table's stand-in: duplicates of the installed fds.
+    files: Vec<Option<Arc<OwnedFd>>>,
+    /// Provided-buffer rings by group.
+    rings: HashMap<u16, Provided>,
+}
+
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+impl Poller {
+    pub(crate) fn new(eventfd: RawFd, offload: Offload) -> io::Result<Poller> {
+        let context =
+            |what: &str, err: io::Error| io::Error::new(err.kind(), format!("{what}: {err}"));
+        // SAFETY: no memory preconditions; the result is checked.
+        let epoll = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
+            .map_err(|err| context("epoll_create1", err))?;
+        // SAFETY: just created, owned by nothing else.
+        let epoll = unsafe { OwnedFd::from_raw_fd(epoll) };
+        let mut event = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: WAKE_TOKEN,
+        };
+        // SAFETY: `event` is valid for the call; both fds are open.
+        cvt(unsafe {
+            libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, eventfd, &mut event)
+        })
+        .map_err(|err| context("epoll_ctl(ADD) of the core's eventfd", err))?;
+        // SAFETY: the caller keeps `eventfd` open longer than this call.
+        let wake = unsafe { BorrowedFd::borrow_raw(eventfd) }
+            .try_clone_to_owned()
+            .map_err(|err| context("dup of the core's eventfd", err))?;
+        Ok(Poller {
+            epoll,
+            eventfd,
+            events: Vec::with_capacity(256),
+            waiting: HashMap::new(),
+            watches: HashMap::new(),
+            retry: Vec::new(),
+            ready: Vec::new(),
+            pool: Arc::new(PoolDone {
+                done: Mutex::new(Vec::new()),
+                wake,
+            }),
+            offload,
+            offloaded: HashMap::new(),
+            timeouts: Vec::new(),
+            files: Vec::new(),
+            rings: HashMap::new(),
+        })
+    }
+
+    /// The fd an SQE names: its own, or the one installed in its fixed slot.
+    fn resolve(&self, sqe: &RawSqe) -> io::Result<(RawFd, Option<Arc<OwnedFd>>)> {
+        if sqe.flags & FIXED_FILE == 0 {
+            return Ok((sqe.fd, None));
+        }
+        match self.files.get(sqe.fd as usize) {
+            Some(Some(file)) => Ok((file.as_raw_fd(), Some(file.clone()))),
+            _ => Err(io::Error::from_raw_os_error(libc::EBADF)),
+        }
+    }
+
+    /// Runs or starts the op `entry` describes (see the module docs).
+    pub(crate) fn start(
+        &mut self,
+        ops: &mut Ops,
+        entry: squeue::Entry,
+        state: Lifecycle,
+    ) -> io::Result<Started> {
+        ops.counters.sqes += 1;
+        let mut sqe = RawSqe::of(&entry);
+        let plan = emulate::plan(sqe.opcode);
+        if plan == Plan::Unsupported || sqe.flags & CHAINED != 0 {
+            let what = if plan == Plan::Unsupported {
+                emulate::name(sqe.opcode)
+            } else {
+                "linked or drained SQEs (IOSQE_IO_LINK, IOSQE_IO_DRAIN)".to_string()
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "{what}: not available on the epoll backend, which this core runs because \
+                     io_uring is unavailable or PERCORE_DRIVER/Builder::driver chose epoll"
+                ),
+            ));
+        }
+        let streaming = matches!(state, Lifecycle::Streaming { .. });
+        if sqe.opcode == op::Close::CODE && sqe.file_index != 0 {
+            // Closing a fixed slot.
+            let closed = self.files_update(sqe.file_index - 1, -1);
+            let res = closed.map_or_else(|err| -err.raw_os_error().unwrap_or(libc::EBADF), |()| 0);
+            return Ok(self.finish_now(ops, sqe, state, res, 0));
+        }
+        let (fd, file) = match self.resolve(&sqe) {
+            Ok(found) => found,
+            Err(err) => {
+                let res = -err.raw_os_error().unwrap_or(libc::EBADF);
+                return Ok(self.finish_now(ops, sqe, state, res, 0));
+            }
+        };
+        match plan {
+            Plan::Inline => {
+                let res = emulate::attempt(&sqe, fd, None);
+                Ok(self.finish_now(ops, sqe, state, res, 0))
+            }
+            Plan::Blocking => Ok(self.offload_op(ops, sqe, state, fd, file)),
+            Plan::Timeout => Ok(self.start_timeout(ops, sqe, state)),
+            Plan::Ready { .. } | Plan::ReadWrite { .. }
+                if streaming || sqe.flags & BUFFER_SELECT != 0 =>
+            {
+                // Multishot (or a selected buffer): tried at the next turn, like
+                // the kernel, which posts its first CQE after the submit.
+                let key = ops.table.insert(state);
+                sqe.user_data = key.user_data();
+                let events = self.events_of(&sqe);
+                self.waiting.insert(
+                    sqe.user_data,
+                    Waiter {
+                        sqe,
+                        fd,
+                        events,
+                        connecting: false,
+                        _file: file,
+                    },
+                );
+                self.retry.push(sqe.user_data);
+                Ok(Started::Pending(key))
+            }
+            Plan::Ready { .. } | Plan::ReadWrite { .. } => {
+                self.start_single(ops, sqe, state, fd, file, plan)
+            }
+            Plan::Unsupported => unreachable!("refused above"),
+        }
+    }
+
+    /// epoll events an op waits for.
+    fn events_of(&self, sqe: &RawSqe) -> u32 {
+        match emulate::plan(sqe.opcode) {
+            Plan::Ready { events: 0 } => sqe.op_flags & 0xffff,
+            Plan::Ready { events } | Plan::ReadWrite { events } => events,
+            _ => 0,
+        }
+    }
+
+    /// A single-shot socket op, read or write: tried now; waits only if it
+    /// would block.
+    fn start_single(
+        &mut self,
+        ops: &mut Ops,
+        sqe: RawSqe,
+        state: Lifecycle,
+        fd: RawFd,
+        file: Option<Arc<OwnedFd>>,
+        plan: Plan,
+    ) -> io::Result<Started> {
+        let mut connecting = false;
+        if matches!(sqe.opcode, op::Accept::CODE | op::Connect::CODE) {
+            let res = emulate::set_nonblocking(fd);
+            if res < 0 {
+                return Ok(self.finish_now(ops, sqe, state, res, 0));
+            }
+        }
+        let res = emulate::attempt(&sqe, fd, None);
+        match res {
+            res if res == -libc::EINPROGRESS && sqe.opcode == op::Connect::CODE => {
+                connecting = true
+            }
+            res if res == -libc::EAGAIN => {}
+            res if matches!(plan, Plan::ReadWrite { .. })
+                && (res == -libc::EOPNOTSUPP || res == -libc::EINVAL) =>
+            {
+                // No non-blocking form for this file: the plain call, off the core.
+                return Ok(self.offload_op(ops, sqe, state, fd, file));
+            }
+            res => return Ok(self.finish_now(ops, sqe, state, res, 0)),
+        }
+        let key = ops.table.insert(state);
+        let mut sqe = sqe;
+        sqe.user_data = key.user_data();
+        let events = self.events_of(&sqe);
+        match self.watch(fd, sqe.user_data, events) {
+            Ok(()) => {
+                self.waiting.insert(
+                    sqe.user_data,
+                    Waiter {
+                        sqe,
+                        fd,
+                        events,
+                        connecting,
+                        _file: file,
+                    },
+                );
+            }
+            // A regular file cannot be polled: its read or write blocks on the
+            // disk, so it goes to the pool.
+            Err(err) if err.raw_os_error() == Some(libc::EPERM) => {
+                self.offloaded.insert(sqe.user_data, file.clone());
+                self.spawn_job(sqe, fd, file);
+            }
+            Err(err) => {
+                let res = -err.raw_os_error().unwrap_or(libc::EIO);
+                self.post(sqe.user_data, sqe.flags, res, 0);
+            }
+        }
+        Ok(Started::Pending(key))
+    }
+
+    /// Posts the result of an op that ran inside `start`: handed back at once
+    /// if single-shot, else through a slot like any completion.
+    fn finish_now(
+        &mut self,
+        ops: &mut Ops,
+        sqe: RawSqe,
+        state: Lifecycle,
+        res: i32,
+        flags: u32,
+    ) -> Started {
+        if !matches!(state, Lifecycle::Streaming { .. }) {
+            return Started::Done { res, flags };
+        }
+        let key = ops.table.insert(state);
+        self.post(key.user_data(), sqe.flags, res, flags);
+        Started::Pending(key)
+    }
+
+    fn offload_op(
+        &mut self,
+        ops: &mut Ops,
+        mut sqe: RawSqe,
+        state: Lifecycle,
+        fd: RawFd,
+        file: Option<Arc<OwnedFd>>,
+    ) -> Started {
+        let key = ops.table.insert(state);
+        sqe.user_data = key.user_data();
+        self.offloaded.insert(sqe.user_data, file.clone());
+        self.spawn_job(sqe, fd, file);
+        Started::Pending(key)
+    }
+
+    /// Runs `sqe` on the blocking pool; its result comes back through `pool`.
+    fn spawn_job(&mut self, sqe: RawSqe, fd: RawFd, file: Option<Arc<OwnedFd>>) {
+        let pool = self.pool.clone();
+        (self.offload)(Box::new(move || {
+            let res = emulate::blocking(&sqe, fd);
+            drop(file);
+            pool.post(sqe.user_data, res);
+        }));
+    }
+
+    fn start_timeout(&mut self, ops: &mut Ops, mut sqe: RawSqe, state: Lifecycle) -> Started {
+        if sqe.addr == 0 || sqe.off != 0 {
+            // A timeout that counts completions has no stand-in here.
+            return self.finish_now(ops, sqe, state, -libc::EINVAL, 0);
+        }
+        // SAFETY: the op owns the `__kernel_timespec` at `addr` until its
+        // completion (the `OpCode` contract).
+        let (secs, nanos) = unsafe {
+            let ts = sqe.addr as *const i64;
+            (ts.read(), ts.add(1).read())
+        };
+        let span = Duration::new(secs.max(0) as u64, nanos.clamp(0, 999_999_999) as u32);
+        let now = Instant::now();
+        let deadline = if sqe.op_flags & TIMEOUT_ABS != 0 {
+            let mut mono = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `mono` is valid for the kernel to write.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut mono) };
+            let at = Duration::new(mono.tv_sec as u64, mono.tv_nsec as u32);
+            now + span.saturating_sub(at)
+        } else {
+            now + span
+        };
+        let key = ops.table.insert(state);
+        sqe.user_data = key.user_data();
+        self.timeouts.push((deadline, sqe.user_data));
+        Started::Pending(key)
+    }
+
+    /// Queues a completion for the next turn (unless `CQE_SKIP_SUCCESS` hides it).
+    fn post(&mut self, user_data: u64, sqe_flags: u8, res: i32, flags: u32) {
+        if sqe_flags & SKIP_SUCCESS != 0 && res >= 0 {
+            return;
+        }
+        self.ready.push((user_data, res, flags));
+    }
+
+    /// Makes sure `fd`'s registration reports `events` for op `user_data`.
+    fn watch(&mut self, fd: RawFd, user_data: u64, events: u32) -> io::Result<()> {
+        let watch = self.watches.entry(fd).or_default();
+        let wanted = watch.armed | events;
+        if wanted != watch.armed {
+            arm(self.epoll.as_raw_fd(), fd, wanted)?;
+            watch.armed = wanted;
+        }
+        watch.ops.push(user_data);
+        Ok(())
+    }
+
+    /// Asks for the op in `key`'s slot to end: one waiting for readiness or a
+    /// deadline ends now with `ECANCELED`; one on the blocking pool ends when
+    /// its call returns.
+    pub(crate) fn cancel(&mut self, key: Key) {
+        let user_data = key.user_data();
+        if let Some(waiter) = self.waiting.remove(&user_data) {
+            if let Some(watch) = self.watches.get_mut(&waiter.fd) {
+                watch.ops.retain(|&op| op != user_data);
+            }
+            self.retry.retain(|&op| op != user_data);
+            self.ready.push((user_data, -libc::ECANCELED, 0));
+        } else if let Some(at) = self.timeouts.iter().position(|&(_, op)| op == user_data) {
+            self.timeouts.swap_remove(at);
+            self.ready.push((user_data, -libc::ECANCELED, 0));
+        }
+    }
+
+    /// Tries the op `user_data` again; posts what it produced.
+    fn try_op(&mut self, user_data: u64) -> Outcome {
+        let Some(waiter) = self.waiting.get(&user_data) else {
+            return Outcome::Done;
+        };
+        let (sqe, fd) = (waiter.sqe, waiter.fd);
+        if waiter.connecting {
+            let res = emulate::connect_result(fd);
+            self.post(user_data, sqe.flags, res, 0);
+            return Outcome::Done;
+        }
+        let multishot = match sqe.opcode {
+            op::Accept::CODE => sqe.ioprio & ACCEPT_MULTISHOT != 0,
+            op::Recv::CODE => sqe.ioprio & RECV_MULTISHOT != 0,
+            op::PollAdd::CODE => sqe.len & POLL_ADD_MULTI != 0,
+            _ => false,
+        };
+        let more = if multishot { F_MORE } else { 0 };
+        for _ in 0..BURST {
+            let (res, flags) = if sqe.flags & BUFFER_SELECT != 0 {
+                match self.recv_selected(&sqe, fd) {
+                    Some(done) => done,
+                    None => return Outcome::Again,
+                }
+            } else {
+                (emulate::attempt(&sqe, fd, None), 0)
+            };
+            if res == -libc::EAGAIN {
+                return Outcome::Again;
+            }
+            let last = !multishot || res < 0 || (res == 0 && sqe.opcode == op::Recv::CODE);
+            if sqe.opcode == op::SendZc::CODE && res >= 0 {
+                // The notification that the kernel let go of the buffer, at once:
+                // a plain send copied it.
+                self.post(user_data, sqe.flags, res, F_MORE);
+                self.post(user_data, sqe.flags, 0, F_NOTIF);
+                return Outcome::Done;
+            }
+            if last {
+                self.post(user_data, sqe.flags, res, flags);
+                return Outcome::Done;
+            }
+            self.post(user_data, sqe.flags, res, flags | more);
+            if sqe.opcode == op::PollAdd::CODE {
+                return Outcome::Again;
+            }
+        }
+        // More may be ready: try again at the next turn, after other work.
+        self.retry.push(user_data);
+        Outcome::Again
+    }
+
+    /// A receive into a buffer picked from its group's ring: `None` if the
+    /// socket had nothing (the buffer stays in the ring).
+    fn recv_selected(&mut self, sqe: &RawSqe, fd: RawFd) -> Option<(i32, u32)> {
+        let Some(ring) = self.rings.get_mut(&sqe.buf_index) else {
+            return Some((-libc::ENOBUFS, 0));
+        };
+        let Some((addr, len, bid)) = ring.peek() else {
+            return Some((-libc::ENOBUFS, 0));
+        };
+        let len = if sqe.len == 0 { len } else { len.min(sqe.len) };
+        let res = emulate::attempt(sqe, fd, Some((addr, len)));
+        if res <= 0 {
+            // Nothing was written: the buffer stays for the next receive.
+            return (res != -libc::EAGAIN).then_some((res, 0));
+        }
+        ring.take();
+        Some((res, F_BUFFER | (u32::from(bid) << 16)))
+    }
+
+    /// Retries the ops waiting on `fd` that `revents` concerns, then re-arms
+    /// its registration for those still waiting.
+    fn ready_fd(&mut self, fd: RawFd, revents: u32) {
+        let Some(watch) = self.watches.get_mut(&fd) else {
+            return;
+        };
+        watch.armed = 0;
+        let broken = revents & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+        let candidates = std::mem::take(&mut watch.ops);
+        let mut still = Vec::new();
+        for user_data in candidates {
+            let wants = self
+                .waiting
+                .get(&user_data)
+                .map_or(0, |waiter| waiter.events);
+            let concerned = broken || wants & revents != 0;
+            if concerned && matches!(self.try_op(user_data), Outcome::Done) {
+                self.waiting.remove(&user_data);
+            } else if self.waiting.contains_key(&user_data) {
+                still.push(user_data);
+            }
+        }
+        let wanted = still
+            .iter()
+            .filter_map(|op| self.waiting.get(op))
+            .fold(0, |events, waiter| events | waiter.events);
+        let epoll = self.epoll.as_raw_fd();
+        let Some(watch) = self.watches.get_mut(&fd) else {
+            return;
+        };
+        // Ops that started meanwhile (a retry) registered themselves.
+        still.append(&mut watch.ops);
+        watch.ops = still;
+        if watch.ops.is_empty() {
+            self.watches.remove(&fd);
+            return;
+        }
+        let wanted = wanted | watch.armed;
+        if let Err(err) = arm(epoll, fd, wanted) {
+            // The fd went away under its ops (closed by its owner): fail them.
+            let res = -err.raw_os_error().unwrap_or(libc::EIO);
+            let ops = std::mem::take(&mut watch.ops);
+            self.watches.remove(&fd);
+            for user_data in ops {
+                if let Some(waiter) = self.waiting.remove(&user_data) {
+                    self.post(user_data, waiter.sqe.flags, res, 0);
+                }
+            }
+            return;
+        }
+        watch.armed = wanted;
+    }
+
+    /// The ops just started that are tried at the next turn.
+    fn run_retries(&mut self) {
+        let retry = std::mem::take(&mut self.retry);
+        for user_data in retry {
+            let Some(waiter) = self.waiting.get(&user_data) else {
+                continue;
+            };
+            let (fd, events) = (waiter.fd, waiter.events);
+            let watched = self
+                .watches
+                .get(&fd)
+                .is_some_and(|watch| watch.ops.contains(&user_data));
+            match self.try_op(user_data) {
+                Outcome::Done => {
+                    self.waiting.remove(&user_data);
+                    if let Some(watch) = self.watches.get_mut(&fd) {
+                        watch.ops.retain(|&op| op != user_data);
+                    }
+                }
+                Outcome::Again if !watched => {
+                    if let Err(err) = self.watch(fd, user_data, events) {
+                        let res = -err.raw_os_error().unwrap_or(libc::EIO);
+                        if let Some(waiter) = self.waiting.remove(&user_data) {
+                            self.post(user_data, waiter.sqe.flags, res, 0);
+                        }
+                    }
+                }
+                Outcome::Again => {}
+            }
+        }
+    }
+
+    /// Takes what the blocking pool finished.
+    fn collect_pool(&mut self) {
+        let done = std::mem::take(
+            &mut *self
+                .pool
+                .done
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for (user_data, res) in done {
+            self.offloaded.remove(&user_data);
+            self.ready.push((user_data, res, 0));
+        }
+    }
+
+    /// Posts `ETIME` for every deadline passed; the time to the next one.
+    fn fire_timeouts(&mut self) -> Option<Duration> {
+        if self.timeouts.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let mut next = None::<Duration>;
+        let mut i = 0;
+        while i < self.timeouts.len() {
+            let (deadline, user_data) = self.timeouts[i];
+            if deadline <= now {
+                self.timeouts.swap_remove(i);
+                self.ready.push((user_data, -libc::ETIME, 0));
+            } else {
+                let left = deadline - now;
+                next = Some(next.map_or(left, |n| n.min(left)));
+                i += 1;
+            }
+        }
+        next
+    }
+
+    /// Runs what is due, waits as `wait` says (only if nothing is), and hands
+    /// every completion to the op table.
+    pub(crate) fn turn(&mut self, ops: &mut Ops, wait: Wait) -> io::Result<()> {
+        self.collect_pool();
+        if !self.retry.is_empty() {
+            self.run_retries();
+        }
+        let next_timeout = self.fire_timeouts();
+        let timeout = match wait {
+            _ if !self.ready.is_empty() || !self.retry.is_empty() => Some(Duration::ZERO),
+            Wait::No => Some(Duration::ZERO),
+            Wait::Park(None) => next_timeout,
+            Wait::Park(Some(t)) => Some(next_timeout.map_or(t, |n| n.min(t))),
+        };
+        let skip = matches!(timeout, Some(t) if t.is_zero()) && self.watches.is_empty();
+        if !skip {
+            self.wait(ops, timeout)?;
+        }
+        self.collect_pool();
+        self.fire_timeouts();
+        for (user_data, res, flags) in self.ready.drain(..) {
+            ops.complete(user_data, res, flags);
+        }
+        Ok(())
+    }
+
+    /// One `epoll_wait`, and the ops its events concern.
+    fn wait(&mut self, ops: &mut Ops, timeout: Option<Duration>) -> io::Result<()> {
+        ops.counters.enters += 1;
+        let ms = match timeout {
+            None => -1,
+            // Rounded up: a timer never fires early.
+            Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32,
+        };
+        self.events.clear();
+        // SAFETY: the kernel writes at most `capacity` events into the vector's
+        // spare capacity.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                self.events.as_mut_ptr(),
+                self.events.capacity() as i32,
+                ms,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                return Ok(());
+            }
+            return Err(io::Error::new(err.kind(), format!("epoll_wait: {err}")));
+        }
+        // SAFETY: the kernel initialised the first `n` events.
+        unsafe { self.events.set_len(n as usize) };
+        let events = std::mem::take(&mut self.events);
+        for event in &events {
+            let (token, revents) = (event.u64, event.events);
+            if token == WAKE_TOKEN {
+                let mut count: u64 = 0;
+                // SAFETY: reads 8 bytes into a live u64; the eventfd is
+                // non-blocking, so an empty counter is EAGAIN, not a wait.
+                unsafe { libc::read(self.eventfd, (&raw mut count).cast(), 8) };
+            } else {
+                self.ready_fd(token as RawFd, revents);
+            }
+        }
+        self.events = events;
+        Ok(())
+    }
+
+    /// Cancels everything waiting, waits for the blocking pool's ops (at most
+    /// [`DRAIN_LIMIT`]) and hands every completion over. False if some op on
+    /// the pool never returned: its memory must then be leaked.
+    pub(crate) fn drain(&mut self, ops: &mut Ops) -> bool {
+        for key in ops.table.keys() {
+            self.cancel(key);
+        }
+        let start = Instant::now();
+        loop {
+            if self.turn(ops, Wait::No).is_err() {
+                return false;
+            }
+            ops.finish_orphans();
+            if self.offloaded.is_empty() {
+                return true;
+            }
+            if start.elapsed() > DRAIN_LIMIT {
+                return false;
+            }
+            if self.wait(ops, Some(Duration::from_millis(50))).is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Makes the file table `slots` long (all empty).
+    pub(crate) fn files_sparse(&mut self, slots: u32) {
+        self.files = (0..slots).map(|_| None).collect();
+    }
+
+    /// Installs a duplicate of `fd` in slot `index`, or empties it (`fd` −1).
+    pub(crate) fn files_update(&mut self, index: u32, fd: RawFd) -> io::Result<()> {
+        let Some(slot) = self.files.get_mut(index as usize) else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        if fd < 0 {
+            *slot = None;
+            return Ok(());
+        }
+        // SAFETY: the caller holds `fd` open for this call.
+        let dup = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+        *slot = Some(Arc::new(dup));
+        Ok(())
+    }
+
+    /// Picks from the ring at `ring` for buffer group `group`.
+    ///
+    /// # Safety
+    ///
+    /// As [`Registrar::register_buf_ring`](super::Registrar::register_buf_ring).
+    pub(crate) unsafe fn register_buf_ring(
+        &mut self,
+        ring: *mut u8,
+        entries: u16,
+        group: u16,
+    ) -> io::Result<()> {
+        if self.rings.contains_key(&group) {
+            return Err(io::Error::from_raw_os_error(libc::EEXIST));
+        }
+        if !entries.is_power_of_two() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        self.rings.insert(
+            group,
+            Provided {
+                ring,
+                entries,
+                head: 0,
+            },
+        );
+        Ok(())
+    }
+
+    pub(crate) fn unregister_buf_ring(&mut self, group: u16) {
+        self.rings.remove(&group);
+    }
+}
+
+/// Arms `fd`'s one-shot registration for `events` (adding it if epoll does
+/// not know it: first use, or closed and reopened under the same number).
+fn arm(epoll: RawFd, fd: RawFd, events: u32) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events: events | (libc::EPOLLONESHOT | libc::EPOLLRDHUP) as u32,
+        u64: fd as u64,
+    };
+    // SAFETY: `event` is valid for each call; epoll_ctl checks the fds.
+    let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, fd, &mut event) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOENT) {
+        return Err(err);
+    }
+    // SAFETY: as above.
+    cvt(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) }).map(drop)
+}

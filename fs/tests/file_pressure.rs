@@ -29,7 +29,10 @@ fn a_tiny_ring_serves_a_thousand_concurrent_reads() {
             for read in reads {
                 read.await.unwrap();
             }
-            assert!(percore_runtime::stats().sq_full > 0, "the SQ did fill up");
+            let stats = percore_runtime::stats();
+            if stats.driver == percore_runtime::Driver::IoUring {
+                assert!(stats.sq_full > 0, "the SQ did fill up");
+            }
         })
         .unwrap();
 }

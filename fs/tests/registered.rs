@@ -13,6 +13,9 @@ use percore_runtime::{registered, IoBuf};
 /// the same bytes as through heap buffers and `std`.
 #[test]
 fn registered_buffers_round_trip() {
+    if !util::io_uring_or_skip("registered_buffers_round_trip") {
+        return;
+    }
     let dir = util::TempDir::new("registered-rw");
     let path = dir.join("f");
     percore_runtime::run(async {
@@ -72,6 +75,9 @@ fn registered_buffers_round_trip() {
 /// frees nothing twice; new buffers keep working.
 #[test]
 fn buffers_outlive_their_runtime() {
+    if !util::io_uring_or_skip("buffers_outlive_their_runtime") {
+        return;
+    }
     let dir = util::TempDir::new("registered-outlive");
     let path = dir.join("f");
     std::fs::write(&path, vec![7u8; 1 << 16]).unwrap();
@@ -201,6 +207,9 @@ fn a_low_memlock_limit_falls_back_to_the_heap() {
 /// no new buffer is handed memory the kernel may still write.
 #[test]
 fn a_chunk_stays_taken_until_a_cancelled_read_completes() {
+    if !util::io_uring_or_skip("a_chunk_stays_taken_until_a_cancelled_read_completes") {
+        return;
+    }
     use std::future::Future;
     use std::task::{Context, Waker};
 

@@ -1,12 +1,18 @@
-//! The core's buffer table and registered memory (`percore_runtime::registered`).
+//! The core's buffer table and registered memory (`percore_runtime::registered`),
+//! which only io_uring has: on the epoll backend `registered::alloc` gives none.
 
 use percore_runtime::registered::{self, REGISTERED_MEMORY};
+
+mod util;
 
 /// Chunks are aligned, zeroed (also when reused), found by `index_of` under the
 /// slot of their region, and come back to the pool when dropped, even on
 /// another thread.
 #[test]
 fn chunks_are_aligned_zeroed_and_found() {
+    if !util::io_uring_or_skip("chunks_are_aligned_zeroed_and_found") {
+        return;
+    }
     percore_runtime::run(async {
         let a = registered::alloc(4096, 4096).expect("registered memory");
         let b = registered::alloc(10_000, 512).expect("registered memory");
@@ -38,6 +44,9 @@ fn chunks_are_aligned_zeroed_and_found() {
 /// heap); outside a runtime too.
 #[test]
 fn the_pool_is_bounded() {
+    if !util::io_uring_or_skip("the_pool_is_bounded") {
+        return;
+    }
     assert!(registered::alloc(4096, 4096).is_none(), "no core here");
     percore_runtime::run(async {
         assert!(registered::alloc((1 << 20) + 1, 4096).is_none());
@@ -55,6 +64,9 @@ fn the_pool_is_bounded() {
 /// without being taken for the next runtime's memory.
 #[test]
 fn slots_are_shared_and_freed() {
+    if !util::io_uring_or_skip("slots_are_shared_and_freed") {
+        return;
+    }
     let kept = percore_runtime::run(async {
         let mut a = vec![0u8; 4096];
         let mut b = vec![0u8; 4096];

@@ -23,7 +23,9 @@ fn eight_sq_entries_complete_fifty_thousand_concurrent_ops() {
             assert_eq!(ok, 50_000);
             let stats = percore_runtime::stats();
             assert!(stats.sqes >= 50_000, "every op was submitted: {stats:?}");
-            assert!(stats.sq_full > 0, "the SQ really was full: {stats:?}");
+            if stats.driver == percore_runtime::Driver::IoUring {
+                assert!(stats.sq_full > 0, "the SQ really was full: {stats:?}");
+            }
             assert_eq!(stats.in_flight, 0);
         })
         .unwrap();
@@ -62,10 +64,12 @@ fn a_cq_smaller_than_the_ops_in_flight_delivers_every_completion() {
                 );
             }
             let stats = percore_runtime::stats();
-            assert!(
-                stats.overflows > 0,
-                "the CQ overflowed, yet nothing was lost: {stats:?}"
-            );
+            if stats.driver == percore_runtime::Driver::IoUring {
+                assert!(
+                    stats.overflows > 0,
+                    "the CQ overflowed, yet nothing was lost: {stats:?}"
+                );
+            }
         })
         .unwrap();
 }

@@ -302,6 +302,12 @@ pub(crate) enum Registrar<'a> {
 }
 
 impl Registrar<'_> {
+    /// Whether registering memory pins it for fixed reads and writes (io_uring),
+    /// rather than being a formality (epoll).
+    pub(crate) fn pins_memory(&self) -> bool {
+        matches!(self, Registrar::Uring(_))
+    }
+
     /// `IORING_REGISTER_BUFFERS2` of `slots` empty slots.
     pub(crate) fn register_buffers_sparse(&mut self, slots: u32) -> io::Result<()> {
         match self {

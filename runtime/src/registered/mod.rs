@@ -195,6 +195,10 @@ impl BufTable {
         size: usize,
         align: usize,
     ) -> Option<RegisteredMem> {
+        if !registrar.pins_memory() {
+            // Nothing to gain without io_uring: plain memory does as well.
+            return None;
+        }
         let class = class_of(size, align)?;
         if let Some(mem) = self.pool.as_ref().and_then(|pool| pool.take(class)) {
             return Some(mem);
@@ -459,7 +463,8 @@ pub fn unregister_buffers(first: u16, count: usize, base: *const u8) {
 /// A zeroed chunk of this core's registered memory of at least `size` bytes at
 /// an address aligned to `align` (a power of two), or `None`: larger than 1 MiB,
 /// the core's [`REGISTERED_MEMORY`] is all handed out, or the kernel refused to
-/// register it, or this thread runs no percore core. Callers then use ordinary
+/// register it, or this thread runs no percore core, or its core runs the
+/// epoll backend (which has no fixed reads to make faster). Callers then use ordinary
 /// memory.
 pub fn alloc(size: usize, align: usize) -> Option<RegisteredMem> {
     executor::try_with_buf_table(|registrar, table| table.alloc(registrar, size, align)).flatten()

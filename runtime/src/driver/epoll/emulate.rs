@@ -119,7 +119,8 @@ fn offset(sqe: &RawSqe) -> libc::off_t {
 
 /// One non-blocking try of a `Ready` or `ReadWrite` op (or an `Inline` one)
 /// on `fd`; `-EAGAIN` if it would block. `buf` replaces the SQE's buffer for
-/// a receive that selects one from a buffer ring.
+/// a receive that selects one from a buffer ring, and for the rest of a
+/// send that went out in part.
 pub(super) fn attempt(sqe: &RawSqe, fd: RawFd, buf: Option<(u64, u32)>) -> i32 {
     let dontwait = sqe.op_flags as i32 | libc::MSG_DONTWAIT;
     // SAFETY: (every call below) the pointers come from the SQE, whose op
@@ -135,10 +136,8 @@ pub(super) fn attempt(sqe: &RawSqe, fd: RawFd, buf: Option<(u64, u32)>) -> i32 {
                 res(libc::recv(fd, addr as *mut c_void, len as usize, dontwait) as libc::c_long)
             }
             op::Send::CODE | op::SendZc::CODE => {
-                res(
-                    libc::send(fd, sqe.addr as *const c_void, sqe.len as usize, dontwait)
-                        as libc::c_long,
-                )
+                let (addr, len) = buf.unwrap_or((sqe.addr, sqe.len));
+                res(libc::send(fd, addr as *const c_void, len as usize, dontwait) as libc::c_long)
             }
             op::RecvMsg::CODE => {
                 res(libc::recvmsg(fd, sqe.addr as *mut libc::msghdr, dontwait) as libc::c_long)
@@ -304,4 +303,45 @@ pub(super) fn set_nonblocking(fd: RawFd) -> i32 {
     }
     // SAFETY: as above.
     res(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } as libc::c_long)
+}
+
+/// An `int` socket option of `fd`, or `None` if it cannot be read.
+fn sockopt(fd: RawFd, name: libc::c_int) -> Option<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for the kernel to write.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (&raw mut value).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(value)
+}
+
+/// Whether `fd` is a stream socket, whose sends io_uring retries until every
+/// byte is out (a datagram goes out whole or not at all).
+pub(super) fn is_stream(fd: RawFd) -> bool {
+    matches!(
+        sockopt(fd, libc::SO_TYPE),
+        Some(libc::SOCK_STREAM) | Some(libc::SOCK_SEQPACKET)
+    )
+}
+
+/// Whether `fd` is an IP socket: the only kind `SEND_ZC` accepts.
+pub(super) fn is_inet(fd: RawFd) -> bool {
+    matches!(
+        sockopt(fd, libc::SO_DOMAIN),
+        Some(libc::AF_INET) | Some(libc::AF_INET6)
+    )
+}
+
+/// Whether `fd` was opened with `O_DIRECT`.
+pub(super) fn is_direct(fd: RawFd) -> bool {
+    // SAFETY: fcntl on an fd has no memory preconditions.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    flags >= 0 && flags & libc::O_DIRECT != 0
 }

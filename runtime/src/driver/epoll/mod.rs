@@ -72,6 +72,9 @@ struct Waiter {
     events: u32,
     /// A non-blocking connect is under way: its result is `SO_ERROR`.
     connecting: bool,
+    /// Bytes of a stream send already out: io_uring completes a send on a
+    /// stream socket only once every byte is, and so does this backend.
+    sent: u32,
     /// A fixed file the op names, kept open while it waits.
     _file: Option<Arc<OwnedFd>>,
 }
@@ -270,6 +273,13 @@ impl Poller {
                 return Ok(self.finish_now(ops, sqe, state, res, 0));
             }
         };
+        if matches!(sqe.opcode, op::Accept::CODE | op::Connect::CODE) {
+            // No flag makes these two calls non-blocking: the socket's mode must.
+            let res = emulate::set_nonblocking(fd);
+            if res < 0 {
+                return Ok(self.finish_now(ops, sqe, state, res, 0));
+            }
+        }
         match plan {
             Plan::Inline => {
                 let res = emulate::attempt(&sqe, fd, None);
@@ -292,6 +302,7 @@ impl Poller {
                         fd,
                         events,
                         connecting: false,
+                        sent: 0,
                         _file: file,
                     },
                 );
@@ -326,13 +337,24 @@ impl Poller {
         plan: Plan,
     ) -> io::Result<Started> {
         let mut connecting = false;
-        if matches!(sqe.opcode, op::Accept::CODE | op::Connect::CODE) {
-            let res = emulate::set_nonblocking(fd);
-            if res < 0 {
-                return Ok(self.finish_now(ops, sqe, state, res, 0));
-            }
+        let mut sent = 0;
+        if matches!(plan, Plan::ReadWrite { .. }) && emulate::is_direct(fd) {
+            // O_DIRECT goes to the device whatever the flags: `RWF_NOWAIT`
+            // would still wait for it, on the core.
+            return Ok(self.offload_op(ops, sqe, state, fd, file));
         }
         let res = emulate::attempt(&sqe, fd, None);
+        let res = if sqe.opcode == op::Send::CODE
+            && res > 0
+            && (res as u32) < sqe.len
+            && emulate::is_stream(fd)
+        {
+            // Part went out: the rest waits for room, as on io_uring.
+            sent = res as u32;
+            -libc::EAGAIN
+        } else {
+            res
+        };
         match res {
             res if res == -libc::EINPROGRESS && sqe.opcode == op::Connect::CODE => {
                 connecting = true
@@ -359,6 +381,7 @@ impl Poller {
                         fd,
                         events,
                         connecting,
+                        sent,
                         _file: file,
                     },
                 );
@@ -471,17 +494,33 @@ impl Poller {
         Ok(())
     }
 
+    /// Forgets that op `user_data` waits on `fd`. A watch left without ops is
+    /// dropped: its fd may be closed and its number reused before the next
+    /// wait, which then re-registers it (`arm`), never trusting a stale entry.
+    fn unwatch(&mut self, fd: RawFd, user_data: u64) {
+        if let Some(watch) = self.watches.get_mut(&fd) {
+            watch.ops.retain(|&op| op != user_data);
+            if watch.ops.is_empty() {
+                self.watches.remove(&fd);
+            }
+        }
+    }
+
     /// Asks for the op in `key`'s slot to end: one waiting for readiness or a
     /// deadline ends now with `ECANCELED`; one on the blocking pool ends when
     /// its call returns.
     pub(crate) fn cancel(&mut self, key: Key) {
         let user_data = key.user_data();
         if let Some(waiter) = self.waiting.remove(&user_data) {
-            if let Some(watch) = self.watches.get_mut(&waiter.fd) {
-                watch.ops.retain(|&op| op != user_data);
-            }
+            self.unwatch(waiter.fd, user_data);
             self.retry.retain(|&op| op != user_data);
-            self.ready.push((user_data, -libc::ECANCELED, 0));
+            // A send cut short reports what went out, as io_uring does.
+            let res = if waiter.sent > 0 {
+                waiter.sent as i32
+            } else {
+                -libc::ECANCELED
+            };
+            self.ready.push((user_data, res, 0));
         } else if let Some(at) = self.timeouts.iter().position(|&(_, op)| op == user_data) {
             self.timeouts.swap_remove(at);
             self.ready.push((user_data, -libc::ECANCELED, 0));
@@ -506,15 +545,30 @@ impl Poller {
             _ => false,
         };
         let more = if multishot { F_MORE } else { 0 };
+        let send = matches!(sqe.opcode, op::Send::CODE | op::SendZc::CODE);
+        if sqe.opcode == op::SendZc::CODE && waiter.sent == 0 && !emulate::is_inet(fd) {
+            self.post(user_data, sqe.flags, -libc::EOPNOTSUPP, 0);
+            return Outcome::Done;
+        }
         for _ in 0..BURST {
-            let (res, flags) = if sqe.flags & BUFFER_SELECT != 0 {
+            let (mut res, flags) = if sqe.flags & BUFFER_SELECT != 0 {
                 match self.recv_selected(&sqe, fd) {
                     Some(done) => done,
                     None => return Outcome::Again,
                 }
+            } else if send {
+                let sent = self.waiting.get(&user_data).map_or(0, |waiter| waiter.sent);
+                let rest = (sqe.addr + u64::from(sent), sqe.len - sent);
+                (emulate::attempt(&sqe, fd, Some(rest)), 0)
             } else {
                 (emulate::attempt(&sqe, fd, None), 0)
             };
+            if send {
+                match self.send_progress(user_data, fd, &sqe, res) {
+                    Some(total) => res = total,
+                    None => continue,
+                }
+            }
             if res == -libc::EAGAIN {
                 return Outcome::Again;
             }
@@ -538,6 +592,29 @@ impl Poller {
         // More may be ready: try again at the next turn, after other work.
         self.retry.push(user_data);
         Outcome::Again
+    }
+
+    /// Accounts a stream send's try: `None` if part went out and the rest is
+    /// to be tried; else the op's result (every byte out, or the bytes out
+    /// before an error, or the error).
+    fn send_progress(&mut self, user_data: u64, fd: RawFd, sqe: &RawSqe, res: i32) -> Option<i32> {
+        let waiter = self.waiting.get_mut(&user_data)?;
+        if res == -libc::EAGAIN {
+            return Some(res);
+        }
+        if res < 0 {
+            return Some(if waiter.sent > 0 {
+                waiter.sent as i32
+            } else {
+                res
+            });
+        }
+        let total = waiter.sent + res as u32;
+        if res > 0 && total < sqe.len && emulate::is_stream(fd) {
+            waiter.sent = total;
+            return None;
+        }
+        Some(total as i32)
     }
 
     /// A receive into a buffer picked from its group's ring: `None` if the
@@ -627,9 +704,7 @@ impl Poller {
             match self.try_op(user_data) {
                 Outcome::Done => {
                     self.waiting.remove(&user_data);
-                    if let Some(watch) = self.watches.get_mut(&fd) {
-                        watch.ops.retain(|&op| op != user_data);
-                    }
+                    self.unwatch(fd, user_data);
                 }
                 Outcome::Again if !watched => {
                     if let Err(err) = self.watch(fd, user_data, events) {

@@ -18,7 +18,8 @@
 //! quartiles of its IOPS as ratios to fio io_uring's median (the spread); and
 //! the paired ratio, the median over rounds of its IOPS / fio io_uring's IOPS
 //! in the same round, which cancels drift between rounds. The percore rows
-//! also get that paired ratio against monoio.
+//! also get that paired ratio against monoio, and `percore-epoll` its IOPS
+//! ratios to tokio's (the project's target: at least 3× at buffered QD32).
 //!
 //! - fio: `--ioengine=io_uring` (no fixed files or buffers, fio's defaults) and
 //!   `--ioengine=psync` (queue depth 1 only: a sync engine has no queue), both
@@ -47,6 +48,13 @@
 //!   runtime, which first polls its ring for the completion (up to 200 µs,
 //!   while one is due within that; `Builder::device_spin`). The CPU column
 //!   shows what each way costs.
+//! - `percore-epoll`: `percore` on a core with the epoll backend
+//!   (`Builder::driver(Driver::Epoll)`; the other percore rows name
+//!   `Driver::IoUring`, so `PERCORE_DRIVER` changes none of them). Its reads
+//!   try `preadv2(RWF_NOWAIT)` on the core first, a page-cache hit costing no
+//!   thread hop, and go to the blocking pool only when that would block (a
+//!   cache miss, and every O_DIRECT read). Paired with tokio after the table:
+//!   neither has io_uring, so that ratio is what the runtime adds.
 //! - monoio: `monoio::fs::File::read_at` (io_uring driver) into a reused aligned buffer.
 //! - tokio: `tokio::fs` has no positional read; it runs every file call as a
 //!   blocking job, so this is that mechanism: `spawn_blocking(pread)` on a
@@ -63,6 +71,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use percore::fs::{DmaBuffer, DmaFile, File, FixedBuffers, FixedFiles};
+use percore::Driver;
 use percore_bench::cpu::own_cpu_time;
 use percore_bench::fio::{self, FioJob};
 use percore_bench::fs_layout::{self, Rng, LAYOUT_BLOCK};
@@ -106,10 +115,10 @@ impl Config {
     }
 }
 
-/// What `cargo bench` runs: about 9 minutes on the project's VM, 288 s of it
-/// reading, in 255 runs: O_DIRECT QD1 15 rounds of 0.8 s (10 contenders,
-/// 120 s), the other settings 5 rounds of 1.6 s (21 contender runs a round,
-/// 168 s). The rest is start-up per run (fio's process, a runtime, opening the
+/// What `cargo bench` runs: about 10 minutes on the project's VM, 324 s of it
+/// reading, in 285 runs: O_DIRECT QD1 15 rounds of 0.8 s (11 contenders,
+/// 132 s), the other settings 5 rounds of 1.6 s (24 contender runs a round,
+/// 192 s). The rest is start-up per run (fio's process, a runtime, opening the
 /// file) and the two warming passes over the file (the first time, laying it
 /// out).
 const FULL: Config = Config {
@@ -196,9 +205,10 @@ enum Contender {
     FioPoll,
     PercorePoll,
     PercoreSleep,
+    PercoreEpoll,
 }
 
-const CONTENDERS: [Contender; 10] = [
+const CONTENDERS: [Contender; 11] = [
     Contender::FioUring,
     Contender::FioPsync,
     Contender::Percore,
@@ -209,6 +219,7 @@ const CONTENDERS: [Contender; 10] = [
     Contender::FioPoll,
     Contender::PercorePoll,
     Contender::PercoreSleep,
+    Contender::PercoreEpoll,
 ];
 
 impl Contender {
@@ -224,6 +235,7 @@ impl Contender {
             Contender::FioPoll => "fio io_uring poll",
             Contender::PercorePoll => "percore poll",
             Contender::PercoreSleep => "percore sleep",
+            Contender::PercoreEpoll => "percore-epoll",
         }
     }
 
@@ -338,6 +350,8 @@ enum Variant {
     /// (`Builder::device_spin(ZERO)`): it sleeps in the kernel, as fio and
     /// monoio do.
     Sleep,
+    /// As `Default` on the epoll backend (`Builder::driver(Driver::Epoll)`).
+    Epoll,
 }
 
 fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sample {
@@ -348,7 +362,12 @@ fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sam
         Variant::Poll => POLL_SPIN,
         _ => Duration::ZERO,
     };
+    let driver = match variant {
+        Variant::Epoll => Driver::Epoll,
+        _ => Driver::IoUring,
+    };
     let mut builder = percore::Builder::new()
+        .driver(driver)
         .stall_threshold(None)
         .spin_before_park(spin);
     if variant == Variant::Sleep {
@@ -356,6 +375,11 @@ fn percore_run(path: &Path, setting: Setting, job: Job, variant: Variant) -> Sam
     }
     builder
         .block_on(async move {
+            assert_eq!(
+                percore::stats().driver,
+                driver,
+                "the core runs another backend"
+            );
             let latencies = Rc::new(RefCell::new(Vec::with_capacity(1 << 22)));
             let start = Instant::now();
             let deadline = start + job.run;
@@ -693,6 +717,7 @@ fn run_contender(
         Contender::Percore => percore_run(path, setting, job, Variant::Default),
         Contender::PercoreFixed => percore_run(path, setting, job, Variant::Fixed),
         Contender::PercoreHeap => percore_run(path, setting, job, Variant::Heap),
+        Contender::PercoreEpoll => percore_run(path, setting, job, Variant::Epoll),
         Contender::Monoio => monoio_run(path, setting, job),
         Contender::Tokio => tokio_run(path, setting, job),
     }
@@ -912,6 +937,56 @@ fn print_paired(samples: &Samples, base: Contender, rows: &[Contender]) {
     }
 }
 
+/// percore-epoll's IOPS over tokio's, per setting where both ran: the median
+/// of each and paired by round, and for buffered QD32 the project's target
+/// (judged only under `--bench`).
+fn print_epoll_vs_tokio(samples: &Samples, benchmarking: bool) {
+    let (e, t) = (index(Contender::PercoreEpoll), index(Contender::Tokio));
+    let lines: Vec<String> = SETTINGS
+        .iter()
+        .enumerate()
+        .filter(|(s, _)| !samples[*s][e].is_empty() && !samples[*s][t].is_empty())
+        .map(|(s, &setting)| {
+            let ratio = median(&iops_of(&samples[s][e])) / median(&iops_of(&samples[s][t]));
+            let paired = paired(&samples[s][e], &samples[s][t]).unwrap_or(f64::NAN);
+            let target = if setting != EPOLL_TARGET_SETTING {
+                String::new()
+            } else if benchmarking {
+                let verdict = if ratio >= EPOLL_IOPS_TARGET {
+                    "PASS"
+                } else {
+                    "MISS"
+                };
+                format!("  (target >= {EPOLL_IOPS_TARGET})  {verdict}")
+            } else {
+                format!("  (target >= {EPOLL_IOPS_TARGET}; not judged in a smoke run)")
+            };
+            format!(
+                "  {:<13} {ratio:>5.2}x  paired {paired:.2}x{target}",
+                setting.name()
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "percore-epoll / tokio (tokio::fs's spawn_blocking pread), IOPS: median over median, \
+         and paired by round; neither uses io_uring, so this is what the runtime adds:"
+    );
+    for line in lines {
+        println!("{line}");
+    }
+}
+
+/// Where percore-epoll has an IOPS target against tokio, and the target.
+const EPOLL_TARGET_SETTING: Setting = Setting {
+    direct: false,
+    depth: 32,
+};
+const EPOLL_IOPS_TARGET: f64 = 3.0;
+
 fn main() {
     let benchmarking = std::env::args().any(|arg| arg == "--bench");
     // Other arguments not starting with `-` pick rows: `-- "QD32 percore"`.
@@ -961,6 +1036,7 @@ fn main() {
     print_paired(&samples, Contender::Monoio, &percores);
     // Both polling for completions instead of sleeping in the kernel.
     print_paired(&samples, Contender::FioPoll, &[Contender::PercorePoll]);
+    print_epoll_vs_tokio(&samples, benchmarking);
     if std::env::var_os("PERCORE_FS_BENCH_KEEP").is_none() {
         let _ = std::fs::remove_file(&path);
     }

@@ -11,10 +11,17 @@
 //! divided by the responses the client received. For percore the server also
 //! reports its SQEs and `io_uring_enter` calls (`percore::stats()`).
 //!
+//! percore's server runs twice: `percore` on io_uring and `percore-epoll`, the
+//! same binary on the epoll backend (`PERCORE_DRIVER` set in each child's
+//! environment, so an inherited value changes neither). tokio waits on epoll
+//! too, so `percore-epoll` against tokio is runtime overhead against runtime
+//! overhead on the same kernel interface. Its SQEs are the backend's emulation,
+//! not submissions, so only its enters (`epoll_wait` calls) are shown.
+//!
 //! The cases are closed loop; the one-thread cases then run again
 //! open loop at 50k req/s, so CPU per request is also seen at equal throughput.
 //!
-//! `cargo bench -p percore-bench --bench net_compare` (about 3.5 minutes);
+//! `cargo bench -p percore-bench --bench net_compare` (about 4.5 minutes);
 //! under `cargo test --benches` one short round runs as a smoke check.
 
 #[path = "common/peer.rs"]
@@ -24,10 +31,11 @@ use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use percore::Driver;
 use percore_bench::child::ServerChild;
 use percore_bench::cli::NetOptions;
 use percore_bench::load::LoadConfig;
-use percore_bench::net::{self, median_of, Run, PEERS};
+use percore_bench::net::{self, median_of, Run};
 use percore_bench::output;
 use percore_bench::server::Protocol;
 
@@ -91,6 +99,18 @@ const OPEN_LOOP_RATE: f64 = 50_000.0;
 
 const CONNECTIONS: usize = 64;
 
+/// The servers of every case, in the order of the first round.
+const SERVERS: [&str; 4] = ["percore", "percore-epoll", "tokio", "monoio"];
+
+/// The backend each of percore's servers must run on.
+fn percore_driver(name: &str) -> Option<Driver> {
+    match name {
+        "percore" => Some(Driver::IoUring),
+        "percore-epoll" => Some(Driver::Epoll),
+        _ => None,
+    }
+}
+
 struct Config {
     rounds: usize,
     duration: Duration,
@@ -113,10 +133,19 @@ fn main() -> ExitCode {
             duration: Duration::from_millis(200),
         }
     };
+    if let Ok(driver) = std::env::var("PERCORE_DRIVER") {
+        // The servers' backends are set per row; the client is a percore
+        // runtime of this process, so it takes the variable.
+        println!("net_compare: PERCORE_DRIVER={driver} applies to the client only");
+    }
     let mut verdicts = Vec::new();
+    let mut epoll_lines = Vec::new();
     for case in &CASES {
         match run_case(case, &config) {
-            Ok(runs) => verdicts.extend(judge(case, &runs)),
+            Ok(runs) => {
+                verdicts.extend(judge(case, &runs));
+                epoll_lines.push(epoll_beside_tokio(case, &runs));
+            }
             Err(err) => {
                 eprintln!("net_compare: {}: {err}", case.name);
                 return ExitCode::FAILURE;
@@ -124,6 +153,12 @@ fn main() -> ExitCode {
         }
     }
     if benchmarking {
+        println!(
+            "percore-epoll beside tokio (medians; both wait on epoll, so this is runtime overhead)"
+        );
+        for line in epoll_lines {
+            println!("  {line}");
+        }
         println!("targets (medians)");
         for (what, value, target, pass) in verdicts {
             println!(
@@ -149,9 +184,17 @@ fn start(name: &str, case: &Case) -> io::Result<ServerChild> {
             "--control".into(),
         ]
     };
-    if name == "percore" {
+    if let Some(driver) = percore_driver(name) {
         let percore = env!("CARGO_BIN_EXE_percore-bench");
-        ServerChild::spawn(name, percore.as_ref(), &args("serve"))
+        let env = [("PERCORE_DRIVER", driver.name())];
+        let mut server = ServerChild::spawn_with_env(name, percore.as_ref(), &args("serve"), &env)?;
+        let runs_on = server.stats().and_then(|stats| stats.driver);
+        if runs_on != Some(driver) {
+            return Err(io::Error::other(format!(
+                "{name} server should run on {driver}, it reports {runs_on:?}"
+            )));
+        }
+        Ok(server)
     } else {
         let mut all = vec!["peer-server".to_owned()];
         all.extend(args(name));
@@ -160,7 +203,7 @@ fn start(name: &str, case: &Case) -> io::Result<ServerChild> {
 }
 
 fn run_case(case: &Case, config: &Config) -> io::Result<Vec<Run>> {
-    let mut servers = PEERS
+    let mut servers = SERVERS
         .iter()
         .map(|name| start(name, case))
         .collect::<io::Result<Vec<_>>>()?;
@@ -232,6 +275,17 @@ fn judge(case: &Case, runs: &[Run]) -> Vec<(String, f64, String, bool)> {
             ratio <= limit,
         ));
     }
+    // The epoll backend is judged where the io_uring one is, against the
+    // same tokio: it may cost a little more than tokio, not much.
+    if let (Some(_), Some(e), Some(t)) = (limit, cpu("percore-epoll"), cpu("tokio")) {
+        let ratio = e / t;
+        out.push((
+            format!("{}: server CPU/req percore-epoll/tokio", case.name),
+            ratio,
+            format!("<= {EPOLL_CPU_LIMIT}"),
+            ratio <= EPOLL_CPU_LIMIT,
+        ));
+    }
     if let (Some(p), Some(t)) = (rate("percore"), rate("tokio")) {
         let ratio = p / t;
         out.push((
@@ -252,4 +306,27 @@ fn judge(case: &Case, runs: &[Run]) -> Vec<(String, f64, String, bool)> {
         }
     }
     out
+}
+
+/// percore-epoll's server CPU per request over tokio's, at most.
+const EPOLL_CPU_LIMIT: f64 = 1.05;
+
+/// One line for `case`: percore-epoll's server CPU per request and req/s over
+/// tokio's, and its `epoll_wait` calls per request (`-` where not measured).
+fn epoll_beside_tokio(case: &Case, runs: &[Run]) -> String {
+    let over = |figure: &dyn Fn(&Run) -> Option<f64>| {
+        let ratio = median_of(runs, "percore-epoll", figure)? / median_of(runs, "tokio", figure)?;
+        Some(format!("{ratio:.2}x"))
+    };
+    let cpu = over(&|r| r.cpu_per_request().map(|d| d.as_secs_f64()));
+    let rate = over(&|r| Some(r.load.rate()));
+    let enters = median_of(runs, "percore-epoll", Run::enters_per_request);
+    let dash = || "-".to_owned();
+    format!(
+        "{:<40} server CPU/req {:>6}, req/s {:>6}, enters/req {}",
+        case.name,
+        cpu.unwrap_or_else(dash),
+        rate.unwrap_or_else(dash),
+        enters.map_or_else(dash, |e| format!("{e:.3}")),
+    )
 }

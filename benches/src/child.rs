@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+use percore::Driver;
+
 use crate::cpu;
 
 /// The line protocol's request for counters.
@@ -17,10 +19,12 @@ pub const STATS_REQUEST: &str = "stats";
 /// Counters a server child reports (percore's; peers report none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServerStats {
-    /// `io_uring_enter` calls.
+    /// `io_uring_enter` calls, or on the epoll backend `epoll_wait` calls.
     pub enters: u64,
-    /// Submission entries.
+    /// Submission entries (on the epoll backend, the SQEs it emulated).
     pub sqes: u64,
+    /// The backend the server's cores run on, if it said.
+    pub driver: Option<Driver>,
 }
 
 /// A running server child; dropping it ends the process.
@@ -40,8 +44,25 @@ impl ServerChild {
     ///
     /// The program cannot start, or exits (or prints something else) before listening.
     pub fn spawn(name: &str, program: &Path, args: &[String]) -> io::Result<ServerChild> {
+        ServerChild::spawn_with_env(name, program, args, &[])
+    }
+
+    /// As [`spawn`](ServerChild::spawn), with `env` (name, value) pairs set in
+    /// the child's environment on top of this process's
+    /// (`PERCORE_DRIVER=epoll`…).
+    ///
+    /// # Errors
+    ///
+    /// As [`spawn`](ServerChild::spawn).
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> io::Result<ServerChild> {
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -103,6 +124,7 @@ impl ServerChild {
         Some(ServerStats {
             enters: value.get("enters")?.as_u64()?,
             sqes: value.get("sqes")?.as_u64()?,
+            driver: value.get("driver").and_then(|d| d.as_str()?.parse().ok()),
         })
     }
 }
@@ -123,7 +145,8 @@ pub fn listening_addr(line: &str) -> Option<SocketAddr> {
 }
 
 /// Serves the line protocol on this process's stdin/stdout until stdin closes:
-/// each `stats` line is answered with `stats()` as one JSON line.
+/// each `stats` line is answered with `stats()` as one JSON line
+/// (`{"enters":N,"sqes":N,"driver":"epoll"}`; `driver` only when known).
 pub fn answer_stdin(mut stats: impl FnMut() -> Option<ServerStats>) {
     let stdin = io::stdin();
     let mut line = String::new();
@@ -137,7 +160,13 @@ pub fn answer_stdin(mut stats: impl FnMut() -> Option<ServerStats>) {
             continue;
         }
         let answer = match stats() {
-            Some(s) => format!("{{\"enters\":{},\"sqes\":{}}}", s.enters, s.sqes),
+            Some(s) => {
+                let driver = s
+                    .driver
+                    .map(|d| format!(",\"driver\":\"{d}\""))
+                    .unwrap_or_default();
+                format!("{{\"enters\":{},\"sqes\":{}{driver}}}", s.enters, s.sqes)
+            }
             None => "{}".to_owned(),
         };
         let mut out = io::stdout().lock();

@@ -173,6 +173,11 @@ DEMO OPTIONS:
     --runs N    runs per figure, 1..=25 (default 5); the median is printed
     --quick     every workload smaller (a smoke run)
 
+ENVIRONMENT:
+    PERCORE_DRIVER=io_uring|epoll   the backend of every percore core: demo, fs,
+                net's client and the `serve` it starts (a child inherits it);
+                default: io_uring, or epoll where io_uring is unavailable
+
 Bad arguments print one line and exit with status 2.";
 
 /// A command line that could not be understood; printed as one line.

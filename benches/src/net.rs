@@ -4,6 +4,8 @@
 use std::io;
 use std::time::Duration;
 
+use percore::Driver;
+
 use crate::child::{self, ServerChild, ServerStats};
 use crate::cli::NetOptions;
 use crate::load::{self, LoadConfig, LoadResult};
@@ -29,12 +31,18 @@ impl Run {
         (self.load.requests > 0).then(|| cpu / self.load.requests.min(u32::MAX as u64) as u32)
     }
 
-    /// Server SQEs per response.
+    /// Server SQEs per response; `None` for a server on the epoll backend,
+    /// whose SQEs are its emulation's, not submissions to a ring.
     pub fn sqes_per_request(&self) -> Option<f64> {
-        self.per_request(self.server_stats?.sqes)
+        let stats = self.server_stats?;
+        if stats.driver == Some(Driver::Epoll) {
+            return None;
+        }
+        self.per_request(stats.sqes)
     }
 
-    /// Server `io_uring_enter` calls per response.
+    /// Server `io_uring_enter` calls per response (on the epoll backend,
+    /// `epoll_wait` calls).
     pub fn enters_per_request(&self) -> Option<f64> {
         self.per_request(self.server_stats?.enters)
     }
@@ -130,6 +138,7 @@ pub fn measure(server: &mut ServerChild, config: &LoadConfig) -> io::Result<Run>
         (Some(a), Some(b)) => Some(ServerStats {
             enters: b.enters.saturating_sub(a.enters),
             sqes: b.sqes.saturating_sub(a.sqes),
+            driver: b.driver,
         }),
         _ => None,
     };

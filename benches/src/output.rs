@@ -27,7 +27,7 @@ fn p(run: &Run, q: f64) -> Option<f64> {
 }
 
 /// The plain-text report: one line per server (medians over rounds), then the
-/// ratios of percore to each peer.
+/// ratios of each percore server (`percore`, `percore-epoll`) to each peer.
 pub fn table(options: &NetOptions, runs: &[Run]) -> String {
     let names = servers(runs);
     let rounds = runs.len() / names.len().max(1);
@@ -51,7 +51,8 @@ pub fn table(options: &NetOptions, runs: &[Run]) -> String {
     out.push_str(&report::grid(&grid));
     for ratio in ratios(runs) {
         out.push_str(&format!(
-            "percore/{}: req/s {:.2}x, p99 {:.2}x{}\n",
+            "{}/{}: req/s {:.2}x, p99 {:.2}x{}\n",
+            ratio.numerator,
             ratio.peer,
             ratio.rate,
             ratio.p99,
@@ -139,8 +140,10 @@ fn server_row(runs: &[Run], name: &str) -> Vec<String> {
     ]
 }
 
-/// percore's medians over a peer's.
+/// A percore server's medians over a peer's.
 struct Ratio {
+    /// `percore` or `percore-epoll`.
+    numerator: String,
     peer: String,
     rate: f64,
     p99: f64,
@@ -148,24 +151,29 @@ struct Ratio {
     cpu: Option<f64>,
 }
 
-/// percore over each other server in `runs`.
+/// Whether `server` is one of percore's: `percore`, or a variant of it such
+/// as `percore-epoll` (the same server on the epoll backend).
+fn is_percore(server: &str) -> bool {
+    server == "percore" || server.starts_with("percore-")
+}
+
+/// Each percore server over each other server in `runs`, percore's first.
 fn ratios(runs: &[Run]) -> Vec<Ratio> {
     let names = servers(runs);
-    if !names.iter().any(|n| n == "percore") {
-        return Vec::new();
-    }
-    let over = |peer: &str, f: &dyn Fn(&Run) -> Option<f64>| {
-        Some(median_of(runs, "percore", f)? / median_of(runs, peer, f)?.max(1e-12))
+    let (ours, peers): (Vec<&String>, Vec<&String>) =
+        names.iter().partition(|name| is_percore(name));
+    let over = |ours: &str, peer: &str, f: &dyn Fn(&Run) -> Option<f64>| {
+        Some(median_of(runs, ours, f)? / median_of(runs, peer, f)?.max(1e-12))
     };
-    names
-        .iter()
-        .filter(|n| *n != "percore")
-        .filter_map(|peer| {
+    ours.iter()
+        .flat_map(|ours| peers.iter().map(move |peer| (*ours, *peer)))
+        .filter_map(|(ours, peer)| {
             Some(Ratio {
+                numerator: ours.clone(),
                 peer: peer.clone(),
-                rate: over(peer, &|r| Some(r.load.rate()))?,
-                p99: over(peer, &|r| p(r, 0.99))?,
-                cpu: over(peer, &|r| r.cpu_per_request().map(micros)),
+                rate: over(ours, peer, &|r| Some(r.load.rate()))?,
+                p99: over(ours, peer, &|r| p(r, 0.99))?,
+                cpu: over(ours, peer, &|r| r.cpu_per_request().map(micros)),
             })
         })
         .collect()
@@ -192,6 +200,7 @@ fn run_json(run: &Run, round: usize) -> Value {
         "server_cpu_us_per_request": run.cpu_per_request().map(micros),
         "server_sqes_per_request": run.sqes_per_request(),
         "server_enters_per_request": run.enters_per_request(),
+        "server_driver": run.server_stats.and_then(|s| s.driver).map(|d| d.name()),
         "timeline": {
             "step_ms": TIMELINE_STEP.as_millis() as u64,
             "requests": load.timeline,
@@ -222,7 +231,7 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
         .into_iter()
         .map(|ratio| {
             json!({
-                "numerator": "percore",
+                "numerator": ratio.numerator,
                 "denominator": ratio.peer,
                 "req_per_s": ratio.rate,
                 "p99": ratio.p99,
@@ -245,4 +254,72 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
         "summary": summary,
         "ratios": ratios,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use percore::Driver;
+
+    use super::*;
+    use crate::child::ServerStats;
+    use crate::load::{new_histogram, LoadResult};
+
+    /// A run against `server` of 1,000 responses in a second, 100 µs each.
+    fn run(server: &str, driver: Option<Driver>) -> Run {
+        let mut latency = new_histogram();
+        latency.record_n(100_000, 1_000).unwrap();
+        Run {
+            server: server.into(),
+            load: LoadResult {
+                requests: 1_000,
+                errors: 0,
+                first_error: None,
+                connected: 4,
+                elapsed: Duration::from_secs(1),
+                latency,
+                timeline: vec![100; 10],
+            },
+            server_cpu: Some(Duration::from_millis(10)),
+            server_stats: driver.map(|driver| ServerStats {
+                enters: 100,
+                sqes: 1_000,
+                driver: Some(driver),
+            }),
+        }
+    }
+
+    #[test]
+    fn every_percore_server_gets_ratios_to_every_peer() {
+        let runs = [
+            run("percore", Some(Driver::IoUring)),
+            run("percore-epoll", Some(Driver::Epoll)),
+            run("tokio", None),
+            run("monoio", None),
+        ];
+        let pairs: Vec<(String, String)> = ratios(&runs)
+            .into_iter()
+            .map(|r| (r.numerator, r.peer))
+            .collect();
+        let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            pairs,
+            [
+                pair("percore", "tokio"),
+                pair("percore", "monoio"),
+                pair("percore-epoll", "tokio"),
+                pair("percore-epoll", "monoio"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_server_on_epoll_shows_enters_but_no_sqes() {
+        let runs = [run("percore-epoll", Some(Driver::Epoll))];
+        let row = server_row(&runs, "percore-epoll");
+        assert_eq!(row[row.len() - 2], "-");
+        assert_eq!(row[row.len() - 1], "0.100");
+        let doc = json(&NetOptions::new(Protocol::Echo), &runs);
+        assert_eq!(doc["runs"][0]["server_driver"], "epoll");
+        assert!(doc["runs"][0]["server_sqes_per_request"].is_null());
+    }
 }

@@ -105,7 +105,8 @@ impl Server {
         Ok(all.into_iter().sum())
     }
 
-    /// Every core's counters, summed (`core` is the number of cores).
+    /// Every core's counters, summed (`core` is the number of cores;
+    /// `driver` is the backend they run on, one for all).
     ///
     /// # Errors
     ///
@@ -115,6 +116,7 @@ impl Server {
         let mut sum = Stats::default();
         sum.core = all.len();
         for stats in all {
+            sum.driver = stats.driver;
             sum.enters += stats.enters;
             sum.sqes += stats.sqes;
             sum.cqes += stats.cqes;

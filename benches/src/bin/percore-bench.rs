@@ -133,6 +133,7 @@ fn serve(options: ServeOptions) -> io::Result<()> {
             server.stats().ok().map(|s| ServerStats {
                 enters: s.enters,
                 sqes: s.sqes,
+                driver: Some(s.driver),
             })
         });
         return Ok(());

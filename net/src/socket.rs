@@ -32,7 +32,9 @@ pub(crate) struct Socket {
 impl Socket {
     /// Wraps an open socket fd (blocking or not: io_uring handles both).
     pub(crate) fn from_fd(fd: OwnedFd) -> Socket {
-        Socket { fd: Rc::new(fd) }
+        Socket {
+            fd: Rc::new(op::SocketFd::new(fd)),
+        }
     }
 
     /// A new `SOCK_CLOEXEC` socket.
@@ -54,7 +56,12 @@ impl Socket {
     /// The fd back, for `into_std`. If an op dropped in flight still holds it, a
     /// duplicate (`dup(2)`) is returned and the original closes when that op ends.
     pub(crate) fn into_fd(self) -> io::Result<OwnedFd> {
-        Rc::try_unwrap(self.fd).or_else(|fd| fd.try_clone())
+        match Rc::try_unwrap(self.fd) {
+            Ok(fd) => fd
+                .into_owned()
+                .ok_or_else(|| io::Error::other("the socket's fd is gone")),
+            Err(shared) => shared.as_fd().try_clone_to_owned(),
+        }
     }
 
     /// Whether `self` and `other` are the same socket (for `reunite`).

@@ -1,4 +1,5 @@
-//! What `#[percore::test]` expands to; not a public API.
+//! What `#[percore::test]` expands to, and the hooks percore-net calls; not a
+//! public API.
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -80,4 +81,16 @@ impl Drop for SeedReport {
             self.print();
         }
     }
+}
+
+/// Tells this thread's core that `fd` is a socket its caller owns until
+/// [`release_fd`]: the epoll backend may then keep it registered for its
+/// whole life. Does nothing on io_uring, or off a core.
+pub fn claim_fd(fd: std::os::fd::RawFd) {
+    crate::driver::claim_fd(fd);
+}
+
+/// Ends a [`claim_fd`]; call it before the fd is closed or handed away.
+pub fn release_fd(fd: std::os::fd::RawFd) {
+    crate::driver::release_fd(fd);
 }

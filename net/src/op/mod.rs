@@ -15,7 +15,7 @@ mod send;
 mod send_zc;
 mod shutdown;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 pub(crate) use accept::{Accept, AcceptMulti};
@@ -30,7 +30,54 @@ pub(crate) use shutdown::Shutdown;
 
 /// A socket's fd, shared by the socket and every op in flight on it. The last
 /// owner closes it with `close(2)`: by then no op can still name the number.
-pub(crate) type SharedFd = Rc<OwnedFd>;
+pub(crate) type SharedFd = Rc<SocketFd>;
+
+/// A socket fd percore-net owns from creation (or adoption) to close. The
+/// core is told both ends ([`claim_fd`](percore_runtime::__private::claim_fd),
+/// [`release_fd`](percore_runtime::__private::release_fd)), so the readiness
+/// backend may keep the fd registered with epoll for its whole life instead
+/// of re-arming it at every wait.
+#[derive(Debug)]
+pub(crate) struct SocketFd(Option<OwnedFd>);
+
+impl SocketFd {
+    pub(crate) fn new(fd: OwnedFd) -> SocketFd {
+        percore_runtime::__private::claim_fd(fd.as_raw_fd());
+        SocketFd(Some(fd))
+    }
+
+    /// The fd, no longer percore-net's (`into_std`).
+    pub(crate) fn into_owned(mut self) -> Option<OwnedFd> {
+        let fd = self.0.take()?;
+        percore_runtime::__private::release_fd(fd.as_raw_fd());
+        Some(fd)
+    }
+}
+
+impl Drop for SocketFd {
+    fn drop(&mut self) {
+        if let Some(fd) = self.0.take() {
+            // Before the close: the number may be reused right after it.
+            percore_runtime::__private::release_fd(fd.as_raw_fd());
+        }
+    }
+}
+
+impl AsFd for SocketFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match &self.0 {
+            Some(fd) => fd.as_fd(),
+            // `0` is only `None` inside `into_owned` and `drop`, which own `self`.
+            None => unreachable!("a SocketFd is used only while it holds its fd"),
+        }
+    }
+}
+
+impl AsRawFd for SocketFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.as_fd().as_raw_fd()
+    }
+}
 
 /// The io_uring length field for `len` bytes (ops move at most 4 GiB − 1 at once).
 fn len_u32(len: usize) -> u32 {

@@ -37,6 +37,7 @@ use io_uring::squeue;
 
 pub use choice::Driver;
 pub(crate) use choice::{choose, Offload};
+pub(crate) use epoll::{claim_fd, release_fd};
 pub(crate) use opcode::{cqe_result, leaked};
 pub use opcode::{MultishotCode, OpCode};
 pub(crate) use table::{Key, Lifecycle, OpTable, Orphan, Reaped};

@@ -24,7 +24,9 @@
 
 mod emulate;
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::HashMap as StdHashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -60,9 +62,86 @@ const TIMEOUT_ABS: u32 = 1;
 /// the core get a turn (it is tried again at once if more is ready).
 const BURST: usize = 32;
 
+/// Maps keyed by `user_data`, fds and group ids: small integers this core
+/// makes itself, so a multiply is hash enough (SipHash would cost more than
+/// the lookup it guards, on every readiness event).
+type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<IntHasher>>;
+
+/// A Fibonacci hash of one integer key.
+#[derive(Default)]
+struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte) | (self.0 << 8));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // The generation sits in the high half of a `user_data`; fold it in.
+        self.0 = (n ^ (n >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(u64::from(n as u32));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+}
+
 /// Whether the readiness backend can run `opcode`.
 pub(crate) fn is_supported(opcode: u8) -> bool {
     emulate::plan(opcode) != Plan::Unsupported
+}
+
+/// What the poller knows of a socket percore-net owns.
+#[derive(Clone, Copy, Debug)]
+struct Claim {
+    /// Registered (edge-triggered, both directions, for good).
+    registered: bool,
+    /// Directions (`EPOLLIN`, `EPOLLOUT`) that may be ready: set by an edge,
+    /// cleared when a call finds the socket drained (`EAGAIN`, or a read
+    /// shorter than asked). A direction not ready is waited for without a try:
+    /// its next edge is sure to come, the registration being edge-triggered.
+    ready: u32,
+    /// Directions the peer or an error closed (`EPOLLRDHUP`, `EPOLLHUP`,
+    /// `EPOLLERR` seen): ready for good, as no edge follows a hang-up that
+    /// arrived with the last data a short read took.
+    closed: u32,
+}
+
+impl Claim {
+    fn new() -> Claim {
+        Claim {
+            registered: false,
+            ready: (libc::EPOLLIN | libc::EPOLLOUT) as u32,
+            closed: 0,
+        }
+    }
+}
+
+/// The directions an epoll event closes: an error or hang-up, both; the
+/// peer's shutdown, reads.
+fn closing(revents: u32) -> u32 {
+    let mut closed = 0;
+    if revents & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
+        closed |= (libc::EPOLLIN | libc::EPOLLOUT) as u32;
+    }
+    if revents & libc::EPOLLRDHUP as u32 != 0 {
+        closed |= libc::EPOLLIN as u32;
+    }
+    closed
 }
 
 /// An op that waits for its fd to be ready.
@@ -172,6 +251,8 @@ pub(crate) struct Poller {
     files: Vec<Option<Arc<OwnedFd>>>,
     /// Provided-buffer rings by group.
     rings: HashMap<u16, Provided>,
+    /// Sockets percore-net owns (`claim_fd` to `release_fd`).
+    claimed: HashMap<RawFd, Claim>,
 }
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -204,12 +285,13 @@ impl Poller {
         let wake = unsafe { BorrowedFd::borrow_raw(eventfd) }
             .try_clone_to_owned()
             .map_err(|err| context("dup of the core's eventfd", err))?;
+        FD_EVENTS.with(|events| *events.borrow_mut() = Some(Vec::new()));
         Ok(Poller {
             epoll,
             eventfd,
             events: Vec::with_capacity(256),
-            waiting: HashMap::new(),
-            watches: HashMap::new(),
+            waiting: HashMap::default(),
+            watches: HashMap::default(),
             retry: Vec::new(),
             ready: Vec::new(),
             pool: Arc::new(PoolDone {
@@ -217,10 +299,11 @@ impl Poller {
                 wake,
             }),
             offload,
-            offloaded: HashMap::new(),
+            offloaded: HashMap::default(),
             timeouts: Vec::new(),
             files: Vec::new(),
-            rings: HashMap::new(),
+            rings: HashMap::default(),
+            claimed: HashMap::default(),
         })
     }
 
@@ -243,6 +326,9 @@ impl Poller {
         state: Lifecycle,
     ) -> io::Result<Started> {
         ops.counters.sqes += 1;
+        if fd_events_pending() {
+            self.sync_claims();
+        }
         let mut sqe = RawSqe::of(&entry);
         let plan = emulate::plan(sqe.opcode);
         if plan == Plan::Unsupported || sqe.flags & CHAINED != 0 {
@@ -338,12 +424,19 @@ impl Poller {
     ) -> io::Result<Started> {
         let mut connecting = false;
         let mut sent = 0;
-        if matches!(plan, Plan::ReadWrite { .. }) && emulate::is_direct(fd) {
+        let events = self.events_of(&sqe);
+        let claimed = self.claimed.contains_key(&fd);
+        if matches!(plan, Plan::ReadWrite { .. }) && !claimed && emulate::is_direct(fd) {
             // O_DIRECT goes to the device whatever the flags: `RWF_NOWAIT`
             // would still wait for it, on the core.
             return Ok(self.offload_op(ops, sqe, state, fd, file));
         }
-        let res = emulate::attempt(&sqe, fd, None);
+        let res = if self.may_be_ready(fd, events) {
+            emulate::attempt(&sqe, fd, None)
+        } else {
+            -libc::EAGAIN
+        };
+        self.note_result(fd, events, &sqe, res, sqe.len);
         let res = if sqe.opcode == op::Send::CODE
             && res > 0
             && (res as u32) < sqe.len
@@ -371,7 +464,6 @@ impl Poller {
         let key = ops.table.insert(state);
         let mut sqe = sqe;
         sqe.user_data = key.user_data();
-        let events = self.events_of(&sqe);
         match self.watch(fd, sqe.user_data, events) {
             Ok(()) => {
                 self.waiting.insert(
@@ -484,6 +576,15 @@ impl Poller {
 
     /// Makes sure `fd`'s registration reports `events` for op `user_data`.
     fn watch(&mut self, fd: RawFd, user_data: u64, events: u32) -> io::Result<()> {
+        if let Some(claim) = self.claimed.get_mut(&fd) {
+            // A socket percore-net owns: registered once, for good.
+            if !claim.registered {
+                register_edge(self.epoll.as_raw_fd(), fd)?;
+                claim.registered = true;
+            }
+            self.watches.entry(fd).or_default().ops.push(user_data);
+            return Ok(());
+        }
         let watch = self.watches.entry(fd).or_default();
         let wanted = watch.armed | events;
         if wanted != watch.armed {
@@ -500,7 +601,7 @@ impl Poller {
     fn unwatch(&mut self, fd: RawFd, user_data: u64) {
         if let Some(watch) = self.watches.get_mut(&fd) {
             watch.ops.retain(|&op| op != user_data);
-            if watch.ops.is_empty() {
+            if watch.ops.is_empty() && !self.claimed.contains_key(&fd) {
                 self.watches.remove(&fd);
             }
         }
@@ -532,7 +633,7 @@ impl Poller {
         let Some(waiter) = self.waiting.get(&user_data) else {
             return Outcome::Done;
         };
-        let (sqe, fd) = (waiter.sqe, waiter.fd);
+        let (sqe, fd, events) = (waiter.sqe, waiter.fd, waiter.events);
         if waiter.connecting {
             let res = emulate::connect_result(fd);
             self.post(user_data, sqe.flags, res, 0);
@@ -559,9 +660,17 @@ impl Poller {
             } else if send {
                 let sent = self.waiting.get(&user_data).map_or(0, |waiter| waiter.sent);
                 let rest = (sqe.addr + u64::from(sent), sqe.len - sent);
-                (emulate::attempt(&sqe, fd, Some(rest)), 0)
+                let res = emulate::attempt(&sqe, fd, Some(rest));
+                self.note_result(fd, events, &sqe, res, rest.1);
+                (res, 0)
             } else {
-                (emulate::attempt(&sqe, fd, None), 0)
+                let res = if self.may_be_ready(fd, events) {
+                    emulate::attempt(&sqe, fd, None)
+                } else {
+                    -libc::EAGAIN
+                };
+                self.note_result(fd, events, &sqe, res, sqe.len);
+                (res, 0)
             };
             if send {
                 match self.send_progress(user_data, fd, &sqe, res) {
@@ -585,7 +694,8 @@ impl Poller {
                 return Outcome::Done;
             }
             self.post(user_data, sqe.flags, res, flags | more);
-            if sqe.opcode == op::PollAdd::CODE {
+            if sqe.opcode == op::PollAdd::CODE || !self.may_be_ready(fd, events) {
+                // Drained (a short read): the next edge brings more.
                 return Outcome::Again;
             }
         }
@@ -617,6 +727,28 @@ impl Poller {
         Some(total as i32)
     }
 
+    /// Whether `fd` may be ready for `events`: always, unless it is a claimed
+    /// socket last found drained in that direction.
+    fn may_be_ready(&self, fd: RawFd, events: u32) -> bool {
+        self.claimed
+            .get(&fd)
+            .is_none_or(|claim| !claim.registered || (claim.ready | claim.closed) & events != 0)
+    }
+
+    /// Learns from a call's result on a claimed socket: `EAGAIN`, a partial
+    /// send, or a receive shorter than the `asked` bytes leaves it drained in
+    /// that direction (tokio's rule for epoll: a short read emptied the queue).
+    fn note_result(&mut self, fd: RawFd, events: u32, sqe: &RawSqe, res: i32, asked: u32) {
+        let Some(claim) = self.claimed.get_mut(&fd) else {
+            return;
+        };
+        let flat = matches!(sqe.opcode, op::Recv::CODE | op::Read::CODE | op::Send::CODE);
+        let short = flat && res >= 0 && (res as u32) < asked && res != 0;
+        if res == -libc::EAGAIN || short {
+            claim.ready &= !events;
+        }
+    }
+
     /// A receive into a buffer picked from its group's ring: `None` if the
     /// socket had nothing (the buffer stays in the ring).
     fn recv_selected(&mut self, sqe: &RawSqe, fd: RawFd) -> Option<(i32, u32)> {
@@ -627,7 +759,15 @@ impl Poller {
             return Some((-libc::ENOBUFS, 0));
         };
         let len = if sqe.len == 0 { len } else { len.min(sqe.len) };
-        let res = emulate::attempt(sqe, fd, Some((addr, len)));
+        let res = if self.may_be_ready(fd, libc::EPOLLIN as u32) {
+            emulate::attempt(sqe, fd, Some((addr, len)))
+        } else {
+            -libc::EAGAIN
+        };
+        self.note_result(fd, libc::EPOLLIN as u32, sqe, res, len);
+        let Some(ring) = self.rings.get_mut(&sqe.buf_index) else {
+            return Some((-libc::ENOBUFS, 0));
+        };
         if res <= 0 {
             // Nothing was written: the buffer stays for the next receive.
             return (res != -libc::EAGAIN).then_some((res, 0));
@@ -639,14 +779,17 @@ impl Poller {
     /// Retries the ops waiting on `fd` that `revents` concerns, then re-arms
     /// its registration for those still waiting.
     fn ready_fd(&mut self, fd: RawFd, revents: u32) {
+        if let Some(claim) = self.claimed.get_mut(&fd) {
+            claim.closed |= closing(revents);
+            claim.ready |= revents & (libc::EPOLLIN | libc::EPOLLOUT) as u32;
+        }
         let Some(watch) = self.watches.get_mut(&fd) else {
             return;
         };
         watch.armed = 0;
         let broken = revents & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
-        let candidates = std::mem::take(&mut watch.ops);
-        let mut still = Vec::new();
-        for user_data in candidates {
+        let mut still = std::mem::take(&mut watch.ops);
+        still.retain(|&user_data| {
             let wants = self
                 .waiting
                 .get(&user_data)
@@ -654,10 +797,10 @@ impl Poller {
             let concerned = broken || wants & revents != 0;
             if concerned && matches!(self.try_op(user_data), Outcome::Done) {
                 self.waiting.remove(&user_data);
-            } else if self.waiting.contains_key(&user_data) {
-                still.push(user_data);
             }
-        }
+            self.waiting.contains_key(&user_data)
+        });
+        let edge = self.claimed.get(&fd).is_some_and(|claim| claim.registered);
         let wanted = still
             .iter()
             .filter_map(|op| self.waiting.get(op))
@@ -669,6 +812,10 @@ impl Poller {
         // Ops that started meanwhile (a retry) registered themselves.
         still.append(&mut watch.ops);
         watch.ops = still;
+        if edge {
+            // Registered for both directions, edge-triggered, until released.
+            return;
+        }
         if watch.ops.is_empty() {
             self.watches.remove(&fd);
             return;
@@ -759,6 +906,9 @@ impl Poller {
     /// Runs what is due, waits as `wait` says (only if nothing is), and hands
     /// every completion to the op table.
     pub(crate) fn turn(&mut self, ops: &mut Ops, wait: Wait) -> io::Result<()> {
+        if fd_events_pending() {
+            self.sync_claims();
+        }
         self.collect_pool();
         if !self.retry.is_empty() {
             self.run_retries();
@@ -851,6 +1001,43 @@ impl Poller {
         }
     }
 
+    /// Applies the claims and releases percore-net reported, in order.
+    fn sync_claims(&mut self) {
+        let events = FD_EVENTS.with(|events| events.borrow_mut().as_mut().map(std::mem::take));
+        for event in events.unwrap_or_default() {
+            match event {
+                FdEvent::Claim(fd) => {
+                    self.claimed.insert(fd, Claim::new());
+                }
+                FdEvent::Release(fd) => {
+                    if self
+                        .claimed
+                        .remove(&fd)
+                        .is_some_and(|claim| claim.registered)
+                    {
+                        // Not closed yet (the release comes first): unregister.
+                        // SAFETY: a null event is allowed for DEL since 2.6.9.
+                        unsafe {
+                            libc::epoll_ctl(
+                                self.epoll.as_raw_fd(),
+                                libc::EPOLL_CTL_DEL,
+                                fd,
+                                std::ptr::null_mut(),
+                            )
+                        };
+                    }
+                    if self
+                        .watches
+                        .get(&fd)
+                        .is_some_and(|watch| watch.ops.is_empty())
+                    {
+                        self.watches.remove(&fd);
+                    }
+                }
+            }
+        }
+    }
+
     /// Makes the file table `slots` long (all empty).
     pub(crate) fn files_sparse(&mut self, slots: u32) {
         self.files = (0..slots).map(|_| None).collect();
@@ -901,6 +1088,78 @@ impl Poller {
 
     pub(crate) fn unregister_buf_ring(&mut self, group: u16) {
         self.rings.remove(&group);
+    }
+}
+
+/// Registers `fd` edge-triggered for both directions, for good.
+fn register_edge(epoll: RawFd, fd: RawFd) -> io::Result<()> {
+    let mut event = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        u64: fd as u64,
+    };
+    // SAFETY: `event` is valid for each call; epoll_ctl checks the fds.
+    let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::EEXIST) {
+        return Err(err);
+    }
+    // Registered one-shot before it was claimed: switch it over.
+    // SAFETY: as above.
+    cvt(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, fd, &mut event) }).map(drop)
+}
+
+/// Socket lifetimes percore-net reported and the poller has not applied yet.
+#[derive(Clone, Copy, Debug)]
+enum FdEvent {
+    Claim(RawFd),
+    Release(RawFd),
+}
+
+thread_local! {
+    /// `Some` while an epoll poller runs on this thread: io_uring cores, and
+    /// threads without a core, keep nothing. A queue rather than a call into
+    /// the poller, so a release never needs the driver (it may be busy), and
+    /// the poller applies every release before it looks at any fd again —
+    /// before the number can mean another socket to it.
+    static FD_EVENTS: RefCell<Option<Vec<FdEvent>>> = const { RefCell::new(None) };
+}
+
+fn note(event: FdEvent) {
+    let _ = FD_EVENTS.try_with(|events| {
+        if let Ok(mut events) = events.try_borrow_mut() {
+            if let Some(events) = events.as_mut() {
+                events.push(event);
+            }
+        }
+    });
+}
+
+fn fd_events_pending() -> bool {
+    FD_EVENTS
+        .try_with(|events| {
+            events
+                .try_borrow()
+                .is_ok_and(|events| events.as_ref().is_some_and(|events| !events.is_empty()))
+        })
+        .unwrap_or(false)
+}
+
+/// See [`__private::claim_fd`](crate::__private::claim_fd).
+pub(crate) fn claim_fd(fd: RawFd) {
+    note(FdEvent::Claim(fd));
+}
+
+/// See [`__private::release_fd`](crate::__private::release_fd).
+pub(crate) fn release_fd(fd: RawFd) {
+    note(FdEvent::Release(fd));
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        let _ = FD_EVENTS.try_with(|events| *events.borrow_mut() = None);
     }
 }
 

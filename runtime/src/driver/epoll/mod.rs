@@ -58,6 +58,10 @@ const ACCEPT_MULTISHOT: u16 = 1;
 const POLL_ADD_MULTI: u32 = 1;
 /// `IORING_TIMEOUT_ABS`.
 const TIMEOUT_ABS: u32 = 1;
+/// Ops that may finish inside `start` per turn of the loop: as many as a
+/// tick polls tasks (`Builder::budget`'s default), so an always-ready loop of
+/// ops yields about as often as on io_uring, where every op waits a tick.
+const INLINE_BUDGET: u32 = 128;
 /// Items a multishot op delivers per readiness event before the others on
 /// the core get a turn (it is tried again at once if more is ready).
 const BURST: usize = 32;
@@ -253,6 +257,8 @@ pub(crate) struct Poller {
     rings: HashMap<u16, Provided>,
     /// Sockets percore-net owns (`claim_fd` to `release_fd`).
     claimed: HashMap<RawFd, Claim>,
+    /// Ops that may still finish inside `start` before the next turn.
+    inline_left: u32,
 }
 
 fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -304,6 +310,7 @@ impl Poller {
             files: Vec::new(),
             rings: HashMap::default(),
             claimed: HashMap::default(),
+            inline_left: INLINE_BUDGET,
         })
     }
 
@@ -502,9 +509,14 @@ impl Poller {
         res: i32,
         flags: u32,
     ) -> Started {
-        if !matches!(state, Lifecycle::Streaming { .. }) {
+        if !matches!(state, Lifecycle::Streaming { .. }) && self.inline_left > 0 {
+            self.inline_left -= 1;
             return Started::Done { res, flags };
         }
+        // A multishot op, or the tick's budget of ops finished at once is
+        // spent: the result waits for the next turn, so a task whose every op
+        // completes at once (reads from the page cache) still lets the
+        // others, and the loop, run.
         let key = ops.table.insert(state);
         self.post(key.user_data(), sqe.flags, res, flags);
         Started::Pending(key)
@@ -906,6 +918,7 @@ impl Poller {
     /// Runs what is due, waits as `wait` says (only if nothing is), and hands
     /// every completion to the op table.
     pub(crate) fn turn(&mut self, ops: &mut Ops, wait: Wait) -> io::Result<()> {
+        self.inline_left = INLINE_BUDGET;
         if fd_events_pending() {
             self.sync_claims();
         }

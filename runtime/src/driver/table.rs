@@ -113,6 +113,7 @@ impl OpTable {
     }
 
     /// Records one CQE.
+    #[inline]
     pub(crate) fn complete(&mut self, user_data: u64, res: i32, flags: u32) -> Reaped {
         let key = Key::from_user_data(user_data);
         let more = io_uring::cqueue::more(flags);

@@ -39,7 +39,7 @@ pub use choice::Driver;
 pub(crate) use choice::{choose, Offload};
 pub(crate) use epoll::{claim_fd, release_fd};
 pub(crate) use opcode::{cqe_result, leaked};
-pub use opcode::{MultishotCode, OpCode};
+pub use opcode::{Fallback, MultishotCode, OpCode};
 pub(crate) use table::{Key, Lifecycle, OpTable, Orphan, Reaped};
 pub use uring::{SetupError, TaskRunMode};
 
@@ -231,6 +231,20 @@ impl Io {
                 }
             }
             Backend::Epoll(poller) => poller.start(&mut self.ops, sqe, state),
+        }
+    }
+
+    /// Starts an op whose opcode the epoll backend cannot run, as the blocking
+    /// call `job` its [`OpCode::fallback`] gave. `Unsupported` on io_uring,
+    /// which runs every opcode it probed itself.
+    pub(crate) fn start_fallback(
+        &mut self,
+        state: Lifecycle,
+        job: Fallback,
+    ) -> io::Result<Started> {
+        match &mut self.backend {
+            Backend::Epoll(poller) => Ok(poller.start_job(&mut self.ops, state, job)),
+            Backend::Uring(_) => Err(io::Error::from(io::ErrorKind::Unsupported)),
         }
     }
 

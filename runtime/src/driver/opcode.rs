@@ -70,6 +70,22 @@ pub unsafe trait OpCode: 'static {
     /// closes when its `OwnedFd` drops).
     fn complete(self, res: io::Result<u32>, flags: u32) -> Self::Output;
 
+    /// How to run this op on a core without io_uring ([`Driver::Epoll`](crate::Driver::Epoll))
+    /// when its opcode is not one that backend runs from the SQE itself
+    /// ([`is_supported`](crate::is_supported) says which it does): a call for
+    /// the blocking pool, returning what the CQE would carry. `None` (the
+    /// default): on such a core the op fails with an `Unsupported` error that
+    /// names it and its opcode.
+    ///
+    /// Called at most once, right after [`sqe`](OpCode::sqe), only on the epoll
+    /// backend. The call runs on another thread while `self` waits in the op
+    /// table: it may touch only memory `self` owns on the heap (as the SQE
+    /// may), which stays valid until the call has returned, and a panic in it
+    /// completes the op with `EIO`.
+    fn fallback(&mut self) -> Option<Fallback> {
+        None
+    }
+
     /// Whether the kernel completes this op without anyone else acting: true
     /// for file I/O, opens, `fsync`, a NOP (the default); false for ops that
     /// wait on a peer or an event — socket accept, connect, receive and send,
@@ -110,6 +126,10 @@ pub(crate) fn cqe_result(res: i32) -> io::Result<u32> {
         Ok(res as u32)
     }
 }
+
+/// A blocking call that stands in for an op's SQE where io_uring is not
+/// there ([`OpCode::fallback`]): the op's result, as a CQE would carry it.
+pub type Fallback = Box<dyn FnOnce() -> io::Result<u32> + Send>;
 
 thread_local! {
     /// Set when a driver shut down without the kernel releasing every op: memory an

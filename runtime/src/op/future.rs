@@ -1,6 +1,7 @@
 //! `Op<T>` and `MultiOp<T>`: the futures of submitted SQEs.
 
 use std::future::Future;
+use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,6 +12,32 @@ use futures_core::Stream;
 use crate::driver::{self, cqe_result, Key, Lifecycle, MultishotCode, OpCode, Orphan, Started};
 use crate::executor;
 use crate::task::raw as task;
+
+/// An op the core's backend cannot run from its SQE: its
+/// [`fallback`](OpCode::fallback) call on the blocking pool, or `err` with the
+/// op's name.
+#[cold]
+fn start_fallback<T: OpCode>(
+    data: &mut T,
+    err: io::Error,
+    holds: bool,
+    cx: &Context<'_>,
+) -> io::Result<Started> {
+    let Some(job) = data.fallback() else {
+        return Err(io::Error::new(
+            err.kind(),
+            format!("{}: {err}", std::any::type_name::<T>()),
+        ));
+    };
+    let waiting = Lifecycle::Waiting(Some(task::op_waker(cx.waker())));
+    executor::with_driver(|driver| {
+        let started = driver.start_fallback(waiting, job);
+        if holds && started.is_ok() {
+            driver.holding += 1;
+        }
+        started
+    })
+}
 
 fn release_without_driver<T>(data: T) {
     if driver::leaked() {
@@ -145,6 +172,12 @@ impl<T: OpCode> Future for Op<T> {
                 }
                 started
             });
+            let started = match started {
+                Err(err) if err.kind() == io::ErrorKind::Unsupported => {
+                    start_fallback(&mut data, err, holds, cx)
+                }
+                started => started,
+            };
             let key = match started {
                 Ok(Started::Pending(key)) => key,
                 // The readiness backend ran it at once.

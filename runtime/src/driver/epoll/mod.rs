@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{opcode as op, squeue};
 
-use super::{Key, Lifecycle, Offload, Ops, Started, Wait, DRAIN_LIMIT};
+use super::{Fallback, Key, Lifecycle, Offload, Ops, Started, Wait, DRAIN_LIMIT};
 use crate::driver::sqe::RawSqe;
 use emulate::Plan;
 
@@ -534,6 +534,25 @@ impl Poller {
         sqe.user_data = key.user_data();
         self.offloaded.insert(sqe.user_data, file.clone());
         self.spawn_job(sqe, fd, file);
+        Started::Pending(key)
+    }
+
+    /// Runs an op's [`fallback`](super::OpCode::fallback) call on the
+    /// blocking pool, in a slot like any op on the pool.
+    pub(crate) fn start_job(&mut self, ops: &mut Ops, state: Lifecycle, job: Fallback) -> Started {
+        ops.counters.sqes += 1;
+        let key = ops.table.insert(state);
+        let user_data = key.user_data();
+        self.offloaded.insert(user_data, None);
+        let pool = self.pool.clone();
+        (self.offload)(Box::new(move || {
+            let res = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+                Ok(Ok(n)) => n.min(i32::MAX as u32) as i32,
+                Ok(Err(err)) => -err.raw_os_error().unwrap_or(libc::EIO),
+                Err(_) => -libc::EIO,
+            };
+            pool.post(user_data, res);
+        }));
         Started::Pending(key)
     }
 

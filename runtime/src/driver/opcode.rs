@@ -10,7 +10,7 @@ use io_uring::squeue;
 /// One io_uring operation: the data the kernel may touch, and how to read its result.
 ///
 /// Implement it to run any opcode the [`io_uring`] crate can build (re-exported
-/// as `percore_runtime::io_uring`); [`Op::new`] then makes it a future.
+/// as `percore_runtime::io_uring`); [`Op::new`](crate::Op::new) then makes it a future.
 ///
 /// # Examples
 ///

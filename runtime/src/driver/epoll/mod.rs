@@ -291,8 +291,7 @@ impl Poller {
         let wake = unsafe { BorrowedFd::borrow_raw(eventfd) }
             .try_clone_to_owned()
             .map_err(|err| context("dup of the core's eventfd", err))?;
-        FD_EVENTS.with(|events| *events.borrow_mut() = Some(Vec::new()));
-        Ok(Poller {
+        let poller = Poller {
             epoll,
             eventfd,
             events: Vec::with_capacity(256),
@@ -311,7 +310,11 @@ impl Poller {
             rings: HashMap::default(),
             claimed: HashMap::default(),
             inline_left: INLINE_BUDGET,
-        })
+        };
+        // Only now: a poller that failed to start must not leave a queue that
+        // nothing drains.
+        FD_EVENTS.with(|events| *events.borrow_mut() = Some(Vec::new()));
+        Ok(poller)
     }
 
     /// The fd an SQE names: its own, or the one installed in its fixed slot.

@@ -560,11 +560,38 @@ impl Poller {
     }
 
     /// Runs `sqe` on the blocking pool; its result comes back through `pool`.
+    ///
+    /// The job gets its own duplicate of the fd (a fixed file's already is
+    /// one): a cancel does not stop a call on the pool, and the op's owner may
+    /// close the fd as soon as the op is dropped — a write could otherwise
+    /// land in whatever file takes the number next, while the job waits in
+    /// the pool's queue.
     fn spawn_job(&mut self, sqe: RawSqe, fd: RawFd, file: Option<Arc<OwnedFd>>) {
         let pool = self.pool.clone();
+        let own = match file {
+            Some(file) => Ok(Some(file)),
+            None if fd >= 0 => {
+                // SAFETY: the op was just started by its owner, which holds
+                // `fd` open for this call.
+                unsafe { BorrowedFd::borrow_raw(fd) }
+                    .try_clone_to_owned()
+                    .map(|dup| Some(Arc::new(dup)))
+            }
+            // `AT_FDCWD`: a path relative to the working directory.
+            None => Ok(None),
+        };
+        let own = match own {
+            Ok(own) => own,
+            Err(err) => {
+                let res = -err.raw_os_error().unwrap_or(libc::EMFILE);
+                self.offloaded.remove(&sqe.user_data);
+                return self.ready.push((sqe.user_data, res, 0));
+            }
+        };
         (self.offload)(Box::new(move || {
+            let fd = own.as_ref().map_or(fd, |own| own.as_raw_fd());
             let res = emulate::blocking(&sqe, fd);
-            drop(file);
+            drop(own);
             pool.post(sqe.user_data, res);
         }));
     }

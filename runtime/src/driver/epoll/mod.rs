@@ -123,6 +123,8 @@ struct Claim {
     /// `EPOLLERR` seen): ready for good, as no edge follows a hang-up that
     /// arrived with the last data a short read took.
     closed: u32,
+    /// `O_NONBLOCK` set (for accept and connect).
+    nonblocking: bool,
 }
 
 impl Claim {
@@ -131,6 +133,7 @@ impl Claim {
             registered: false,
             ready: (libc::EPOLLIN | libc::EPOLLOUT) as u32,
             closed: 0,
+            nonblocking: false,
         }
     }
 }
@@ -371,7 +374,7 @@ impl Poller {
         };
         if matches!(sqe.opcode, op::Accept::CODE | op::Connect::CODE) {
             // No flag makes these two calls non-blocking: the socket's mode must.
-            let res = emulate::set_nonblocking(fd);
+            let res = self.set_nonblocking(fd);
             if res < 0 {
                 return Ok(self.finish_now(ops, sqe, state, res, 0));
             }
@@ -410,6 +413,19 @@ impl Poller {
             }
             Plan::Unsupported => unreachable!("refused above"),
         }
+    }
+
+    /// Makes `fd` non-blocking, once per claimed socket (a listener that
+    /// accepts one connection per op would pay an `fcntl` each time).
+    fn set_nonblocking(&mut self, fd: RawFd) -> i32 {
+        if self.claimed.get(&fd).is_some_and(|claim| claim.nonblocking) {
+            return 0;
+        }
+        let res = emulate::set_nonblocking(fd);
+        if let (0, Some(claim)) = (res, self.claimed.get_mut(&fd)) {
+            claim.nonblocking = true;
+        }
+        res
     }
 
     /// epoll events an op waits for.

@@ -1169,24 +1169,44 @@ impl Poller {
     }
 }
 
-/// Registers `fd` edge-triggered for both directions, for good.
+/// Registers `fd` edge-triggered for both directions, for good (switching
+/// it over if it was registered one-shot before it was claimed).
 fn register_edge(epoll: RawFd, fd: RawFd) -> io::Result<()> {
+    let events = (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+    ctl(
+        epoll,
+        fd,
+        events,
+        [libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD],
+        libc::EEXIST,
+    )
+}
+
+/// `epoll_ctl` of `fd` for `events` with `ops[0]`, then with `ops[1]` if the
+/// first fails with `retry_on` (ADD of an fd epoll knows, MOD of one it does
+/// not).
+fn ctl(
+    epoll: RawFd,
+    fd: RawFd,
+    events: u32,
+    ops: [libc::c_int; 2],
+    retry_on: i32,
+) -> io::Result<()> {
     let mut event = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        events,
         u64: fd as u64,
     };
-    // SAFETY: `event` is valid for each call; epoll_ctl checks the fds.
-    let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
+    // SAFETY: `event` is valid for the call; epoll_ctl checks the fds.
+    let rc = unsafe { libc::epoll_ctl(epoll, ops[0], fd, &mut event) };
     if rc == 0 {
         return Ok(());
     }
     let err = io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::EEXIST) {
+    if err.raw_os_error() != Some(retry_on) {
         return Err(err);
     }
-    // Registered one-shot before it was claimed: switch it over.
     // SAFETY: as above.
-    cvt(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, fd, &mut event) }).map(drop)
+    cvt(unsafe { libc::epoll_ctl(epoll, ops[1], fd, &mut event) }).map(drop)
 }
 
 /// Socket lifetimes percore-net reported and the poller has not applied yet.
@@ -1244,19 +1264,12 @@ impl Drop for Poller {
 /// Arms `fd`'s one-shot registration for `events` (adding it if epoll does
 /// not know it: first use, or closed and reopened under the same number).
 fn arm(epoll: RawFd, fd: RawFd, events: u32) -> io::Result<()> {
-    let mut event = libc::epoll_event {
-        events: events | (libc::EPOLLONESHOT | libc::EPOLLRDHUP) as u32,
-        u64: fd as u64,
-    };
-    // SAFETY: `event` is valid for each call; epoll_ctl checks the fds.
-    let rc = unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, fd, &mut event) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::ENOENT) {
-        return Err(err);
-    }
-    // SAFETY: as above.
-    cvt(unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) }).map(drop)
+    let events = events | (libc::EPOLLONESHOT | libc::EPOLLRDHUP) as u32;
+    ctl(
+        epoll,
+        fd,
+        events,
+        [libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD],
+        libc::ENOENT,
+    )
 }

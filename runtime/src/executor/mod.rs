@@ -24,7 +24,7 @@ use slab::Slab;
 pub(crate) use shared::{Remote, Shared};
 
 use crate::driver::{Driver, Io, Registrar, Wait};
-use crate::registered::{BufTable, FileTable};
+use crate::registered::Tables;
 use crate::stats::{self, Counters};
 use crate::task::arena::Arena;
 use crate::task::raw::{self, Runnable};
@@ -81,8 +81,7 @@ pub(crate) struct Core {
     /// The driver's registered buffer and file tables, as this core uses
     /// them. Declared after `driver`, so the ring is closed before registered
     /// memory can be freed.
-    buffers: RefCell<BufTable>,
-    files: RefCell<FileTable>,
+    tables: RefCell<Tables>,
     pub(crate) timers: RefCell<Wheel>,
     /// Tick 0 of the timer wheel.
     pub(crate) origin: Instant,
@@ -145,8 +144,7 @@ impl Core {
             shared,
             run_queue: RefCell::new(VecDeque::with_capacity(256)),
             driver: RefCell::new(driver),
-            buffers: RefCell::new(BufTable::default()),
-            files: RefCell::new(FileTable::default()),
+            tables: RefCell::new(Tables::default()),
             timers: RefCell::new(Wheel::new()),
             origin,
             clock: Clock::new(origin, config.start_paused),
@@ -767,63 +765,39 @@ pub(crate) fn try_with_driver<R>(f: impl FnOnce(&mut Io) -> R) -> Option<R> {
     Some(f(&mut driver))
 }
 
-/// Runs `f` with this core's registrar and buffer table.
+/// Runs `f` with this core's registrar and its registered buffer and file
+/// tables.
 ///
 /// # Panics
 ///
 /// Outside a percore runtime, or inside a driver call.
-pub(crate) fn with_buf_table<R>(f: impl FnOnce(&mut Registrar<'_>, &mut BufTable) -> R) -> R {
+pub(crate) fn with_tables<R>(f: impl FnOnce(&mut Registrar<'_>, &mut Tables) -> R) -> R {
     with_core(|core| {
         let mut driver = core.driver.borrow_mut();
-        f(&mut driver.registrar(), &mut core.buffers.borrow_mut())
+        f(&mut driver.registrar(), &mut core.tables.borrow_mut())
     })
 }
 
-/// [`with_buf_table`], or `None` if this thread runs no core or the driver
-/// or table is in use (for `Drop` impls that must not panic).
-pub(crate) fn try_with_buf_table<R>(
-    f: impl FnOnce(&mut Registrar<'_>, &mut BufTable) -> R,
+/// [`with_tables`], or `None` if this thread runs no core or the driver or
+/// the tables are in use (for `Drop` impls that must not panic).
+pub(crate) fn try_with_tables<R>(
+    f: impl FnOnce(&mut Registrar<'_>, &mut Tables) -> R,
 ) -> Option<R> {
     let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
     // SAFETY: as in `with_core`.
     let core = unsafe { core.as_ref() }?;
     let mut driver = core.driver.try_borrow_mut().ok()?;
-    let mut table = core.buffers.try_borrow_mut().ok()?;
-    Some(f(&mut driver.registrar(), &mut table))
+    let mut tables = core.tables.try_borrow_mut().ok()?;
+    Some(f(&mut driver.registrar(), &mut tables))
 }
 
-/// The buffer table alone, for lookups (no driver borrow); `None` outside a core.
-pub(crate) fn try_with_buf_table_only<R>(f: impl FnOnce(&BufTable) -> R) -> Option<R> {
+/// The tables alone, for lookups (no driver borrow); `None` outside a core.
+pub(crate) fn try_read_tables<R>(f: impl FnOnce(&Tables) -> R) -> Option<R> {
     let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
     // SAFETY: as in `with_core`.
     let core = unsafe { core.as_ref() }?;
-    let table = core.buffers.try_borrow().ok()?;
-    Some(f(&table))
-}
-
-/// Runs `f` with this core's registrar and file table.
-///
-/// # Panics
-///
-/// Outside a percore runtime, or inside a driver call.
-pub(crate) fn with_file_table<R>(f: impl FnOnce(&mut Registrar<'_>, &mut FileTable) -> R) -> R {
-    with_core(|core| {
-        let mut driver = core.driver.borrow_mut();
-        f(&mut driver.registrar(), &mut core.files.borrow_mut())
-    })
-}
-
-/// [`with_file_table`], or `None` if this thread runs no core or the driver
-/// or table is in use.
-pub(crate) fn try_with_file_table<R>(
-    f: impl FnOnce(&mut Registrar<'_>, &mut FileTable) -> R,
-) -> Option<R> {
-    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
-    // SAFETY: as in `with_core`.
-    let core = unsafe { core.as_ref() }?;
-    let mut driver = core.driver.try_borrow_mut().ok()?;
-    let mut table = core.files.try_borrow_mut().ok()?;
-    Some(f(&mut driver.registrar(), &mut table))
+    let tables = core.tables.try_borrow().ok()?;
+    Some(f(&tables))
 }
 
 /// Wakes the parked core of `target`: with a `MSG_RING` on this core's ring if

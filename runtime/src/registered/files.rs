@@ -113,8 +113,8 @@ impl FileSlot {
             ));
         }
         executor::with_core(|core| {
-            let index = executor::with_file_table(|registrar, table| {
-                table.install(registrar, fd.as_raw_fd())
+            let index = executor::with_tables(|registrar, tables| {
+                tables.files.install(registrar, fd.as_raw_fd())
             })?;
             Ok(FileSlot {
                 index,
@@ -142,7 +142,7 @@ impl Drop for FileSlot {
         if self.is_local() {
             // A drop from inside a driver borrow (none is known) leaves the slot
             // taken until the ring ends, rather than panicking in `drop`.
-            executor::try_with_file_table(|registrar, table| table.remove(registrar, index));
+            executor::try_with_tables(|registrar, tables| tables.files.remove(registrar, index));
             return;
         }
         // The job runs on the slot's core. If that core is gone, so is its ring
@@ -151,7 +151,7 @@ impl Drop for FileSlot {
             return;
         };
         let job = move || {
-            executor::try_with_file_table(|registrar, table| table.remove(registrar, index));
+            executor::try_with_tables(|registrar, tables| tables.files.remove(registrar, index));
         };
         let _ = core.push(Remote::Job(Box::new(job)));
     }

@@ -36,7 +36,7 @@ use crate::executor;
 
 mod files;
 
-pub(crate) use files::FileTable;
+use files::FileTable;
 pub use files::{FileSlot, FILE_SLOTS};
 
 /// Slots in each core's sparse buffer table.
@@ -54,8 +54,15 @@ const MAX_CHUNK: usize = 1 << 20;
 /// Size classes: 4 KiB, 8 KiB, ... 1 MiB.
 const CLASSES: usize = (MAX_CHUNK.trailing_zeros() - MIN_CHUNK.trailing_zeros() + 1) as usize;
 
-/// This core's use of its ring's buffer table; owned by the core, which drops
-/// it after the driver, so the memory outlives the ring.
+/// The core's registered buffer and file tables; owned by the core, which
+/// drops them after the driver, so registered memory outlives the ring.
+#[derive(Default)]
+pub(crate) struct Tables {
+    pub(crate) buffers: BufTable,
+    pub(crate) files: FileTable,
+}
+
+/// This core's use of its ring's buffer table.
 #[derive(Default)]
 pub(crate) struct BufTable {
     state: TableState<usize>,
@@ -441,9 +448,9 @@ impl fmt::Debug for RegisteredMem {
 ///
 /// Outside a percore runtime.
 pub unsafe fn register_buffers(iovecs: &[libc::iovec]) -> io::Result<u16> {
-    executor::with_buf_table(|registrar, table| {
+    executor::with_tables(|registrar, tables| {
         // SAFETY: the caller's promise, passed on.
-        unsafe { table.register(registrar, iovecs) }
+        unsafe { tables.buffers.register(registrar, iovecs) }
     })
 }
 
@@ -455,8 +462,8 @@ pub unsafe fn register_buffers(iovecs: &[libc::iovec]) -> io::Result<u16> {
 pub fn unregister_buffers(first: u16, count: usize, base: *const u8) {
     // Called from `Drop` impls: inside a driver borrow (none is known) the
     // slots stay taken until the ring ends, rather than a panic in `drop`.
-    executor::try_with_buf_table(|registrar, table| {
-        table.unregister(registrar, first, count, base);
+    executor::try_with_tables(|registrar, tables| {
+        tables.buffers.unregister(registrar, first, count, base);
     });
 }
 
@@ -467,14 +474,15 @@ pub fn unregister_buffers(first: u16, count: usize, base: *const u8) {
 /// epoll backend (which has no fixed reads to make faster). Callers then use ordinary
 /// memory.
 pub fn alloc(size: usize, align: usize) -> Option<RegisteredMem> {
-    executor::try_with_buf_table(|registrar, table| table.alloc(registrar, size, align)).flatten()
+    executor::try_with_tables(|registrar, tables| tables.buffers.alloc(registrar, size, align))
+        .flatten()
 }
 
 /// The slot of this core's buffer table whose registered memory (from
 /// [`alloc()`]) holds all `len` bytes at `ptr`: what a fixed read or write into
 /// that memory names. `None` for other memory, or outside a percore runtime.
 pub fn index_of(ptr: *const u8, len: usize) -> Option<u16> {
-    executor::try_with_buf_table_only(|table| table.index_of(ptr as usize, len)).flatten()
+    executor::try_read_tables(|tables| tables.buffers.index_of(ptr as usize, len)).flatten()
 }
 
 #[cfg(test)]

@@ -301,8 +301,13 @@ impl Drop for Io {
 
 impl std::fmt::Debug for Io {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match &self.backend {
+            Backend::Uring(ring) => Some(ring.mode()),
+            Backend::Epoll(_) => None,
+        };
         f.debug_struct("Io")
             .field("driver", &self.kind())
+            .field("task_run", &mode)
             .field("in_flight", &self.ops.table.len())
             .finish_non_exhaustive()
     }

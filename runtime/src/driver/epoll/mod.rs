@@ -128,6 +128,12 @@ struct Claim {
 }
 
 impl Claim {
+    /// Whether a call in direction `events` may find the socket ready: always
+    /// until it is registered (no edge has been promised yet).
+    fn may_be_ready(&self, events: u32) -> bool {
+        !self.registered || (self.ready | self.closed) & events != 0
+    }
+
     fn new() -> Claim {
         Claim {
             registered: false,
@@ -451,13 +457,13 @@ impl Poller {
         let mut connecting = false;
         let mut sent = 0;
         let events = self.events_of(&sqe);
-        let claimed = self.claimed.contains_key(&fd);
-        if matches!(plan, Plan::ReadWrite { .. }) && !claimed && emulate::is_direct(fd) {
+        let claim = self.claimed.get(&fd).copied();
+        if matches!(plan, Plan::ReadWrite { .. }) && claim.is_none() && emulate::is_direct(fd) {
             // O_DIRECT goes to the device whatever the flags: `RWF_NOWAIT`
             // would still wait for it, on the core.
             return Ok(self.offload_op(ops, sqe, state, fd, file));
         }
-        let res = if self.may_be_ready(fd, events) {
+        let res = if claim.is_none_or(|claim| claim.may_be_ready(events)) {
             emulate::attempt(&sqe, fd, None)
         } else {
             -libc::EAGAIN
@@ -809,19 +815,19 @@ impl Poller {
     fn may_be_ready(&self, fd: RawFd, events: u32) -> bool {
         self.claimed
             .get(&fd)
-            .is_none_or(|claim| !claim.registered || (claim.ready | claim.closed) & events != 0)
+            .is_none_or(|claim| claim.may_be_ready(events))
     }
 
     /// Learns from a call's result on a claimed socket: `EAGAIN`, a partial
     /// send, or a receive shorter than the `asked` bytes leaves it drained in
     /// that direction (tokio's rule for epoll: a short read emptied the queue).
     fn note_result(&mut self, fd: RawFd, events: u32, sqe: &RawSqe, res: i32, asked: u32) {
-        let Some(claim) = self.claimed.get_mut(&fd) else {
-            return;
-        };
         let flat = matches!(sqe.opcode, op::Recv::CODE | op::Read::CODE | op::Send::CODE);
-        let short = flat && res >= 0 && (res as u32) < asked && res != 0;
-        if res == -libc::EAGAIN || short {
+        let short = flat && res > 0 && (res as u32) < asked;
+        if res != -libc::EAGAIN && !short {
+            return; // the common case, with no lookup
+        }
+        if let Some(claim) = self.claimed.get_mut(&fd) {
             claim.ready &= !events;
         }
     }

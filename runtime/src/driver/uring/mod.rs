@@ -76,7 +76,6 @@ impl Ring {
     }
 
     /// How the ring was set up.
-    #[allow(dead_code)]
     pub(crate) fn mode(&self) -> TaskRunMode {
         self.mode
     }

@@ -98,14 +98,7 @@ pub async fn settle(rounds: usize) -> usize {
     percore_runtime::stats().in_flight
 }
 
-/// Whether this run's default driver is io_uring. A test about io_uring itself
-/// (registered memory, ring sizes) returns early otherwise, after saying so.
-pub fn io_uring_or_skip(test: &str) -> bool {
-    let driver =
-        percore_runtime::run(async { percore_runtime::stats().driver }).expect("a runtime starts");
-    if driver != percore_runtime::Driver::IoUring {
-        eprintln!("skipped {test}: it is about io_uring itself, and this run uses {driver}");
-        return false;
-    }
-    true
-}
+#[path = "../../../runtime/tests/util/driver.rs"]
+mod driver;
+#[allow(unused_imports)] // not every test binary asks
+pub use driver::io_uring_or_skip;

@@ -51,15 +51,7 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Whether this run's default driver is io_uring. A test about io_uring itself
-/// (SQE or enter counts, `MSG_RING`, ring sizes) returns early otherwise,
-/// after saying so on stderr.
-pub fn io_uring_or_skip(test: &str) -> bool {
-    let driver =
-        percore_runtime::run(async { percore_runtime::stats().driver }).expect("a runtime starts");
-    if driver != percore_runtime::Driver::IoUring {
-        eprintln!("skipped {test}: it is about io_uring itself, and this run uses {driver}");
-        return false;
-    }
-    true
-}
+#[path = "driver.rs"]
+mod driver;
+#[allow(unused_imports)] // not every test binary asks
+pub use driver::io_uring_or_skip;

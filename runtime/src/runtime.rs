@@ -48,6 +48,20 @@ pub fn run<F: Future>(future: F) -> io::Result<F::Output> {
     Builder::new().block_on(future)
 }
 
+/// Says once per process that `PERCORE_FAULTS` is set but cannot apply.
+#[cfg(not(feature = "faults"))]
+fn warn_faults_ignored() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("PERCORE_FAULTS").is_some() {
+        WARNED.call_once(|| {
+            eprintln!(
+                "percore: PERCORE_FAULTS is set, but percore-runtime was built without its \
+                 `faults` feature: no faults are injected"
+            );
+        });
+    }
+}
+
 /// `PERCORE_SEED`, if set.
 pub(crate) fn env_seed() -> io::Result<Option<u64>> {
     let Some(value) = std::env::var_os("PERCORE_SEED") else {
@@ -111,6 +125,8 @@ impl Builder {
                 start_paused: false,
                 seed: None,
                 driver: Driver::Auto,
+                #[cfg(feature = "faults")]
+                faults: None,
             },
         }
     }
@@ -298,6 +314,44 @@ impl Builder {
         self
     }
 
+    /// Injects faults into every core's I/O, as `spec` says (feature
+    /// `faults`, for tests): ops failed with an errno instead of run, reads
+    /// and writes on streams shortened, completions held back for a few
+    /// turns, `io_uring_enter` failing before it runs, tiny rings. The same
+    /// spec and seed draw the same faults.
+    ///
+    /// `spec` is a comma-separated list: `light` (short I/O, `EINTR`,
+    /// delays: what every correct caller survives), `heavy` (those and
+    /// errors that reach callers), `seed=N`, `short=P`, `delay=P[/TURNS]`,
+    /// `submit=P`, `sq=N`, `cq=N`, or an errno (`eintr`, `eagain`,
+    /// `ecanceled`, `econnreset`, `eio`, `enomem`, `enobufs`) `=P`; a
+    /// probability `P` may end in `@kind+kind` (`read`, `write`, `recv`,
+    /// `send`, `accept`, `connect`, `open`, `sync`, `other`). Without a call
+    /// to `faults`, the environment variable `PERCORE_FAULTS` sets it.
+    ///
+    /// An op that fails with `EINTR` is submitted again by [`Op`](crate::Op),
+    /// so `eintr` tests that retry; other errnos reach the caller.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` naming the item that is wrong.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use percore_runtime::{op::Nop, Op, Runtime};
+    ///
+    /// let runtime = Runtime::builder().faults("seed=3,eio=1.0@other").unwrap();
+    /// let res = runtime.block_on(Op::new(Nop::new())).unwrap();
+    /// assert_eq!(res.unwrap_err().raw_os_error(), Some(libc::EIO));
+    /// ```
+    #[cfg(feature = "faults")]
+    pub fn faults(mut self, spec: &str) -> io::Result<Builder> {
+        let spec = crate::driver::fault::Spec::parse(spec)?;
+        self.config.faults = Some(std::sync::Arc::new(spec));
+        Ok(self)
+    }
+
     fn core_config(&self) -> io::Result<Config> {
         let mut config = self.config.clone();
         if config.cq_entries == 0 {
@@ -306,6 +360,18 @@ impl Builder {
         if config.seed.is_none() {
             config.seed = env_seed()?;
         }
+        #[cfg(feature = "faults")]
+        {
+            if config.faults.is_none() {
+                config.faults = crate::driver::fault::Spec::from_env()?;
+            }
+            if let Some(spec) = &config.faults {
+                config.entries = spec.sq.unwrap_or(config.entries);
+                config.cq_entries = spec.cq.unwrap_or(config.cq_entries).max(config.entries);
+            }
+        }
+        #[cfg(not(feature = "faults"))]
+        warn_faults_ignored();
         Ok(config)
     }
 

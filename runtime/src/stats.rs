@@ -54,6 +54,11 @@ pub struct Stats {
     /// Parked cores this core woke with `IORING_OP_MSG_RING` (riding on its own
     /// next enter) rather than with an eventfd write.
     pub msg_rings: u64,
+    /// Faults injected on this core: ops failed instead of run, reads and
+    /// writes shortened, completions held back, submits failed (always 0
+    /// unless percore-runtime's `faults` feature is on and a spec is set:
+    /// [`Builder::faults`](crate::Builder::faults), `PERCORE_FAULTS`).
+    pub faults: u64,
     /// Operations in flight right now.
     pub in_flight: usize,
     /// Timers pending right now.

@@ -23,6 +23,8 @@
 
 mod choice;
 mod epoll;
+#[cfg(feature = "faults")]
+pub(crate) mod fault;
 mod opcode;
 pub(crate) mod sqe;
 mod table;
@@ -56,6 +58,8 @@ pub(crate) struct IoCounters {
     pub(crate) overflows: u64,
     pub(crate) sq_full: u64,
     pub(crate) msg_rings: u64,
+    /// Faults the `faults` layer injected.
+    pub(crate) faults: u64,
 }
 
 /// How long [`Io::turn`] may block.
@@ -91,6 +95,9 @@ pub(crate) struct Ops {
     /// eventfds instead.
     pub(crate) failed_rings: Vec<usize>,
     pub(crate) counters: IoCounters,
+    /// The fault layer, when the `faults` feature is on and a spec is set.
+    #[cfg(feature = "faults")]
+    pub(crate) faults: Option<Box<fault::Faults>>,
 }
 
 impl Ops {
@@ -98,6 +105,19 @@ impl Ops {
     #[inline]
     fn complete(&mut self, user_data: u64, res: i32, flags: u32) {
         self.counters.cqes += 1;
+        #[cfg(feature = "faults")]
+        if let Some(faults) = &mut self.faults {
+            if faults.hold(user_data, res, flags) {
+                self.counters.faults += 1;
+                return;
+            }
+        }
+        self.deliver(user_data, res, flags);
+    }
+
+    /// Hands one completion to its slot.
+    #[inline]
+    fn deliver(&mut self, user_data: u64, res: i32, flags: u32) {
         match self.table.complete(user_data, res, flags) {
             Reaped::Nothing => {}
             Reaped::Wake(waker) => self.woken.push(waker),
@@ -218,7 +238,20 @@ impl Io {
     /// Starts the op `sqe` describes, its slot in `state`. On error nothing
     /// was started and no slot is left.
     #[inline]
-    pub(crate) fn start(&mut self, sqe: squeue::Entry, state: Lifecycle) -> io::Result<Started> {
+    pub(crate) fn start(
+        &mut self,
+        #[allow(unused_mut)] mut sqe: squeue::Entry,
+        state: Lifecycle,
+    ) -> io::Result<Started> {
+        #[cfg(feature = "faults")]
+        if self.ops.faults.is_some() {
+            return self.start_with_faults(sqe, state);
+        }
+        self.start_plain(sqe, state)
+    }
+
+    #[inline]
+    fn start_plain(&mut self, sqe: squeue::Entry, state: Lifecycle) -> io::Result<Started> {
         match &mut self.backend {
             Backend::Uring(ring) => {
                 let key = self.ops.table.insert(state);
@@ -232,6 +265,70 @@ impl Io {
             }
             Backend::Epoll(poller) => poller.start(&mut self.ops, sqe, state),
         }
+    }
+
+    /// [`start`](Io::start) through the fault layer: a single-shot op may fail
+    /// instead of running, a read or write may ask for fewer bytes, and an op
+    /// the readiness backend finished at once may still have its completion
+    /// held back.
+    #[cfg(feature = "faults")]
+    #[cold]
+    fn start_with_faults(
+        &mut self,
+        mut sqe: squeue::Entry,
+        state: Lifecycle,
+    ) -> io::Result<Started> {
+        let Some(faults) = self.ops.faults.as_mut() else {
+            return self.start_plain(sqe, state);
+        };
+        let waker = match &state {
+            Lifecycle::Waiting(waker) => Some(waker.clone()),
+            _ => None,
+        };
+        if waker.is_some() {
+            if let Some(errno) = faults.error(&sqe) {
+                self.ops.counters.faults += 1;
+                let key = self.ops.table.insert(state);
+                faults.fail(key.user_data(), errno);
+                return Ok(Started::Pending(key));
+            }
+        }
+        if faults.shorten(&mut sqe) {
+            self.ops.counters.faults += 1;
+        }
+        match (self.start_plain(sqe, state)?, waker) {
+            (Started::Done { res, flags }, Some(waker)) => {
+                let key = self.ops.table.insert(Lifecycle::Waiting(waker));
+                let held = self
+                    .ops
+                    .faults
+                    .as_mut()
+                    .is_some_and(|faults| faults.hold(key.user_data(), res, flags));
+                if held {
+                    self.ops.counters.faults += 1;
+                    return Ok(Started::Pending(key));
+                }
+                self.ops.table.remove(key);
+                Ok(Started::Done { res, flags })
+            }
+            (started, _) => Ok(started),
+        }
+    }
+
+    /// Whether the fault layer holds completions back: the core must not
+    /// park (nothing would wake it) nor jump a paused clock past them.
+    pub(crate) fn holds_completions(&self) -> bool {
+        #[cfg(feature = "faults")]
+        if let Some(faults) = &self.ops.faults {
+            return faults.holds();
+        }
+        false
+    }
+
+    /// Turns fault injection on for this driver.
+    #[cfg(feature = "faults")]
+    pub(crate) fn set_faults(&mut self, faults: fault::Faults) {
+        self.ops.faults = Some(Box::new(faults));
     }
 
     /// Starts an op whose opcode the epoll backend cannot run, as the blocking
@@ -268,15 +365,45 @@ impl Io {
     /// Submits everything queued, waits as `wait` says, and collects all
     /// completions into `ops.woken` and `ops.orphans`.
     pub(crate) fn turn(&mut self, wait: Wait) -> io::Result<()> {
-        match &mut self.backend {
+        #[cfg(feature = "faults")]
+        let wait = if self.holds_completions() {
+            Wait::No
+        } else {
+            wait
+        };
+        let turned = match &mut self.backend {
             Backend::Uring(ring) => ring.turn(&mut self.ops, wait),
             Backend::Epoll(poller) => poller.turn(&mut self.ops, wait),
+        };
+        #[cfg(feature = "faults")]
+        self.release_faults(false);
+        turned
+    }
+
+    /// Delivers the completions the fault layer held that are due (all of
+    /// them, and no more faults from here on, if `all`).
+    #[cfg(feature = "faults")]
+    fn release_faults(&mut self, all: bool) {
+        let Some(faults) = self.ops.faults.as_mut() else {
+            return;
+        };
+        let mut due = Vec::new();
+        if all {
+            faults.release_all(&mut due);
+            self.ops.faults = None;
+        } else {
+            faults.due(&mut due);
+        }
+        for (user_data, res, flags) in due {
+            self.ops.deliver(user_data, res, flags);
         }
     }
 
     /// Cancels everything in flight and waits for the kernel (or the blocking
     /// pool) to let go of it, for at most [`DRAIN_LIMIT`]. False if it did not.
     fn drain(&mut self) -> bool {
+        #[cfg(feature = "faults")]
+        self.release_faults(true);
         match &mut self.backend {
             Backend::Uring(ring) => ring.drain(&mut self.ops),
             Backend::Epoll(poller) => poller.drain(&mut self.ops),

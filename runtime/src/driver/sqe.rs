@@ -55,3 +55,11 @@ impl RawSqe {
         unsafe { ptr::from_ref(entry).cast::<RawSqe>().read() }
     }
 }
+
+/// Sets the `len` field of `entry` (fault injection asks for fewer bytes).
+#[cfg(feature = "faults")]
+pub(crate) fn set_len(entry: &mut squeue::Entry, len: u32) {
+    // SAFETY: as in `RawSqe::of`, `entry` has `RawSqe`'s layout; `len` is a
+    // plain `u32` field of it, written in place.
+    unsafe { (*ptr::from_mut(entry).cast::<RawSqe>()).len = len };
+}

@@ -67,6 +67,9 @@ pub(crate) struct Config {
     pub(crate) seed: Option<u64>,
     /// The backend to run on (`Builder::driver`, `PERCORE_DRIVER`).
     pub(crate) driver: Driver,
+    /// Faults to inject (`Builder::faults`, `PERCORE_FAULTS`).
+    #[cfg(feature = "faults")]
+    pub(crate) faults: Option<std::sync::Arc<crate::driver::fault::Spec>>,
 }
 
 thread_local! {
@@ -128,13 +131,21 @@ impl Core {
     pub(crate) fn new(id: usize, config: Config) -> io::Result<Core> {
         let mut shared = Shared::new(id)?;
         let offload: crate::driver::Offload = Box::new(|job| drop(crate::spawn_blocking(job)));
-        let driver = Io::new(
+        #[allow(unused_mut)]
+        let mut driver = Io::new(
             config.driver,
             config.entries,
             config.cq_entries,
             shared.eventfd(),
             offload,
         )?;
+        #[cfg(feature = "faults")]
+        if let Some(spec) = &config.faults {
+            driver.set_faults(crate::driver::fault::Faults::new(
+                std::sync::Arc::clone(spec),
+                id,
+            ));
+        }
         if let Some(ring_fd) = driver.dup_ring_fd()? {
             shared.set_ring_fd(ring_fd);
         }
@@ -442,7 +453,10 @@ impl Core {
         if !self.run_queue.borrow().is_empty() || self.shared.has_remote() {
             return Ok(());
         }
-        let ops = self.driver.borrow().holding > 0;
+        let ops = {
+            let driver = self.driver.borrow();
+            driver.holding > 0 || driver.holds_completions()
+        };
         let jobs = self.shared.holds.any();
         let next = self.timers.borrow().next_expiration();
         if let (false, false, Some(tick)) = (ops, jobs, next) {
@@ -642,6 +656,7 @@ impl Core {
             overflows: io.overflows,
             sq_full: io.sq_full,
             msg_rings: io.msg_rings,
+            faults: io.faults,
             in_flight: driver.in_flight(),
             timers: self.timers.borrow().len(),
             tasks: self.live_tasks.get(),

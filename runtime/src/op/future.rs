@@ -52,6 +52,10 @@ fn release_without_driver<T>(data: T) {
 /// `ASYNC_CANCEL` is submitted, and the data is completed and dropped when the
 /// last CQE arrives — an fd the op created is closed then, not leaked.
 ///
+/// An op that completes with `EINTR` is submitted again rather than
+/// reported: the kernel returns it only when the op did nothing (std's
+/// `read_exact` and `write_all` retry it the same way).
+///
 /// `Op` is `!Send`: it belongs to the ring of the core that polled it.
 ///
 /// # Panics
@@ -158,6 +162,22 @@ impl<T: OpCode> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
+        loop {
+            match this.poll_once(cx) {
+                // Interrupted before it did anything: submit it again.
+                Poll::Ready(Err(data)) => this.data = Some(data),
+                Poll::Ready(Ok(output)) => return Poll::Ready(output),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T: OpCode> Op<T> {
+    /// One poll: starts the op or takes its result; `Err` gives the data back
+    /// if the op completed with `EINTR` and must start again.
+    fn poll_once(&mut self, cx: &Context<'_>) -> Poll<Result<T::Output, T>> {
+        let this = self;
         let Some(mut data) = this.data.take() else {
             panic!("`Op` polled after it completed");
         };
@@ -181,10 +201,13 @@ impl<T: OpCode> Future for Op<T> {
             let key = match started {
                 Ok(Started::Pending(key)) => key,
                 // The readiness backend ran it at once.
-                Ok(Started::Done { res, flags }) => {
-                    return Poll::Ready(data.complete(cqe_result(res), flags))
+                Ok(Started::Done { res, .. }) if res == -libc::EINTR => {
+                    return Poll::Ready(Err(data))
                 }
-                Err(err) => return Poll::Ready(data.complete(Err(err), 0)),
+                Ok(Started::Done { res, flags }) => {
+                    return Poll::Ready(Ok(data.complete(cqe_result(res), flags)))
+                }
+                Err(err) => return Poll::Ready(Ok(data.complete(Err(err), 0))),
             };
             if this.now {
                 executor::with_core(|core| {
@@ -233,8 +256,14 @@ impl<T: OpCode> Future for Op<T> {
                 this.holds = false;
                 if let Device::Since(at) = this.device {
                     executor::with_core(|core| core.device.completed(at.elapsed()));
+                    if res == -libc::EINTR {
+                        this.device = Device::Idle;
+                    }
                 }
-                Poll::Ready(data.complete(cqe_result(res), flags))
+                if res == -libc::EINTR {
+                    return Poll::Ready(Err(data));
+                }
+                Poll::Ready(Ok(data.complete(cqe_result(res), flags)))
             }
             None => {
                 this.data = Some(data);

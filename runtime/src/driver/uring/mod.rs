@@ -196,7 +196,19 @@ impl Ring {
         #[cfg(percore_asan)]
         self.asan.sweep();
         let to_submit = self.ring.submission().len() as u32;
+        #[cfg(feature = "faults")]
+        if let Some(errno) = ops.faults.as_mut().and_then(|faults| faults.fail_enter()) {
+            // As if the kernel refused: the entries stay queued.
+            ops.counters.faults += 1;
+            return self.entered(ops, Err(io::Error::from_raw_os_error(errno)));
+        }
         let result = sys::enter(self.ring_fd, to_submit, want, timeout);
+        self.entered(ops, result)
+    }
+
+    /// What an `io_uring_enter` that returned `result` comes to: the errors
+    /// that leave the queue as it was are retried by the next enter.
+    fn entered(&mut self, ops: &mut Ops, result: io::Result<u32>) -> io::Result<()> {
         match result {
             Ok(_) => Ok(()),
             Err(err) => match err.raw_os_error() {

@@ -199,9 +199,17 @@ impl Target {
         if !rw.writes() {
             buf.clear();
         }
+        // A buffered transfer finishes what a short read or write left, as
+        // fio does; `O_DIRECT` ones are never short short of the file's end.
         match (self, rw.writes()) {
-            (Target::Buffered(file), false) => file.read_at(buf, pos).await,
-            (Target::Buffered(file), true) => file.write_at(buf, pos).await,
+            (Target::Buffered(file), false) => {
+                let (res, buf) = file.read_exact_at(buf, pos).await;
+                (res.map(|()| buf.len()), buf)
+            }
+            (Target::Buffered(file), true) => {
+                let (res, buf) = file.write_all_at(buf, pos).await;
+                (res.map(|()| buf.len()), buf)
+            }
             (Target::Direct(file), false) => file.read_at(buf, pos).await,
             (Target::Direct(file), true) => file.write_at(buf, pos).await,
         }

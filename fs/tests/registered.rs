@@ -62,10 +62,12 @@ fn registered_buffers_round_trip() {
         let mut buf = DmaBuffer::new_registered(100, 8);
         assert!(buf.is_registered());
         buf.extend_from_slice(b"registered, buffered");
-        let (n, buf) = plain.write_at(buf, 10).await;
-        assert_eq!(n.unwrap(), 20);
-        let (n, back) = plain.read_at(DmaBuffer::new_registered(20, 8), 10).await;
-        assert_eq!(n.unwrap(), 20);
+        let (res, buf) = plain.write_all_at(buf, 10).await;
+        res.unwrap();
+        let (res, back) = plain
+            .read_exact_at(DmaBuffer::new_registered(20, 8), 10)
+            .await;
+        res.unwrap();
         assert_eq!(&back[..20], &buf[..]);
     })
     .unwrap();

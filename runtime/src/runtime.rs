@@ -320,7 +320,8 @@ impl Builder {
     /// turns, `io_uring_enter` failing before it runs, tiny rings. The same
     /// spec and seed draw the same faults.
     ///
-    /// `spec` is a comma-separated list: `light` (short I/O, `EINTR`,
+    /// `spec` is a comma-separated list: `none` (no faults, whatever
+    /// `PERCORE_FAULTS` says: for a test about exact op counts), `light` (short I/O, `EINTR`,
     /// delays: what every correct caller survives), `heavy` (those and
     /// errors that reach callers), `seed=N`, `short=P`, `delay=P[/TURNS]`,
     /// `submit=P`, `sq=N`, `cq=N`, or an errno (`eintr`, `eagain`,

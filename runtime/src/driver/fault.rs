@@ -20,7 +20,9 @@
 //!   **tiny rings** (`sq=N`, `cq=N`) for the SQ-full and CQ-overflow paths.
 //!
 //! A spec is a comma-separated list of those items plus `seed=N` (default 1;
-//! each core draws from its own stream of it) and the presets `light` —
+//! each core draws from its own stream of it), `none` (no faults: a test
+//! about exact op counts opts out of `PERCORE_FAULTS` with it)
+//! and the presets `light` —
 //! `short=0.25,eintr=0.05,delay=0.1`, the mix every correct caller survives —
 //! and `heavy`, which adds errors that reach callers. `P` is a probability
 //! from 0 to 1; `@kind+kind` limits an item to ops of those kinds (`read`,
@@ -113,6 +115,14 @@ impl Spec {
         Ok(spec)
     }
 
+    /// Whether it injects anything at all (`none` does not).
+    pub(crate) fn is_active(&self) -> bool {
+        self.short.chance > 0.0
+            || self.delay.chance > 0.0
+            || self.submit > 0.0
+            || self.errors.iter().any(|(_, rule)| rule.chance > 0.0)
+    }
+
     /// `PERCORE_FAULTS`, if set.
     pub(crate) fn from_env() -> io::Result<Option<Arc<Spec>>> {
         match std::env::var("PERCORE_FAULTS") {
@@ -127,6 +137,7 @@ impl Spec {
 
     fn item(&mut self, item: &str) -> Result<(), String> {
         match item {
+            "none" => return Ok(()),
             "light" => return self.preset(LIGHT),
             "heavy" => return self.preset(HEAVY),
             _ => {}

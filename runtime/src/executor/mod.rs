@@ -140,7 +140,7 @@ impl Core {
             offload,
         )?;
         #[cfg(feature = "faults")]
-        if let Some(spec) = &config.faults {
+        if let Some(spec) = config.faults.as_ref().filter(|spec| spec.is_active()) {
             driver.set_faults(crate::driver::fault::Faults::new(
                 std::sync::Arc::clone(spec),
                 id,

@@ -64,7 +64,8 @@ run runtime/src/lib.rs
 run runtime/tests/op_device.rs --exact a_dropped_device_op_stops_the_polling
 for test in op_cancel op_submit_now ring_pressure registered spawn_on \
     runtime_multi channel_spsc channel_mpsc channel_mesh wake_storm blocking_pool \
-    sync_local task_panic_policy setup_seccomp time_paused task_seed stall_detector; do
+    sync_local task_panic_policy setup_seccomp time_paused task_seed stall_detector \
+    fault_layer fuzz_ops; do
     run "runtime/tests/$test.rs"
 done
 run runtime/tests/time_sleep.rs --skip hundred_thousand
@@ -87,7 +88,7 @@ done
 # The drop, cancel and leak tests again on the epoll backend: there the runtime
 # makes the reads and writes itself, through syscalls ASan intercepts.
 export PERCORE_DRIVER=epoll
-for test in op_cancel ring_pressure blocking_pool time_paused; do
+for test in op_cancel ring_pressure blocking_pool time_paused fault_layer; do
     run "runtime/tests/$test.rs"
 done
 for test in buf_ring send_zc tcp_drop_buffers tcp_echo tcp_faults tcp_fd_leak tcp_stream \

@@ -2,7 +2,15 @@
 # Runs the workspace tests N times in a row (default 5) with every CPU kept
 # busy by a `yes > /dev/null` of its own, as on a CI machine shared with other
 # work, then ci/valgrind.sh and ci/loom.sh once under the same load: a test
-# whose verdict depends on how busy the machine is fails here first.
+# whose verdict depends on how busy the machine is fails here first. Then,
+# under the same load:
+# - the workspace tests once more on each backend with PERCORE_FAULTS=light
+#   (short reads and writes, EINTR, held completions: see Builder::faults);
+# - the op-sequence fuzzer (runtime/tests/fuzz_ops.rs) for
+#   PERCORE_FUZZ_SECONDS (default 600), release build, both backends (each
+#   script picks one);
+# - the failure classes at scale, the `#[ignore]`d scale_cancel tests of
+#   percore-net and percore-fs, on each backend (their figures are printed).
 # Usage: ci/stress.sh [N]   (from any directory)
 # The build comes first, without the load. Each run exports a fresh random
 # PERCORE_SEED (the runtime's task-order shuffle reads it). Stops at the first
@@ -120,6 +128,38 @@ for ((run = 1; run <= runs; run++)); do
     echo "   ok in $((SECONDS - t0)) s: $(grep -c '^test result: ok' "$log") test binaries passed"
 done
 
+# step <name> <command...>: runs one more stage under the load, logged.
+step() {
+    local name=$1
+    shift
+    seed=$(new_seed)
+    export PERCORE_SEED="$seed"
+    log="$logs/$name.log"
+    echo "== $name (PERCORE_SEED=$seed): $*"
+    t0=$SECONDS
+    if ! "$@" >"$log" 2>&1; then
+        echo "!! $name FAILED after $((SECONDS - t0)) s (PERCORE_SEED=$seed), log: $log"
+        report "$log" "$seed"
+        echo "== ci/stress.sh: failed in $name after $((SECONDS - started)) s"
+        exit 1
+    fi
+    echo "   ok in $((SECONDS - t0)) s"
+    grep -E '^(fuzz|scale):' "$log" | sed 's/^/   /' || true
+}
+
+for driver in io_uring epoll; do
+    PERCORE_DRIVER=$driver PERCORE_FAULTS=light \
+        step "faults-light-$driver" cargo test --workspace --all-features --no-fail-fast
+done
+PERCORE_FUZZ_SECONDS="${PERCORE_FUZZ_SECONDS:-600}" \
+    step fuzz cargo test --release -p percore-runtime --test fuzz_ops -- --nocapture
+for driver in io_uring epoll; do
+    PERCORE_DRIVER=$driver step "scale-net-$driver" \
+        cargo test --release -p percore-net --test scale_cancel -- --ignored --nocapture --test-threads 1
+    PERCORE_DRIVER=$driver step "scale-fs-$driver" \
+        cargo test --release -p percore-fs --test scale_cancel -- --ignored --nocapture --test-threads 1
+done
+
 for script in valgrind loom; do
     seed=$(new_seed)
     export PERCORE_SEED="$seed"
@@ -136,4 +176,4 @@ for script in valgrind loom; do
     echo "   ok in $((SECONDS - t0)) s"
 done
 
-echo "== ci/stress.sh: $runs run(s), valgrind and loom passed under load in $((SECONDS - started)) s"
+echo "== ci/stress.sh: $runs run(s), the fault, fuzz and scale stages, valgrind and loom passed under load in $((SECONDS - started)) s"

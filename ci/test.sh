@@ -21,6 +21,11 @@ PERCORE_DRIVER=io_uring cargo test --workspace --all-features
 echo "== cargo test --workspace --all-features (epoll: PERCORE_DRIVER=epoll)"
 PERCORE_DRIVER=epoll cargo test --workspace --all-features
 
+# Once more with faults injected (short reads and writes, EINTR, held
+# completions: Builder::faults); ci/stress.sh does it on both backends.
+echo "== cargo test --workspace --all-features (io_uring, PERCORE_FAULTS=light)"
+PERCORE_DRIVER=io_uring PERCORE_FAULTS=light cargo test --workspace --all-features
+
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 

@@ -10,7 +10,9 @@
 #   PERCORE_FUZZ_SECONDS (default 600), release build, both backends (each
 #   script picks one);
 # - the failure classes at scale, the `#[ignore]`d scale_cancel tests of
-#   percore-net and percore-fs, on each backend (their figures are printed).
+#   percore-net and percore-fs, on each backend (their figures are printed);
+# - a soak of echo and file reads on two cores for PERCORE_SOAK_SECONDS
+#   (default 600; tests/soak.rs): RSS and fd count stay flat.
 # Usage: ci/stress.sh [N]   (from any directory)
 # The build comes first, without the load. Each run exports a fresh random
 # PERCORE_SEED (the runtime's task-order shuffle reads it). Stops at the first
@@ -159,6 +161,8 @@ for driver in io_uring epoll; do
     PERCORE_DRIVER=$driver step "scale-fs-$driver" \
         cargo test --release -p percore-fs --test scale_cancel -- --ignored --nocapture --test-threads 1
 done
+PERCORE_SOAK_SECONDS="${PERCORE_SOAK_SECONDS:-600}" \
+    step soak cargo test --release --test soak -- --ignored --nocapture
 
 for script in valgrind loom; do
     seed=$(new_seed)

@@ -238,11 +238,7 @@ impl Io {
     /// Starts the op `sqe` describes, its slot in `state`. On error nothing
     /// was started and no slot is left.
     #[inline]
-    pub(crate) fn start(
-        &mut self,
-        #[allow(unused_mut)] mut sqe: squeue::Entry,
-        state: Lifecycle,
-    ) -> io::Result<Started> {
+    pub(crate) fn start(&mut self, sqe: squeue::Entry, state: Lifecycle) -> io::Result<Started> {
         #[cfg(feature = "faults")]
         if self.ops.faults.is_some() {
             return self.start_with_faults(sqe, state);

@@ -177,7 +177,7 @@ impl<T: OpCode> Op<T> {
     /// One poll: starts the op or takes its result; `Err` gives the data back
     /// if the op completed with `EINTR` and must start again.
     fn poll_once(&mut self, cx: &Context<'_>) -> Poll<Result<T::Output, T>> {
-        let this = self;
+        let this = self; // the body reads as it did inside `poll`
         let Some(mut data) = this.data.take() else {
             panic!("`Op` polled after it completed");
         };

@@ -162,22 +162,6 @@ impl<T: OpCode> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
-        loop {
-            match this.poll_once(cx) {
-                // Interrupted before it did anything: submit it again.
-                Poll::Ready(Err(data)) => this.data = Some(data),
-                Poll::Ready(Ok(output)) => return Poll::Ready(output),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
-impl<T: OpCode> Op<T> {
-    /// One poll: starts the op or takes its result; `Err` gives the data back
-    /// if the op completed with `EINTR` and must start again.
-    fn poll_once(&mut self, cx: &Context<'_>) -> Poll<Result<T::Output, T>> {
-        let this = self; // the body reads as it did inside `poll`
         let Some(mut data) = this.data.take() else {
             panic!("`Op` polled after it completed");
         };
@@ -202,12 +186,12 @@ impl<T: OpCode> Op<T> {
                 Ok(Started::Pending(key)) => key,
                 // The readiness backend ran it at once.
                 Ok(Started::Done { res, .. }) if res == -libc::EINTR => {
-                    return Poll::Ready(Err(data))
+                    return this.start_again(data, cx)
                 }
                 Ok(Started::Done { res, flags }) => {
-                    return Poll::Ready(Ok(data.complete(cqe_result(res), flags)))
+                    return Poll::Ready(data.complete(cqe_result(res), flags))
                 }
-                Err(err) => return Poll::Ready(Ok(data.complete(Err(err), 0))),
+                Err(err) => return Poll::Ready(data.complete(Err(err), 0)),
             };
             if this.now {
                 executor::with_core(|core| {
@@ -256,20 +240,31 @@ impl<T: OpCode> Op<T> {
                 this.holds = false;
                 if let Device::Since(at) = this.device {
                     executor::with_core(|core| core.device.completed(at.elapsed()));
-                    if res == -libc::EINTR {
-                        this.device = Device::Idle;
-                    }
                 }
                 if res == -libc::EINTR {
-                    return Poll::Ready(Err(data));
+                    return this.start_again(data, cx);
                 }
-                Poll::Ready(Ok(data.complete(cqe_result(res), flags)))
+                Poll::Ready(data.complete(cqe_result(res), flags))
             }
             None => {
                 this.data = Some(data);
                 Poll::Pending
             }
         }
+    }
+}
+
+impl<T: OpCode> Op<T> {
+    /// An op interrupted (`EINTR`) before it did anything: its data goes back
+    /// unsubmitted, and the task is polled again, which submits it anew.
+    #[cold]
+    fn start_again(&mut self, data: T, cx: &Context<'_>) -> Poll<T::Output> {
+        if let Device::Since(_) = self.device {
+            self.device = Device::Idle; // counted as completed; starts anew
+        }
+        self.data = Some(data);
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 

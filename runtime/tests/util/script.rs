@@ -263,11 +263,13 @@ async fn interpret(commands: &[u8], fds: Rc<Fds>, state: Rc<RefCell<State>>) -> 
     // In real time, up to 2 s: the paused clock does not wait for a cancel
     // in flight (it jumps when no op completes on its own), so a virtual sleep
     // could pass before a busy kernel answers.
-    for _ in 0..2000 {
+    for round in 0..2000 {
         if percore_runtime::stats().in_flight == 0 {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(1));
+        if round >= 16 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         percore_runtime::yield_now().await;
     }
     Err(format!(

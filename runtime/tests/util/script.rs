@@ -260,9 +260,10 @@ async fn interpret(commands: &[u8], fds: Rc<Fds>, state: Rc<RefCell<State>>) -> 
     for task in slots.iter_mut().filter_map(Option::take) {
         task.abort();
     }
-    // In real time, up to 2 s: the paused clock does not wait for a cancel
-    // in flight (it jumps when no op completes on its own), so a virtual sleep
-    // could pass before a busy kernel answers.
+    // Up to 2 s in real time: a virtual sleep turns the loop, but the paused
+    // clock does not wait for a cancel in flight (it jumps when no op
+    // completes on its own), so on a busy machine it could pass before the
+    // kernel answers.
     for round in 0..2000 {
         if percore_runtime::stats().in_flight == 0 {
             return Ok(());
@@ -270,7 +271,7 @@ async fn interpret(commands: &[u8], fds: Rc<Fds>, state: Rc<RefCell<State>>) -> 
         if round >= 16 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        percore_runtime::yield_now().await;
+        percore_runtime::time::sleep(Duration::from_millis(1)).await;
     }
     Err(format!(
         "{} ops still in flight after every task ended",

@@ -146,7 +146,7 @@ step() {
         exit 1
     fi
     echo "   ok in $((SECONDS - t0)) s"
-    grep -E '^(fuzz|scale):' "$log" | sed 's/^/   /' || true
+    grep -oE '(fuzz|scale): .*' "$log" | sed 's/^/   /' || true
 }
 
 for driver in io_uring epoll; do

@@ -226,7 +226,7 @@ fn ten_thousand_completed_then_dropped_opens_and_reads() {
     let elapsed = started.elapsed();
     let fd_delta = delta(fds_back_to_blocking(fds_before), fds_before);
     println!(
-        "ten_thousand_completed_then_dropped_opens_and_reads: {} rounds in {elapsed:.2?}; \
+        "scale: ten_thousand_completed_then_dropped_opens_and_reads: {} rounds in {elapsed:.2?}; \
          {} opens completed before the drop; fd delta {fd_delta} (inside the runtime {}); \
          in flight after {}; {f:?}",
         f.rounds, f.opens_completed_before_drop, f.fd_delta_inside, f.in_flight_after
@@ -320,7 +320,7 @@ fn a_hundred_thousand_reads_dropped_at_random_moments() {
     let elapsed = started.elapsed();
     let fd_delta = delta(fds_back_to_blocking(fds_before), fds_before);
     println!(
-        "a_hundred_thousand_reads_dropped_at_random_moments: {} reads in {elapsed:.2?}; \
+        "scale: a_hundred_thousand_reads_dropped_at_random_moments: {} reads in {elapsed:.2?}; \
          in flight after {}; fd delta {fd_delta}; {f:?}",
         f.reads, f.in_flight_after
     );

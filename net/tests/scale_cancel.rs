@@ -622,7 +622,7 @@ fn ten_thousand_completed_then_dropped_accepts_connects_reads_writes() {
     let elapsed = started.elapsed();
     let fd_delta = delta(fds_back_to_blocking(fds_before), fds_before);
     println!(
-        "ten_thousand_completed_then_dropped_accepts_connects_reads_writes: {ROUNDS} rounds in \
+        "scale: ten_thousand_completed_then_dropped_accepts_connects_reads_writes: {ROUNDS} rounds in \
          {elapsed:.2?}; fd delta {fd_delta} (inside the runtime {}), in flight after {}; {f:?}",
         f.fd_delta_inside, f.in_flight_after
     );
@@ -892,7 +892,7 @@ fn ten_thousand_cancelled_accepts_racing_connecting_clients() {
         .map(|&hung| server.explain(hung))
         .collect();
     println!(
-        "ten_thousand_cancelled_accepts_racing_connecting_clients: {} rounds in {elapsed:.2?}; \
+        "scale: ten_thousand_cancelled_accepts_racing_connecting_clients: {} rounds in {elapsed:.2?}; \
          {} connections: {} served, {} closed by a dropped accept ({} eof, {} reset), {} hangs \
          {hung:?}, {} connect errors, {} other {:?}; fd delta {fd_delta}; server: {} served, \
          rounds by mode {:?}, {} accepts ready at first poll, slowest round {:.2?} (mode {}), \
@@ -1207,7 +1207,7 @@ fn receive_streams_dropped_mid_stream(name: &str, faults: &str, streams: usize) 
     let elapsed = started.elapsed();
     let fd_delta = delta(fds_back_to_blocking(fds_before), fds_before);
     println!(
-        "{name}: {} streams in {elapsed:.2?} (faults: {faults}); buffers back {}/{} (held at \
+        "scale: {name}: {} streams in {elapsed:.2?} (faults: {faults}); buffers back {}/{} (held at \
          once at the end: {}); {} streams dropped with unyielded completions; fd delta \
          {fd_delta} (inside {}); {f:?}",
         f.rounds,
@@ -1407,7 +1407,7 @@ fn a_runtime_dropped_with_ten_thousand_pending_ops_returns_quickly() {
     let destructors = dropped.load(Ordering::SeqCst);
     let fd_delta = delta(fds_back_to_blocking(fds_before), fds_before);
     println!(
-        "a_runtime_dropped_with_ten_thousand_pending_ops_returns_quickly: {} tasks, {} ops in \
+        "scale: a_runtime_dropped_with_ten_thousand_pending_ops_returns_quickly: {} tasks, {} ops in \
          flight and {} timers at return; shutdown took {shutdown:.2?} (whole run {elapsed:.2?}, \
          setup {:.2?}); destructors run {destructors}/{}; fd delta {fd_delta} (fd limit \
          {fd_limit}); {f:?}",

@@ -45,6 +45,8 @@ mod loom;
 pub mod op;
 pub mod registered;
 mod runtime;
+pub mod shutdown;
+pub mod signal;
 mod stats;
 pub mod sync;
 pub mod task;

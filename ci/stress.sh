@@ -146,7 +146,7 @@ step() {
         exit 1
     fi
     echo "   ok in $((SECONDS - t0)) s"
-    grep -oE '(fuzz|scale): .*' "$log" | sed 's/^/   /' || true
+    grep -v ', ignored' "$log" | grep -oE '(fuzz|scale): .*' | sed 's/^/   /' || true
 }
 
 for driver in io_uring epoll; do

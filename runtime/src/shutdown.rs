@@ -36,8 +36,8 @@
 //! ```
 
 use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
 use std::io;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -178,7 +178,12 @@ impl Inner {
         self.begun.load(SeqCst) && (!wants_drained || self.active.load(SeqCst) == 0)
     }
 
-    fn poll_state(&self, cx: &mut Context<'_>, id: &mut Option<u64>, wants_drained: bool) -> Poll<()> {
+    fn poll_state(
+        &self,
+        cx: &mut Context<'_>,
+        id: &mut Option<u64>,
+        wants_drained: bool,
+    ) -> Poll<()> {
         if self.ready(wants_drained) {
             return Poll::Ready(());
         }

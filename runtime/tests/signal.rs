@@ -13,7 +13,9 @@ use percore_runtime::{Builder, Runtime};
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Sends `signal` to the process (any thread may take it, as with `kill`).
@@ -111,7 +113,9 @@ fn deliveries_between_two_recvs_count_as_one_and_none_is_invented() {
             // Nothing was sent since: however slow the machine, no recv may
             // complete (the wait only bounds how long we look).
             assert!(
-                timeout(Duration::from_millis(200), user2.recv()).await.is_err(),
+                timeout(Duration::from_millis(200), user2.recv())
+                    .await
+                    .is_err(),
                 "a second recv completed with no delivery after the first"
             );
         })
@@ -129,7 +133,9 @@ fn a_signal_made_before_a_delivery_reports_it_even_if_recv_comes_later() {
             for _ in 0..10 {
                 percore_runtime::yield_now().await;
             }
-            timeout(PATIENCE, user1.recv()).await.expect("the earlier delivery");
+            timeout(PATIENCE, user1.recv())
+                .await
+                .expect("the earlier delivery");
         })
         .expect("the runtime starts");
 }
@@ -146,7 +152,10 @@ fn signals_that_cannot_be_listened_for_are_refused_and_outside_a_runtime_says_so
         })
         .expect("the runtime starts");
     let err = signal(SignalKind::user_defined1()).expect_err("no runtime");
-    assert!(err.to_string().contains("inside a percore runtime"), "{err}");
+    assert!(
+        err.to_string().contains("inside a percore runtime"),
+        "{err}"
+    );
 }
 
 #[test]

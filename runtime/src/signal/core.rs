@@ -75,7 +75,10 @@ async fn deliver(notify: Notify, listeners: Rc<Listeners>) {
         // paused clock does not wait for it.
         if let Err(err) = Op::new(PollAdd::new(notify.fd(), libc::POLLIN as u32)).await {
             // Listeners keep their counts; the next poll may work again.
-            eprintln!("percore: waiting for signals on core {}: {err}", crate::current_core());
+            eprintln!(
+                "percore: waiting for signals on core {}: {err}",
+                crate::current_core()
+            );
             crate::time::sleep(std::time::Duration::from_millis(100)).await;
             continue;
         }

@@ -61,7 +61,10 @@ pub(super) fn install(signal: i32) -> io::Result<()> {
     let Some(index) = index(signal) else {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("signal {signal}: not a signal number (1 to {})", SIGNALS - 1),
+            format!(
+                "signal {signal}: not a signal number (1 to {})",
+                SIGNALS - 1
+            ),
         ));
     };
     if FORBIDDEN.contains(&signal) {
@@ -73,16 +76,21 @@ pub(super) fn install(signal: i32) -> io::Result<()> {
             ),
         ));
     }
-    let mut installed = INSTALLED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut installed = INSTALLED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if *installed & (1 << index) != 0 {
         return Ok(());
     }
     // SAFETY: `on_signal` is async-signal safe: it touches only lock-free
     // atomics and calls `write(2)` and errno accessors; it never allocates,
     // locks or panics.
-    unsafe { signal_hook_registry::register(signal, move || on_signal(index)) }.map_err(
-        |err| io::Error::new(err.kind(), format!("installing a handler for signal {signal}: {err}")),
-    )?;
+    unsafe { signal_hook_registry::register(signal, move || on_signal(index)) }.map_err(|err| {
+        io::Error::new(
+            err.kind(),
+            format!("installing a handler for signal {signal}: {err}"),
+        )
+    })?;
     *installed |= 1 << index;
     Ok(())
 }

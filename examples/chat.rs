@@ -15,12 +15,17 @@ use percore_examples::server::{serve_per_core, Flags};
 fn main() -> io::Result<()> {
     let flags = Flags::parse(7070)?;
     let mesh = Arc::new(Mesh::<Line>::new(flags.cores, 1024));
-    serve_per_core("chat", flags, move |core, listener: TcpListener| {
-        let half = mesh.take(core);
-        async move {
-            if let Some(half) = half {
-                chat::serve(core, listener, half).await;
+    // At a shutdown the chat connections (untracked) close when the server exits.
+    serve_per_core(
+        "chat",
+        flags,
+        move |core, listener: TcpListener, _connections| {
+            let half = mesh.take(core);
+            async move {
+                if let Some(half) = half {
+                    chat::serve(core, listener, half).await;
+                }
             }
-        }
-    })
+        },
+    )
 }

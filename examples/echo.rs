@@ -4,17 +4,22 @@
 //! so an idle connection holds no buffer and an echo costs one SQE: the send of
 //! the very buffer the kernel received into.
 //!
+//! `SIGTERM` or Ctrl-C drains it: the listeners close, every byte received is
+//! echoed, connections close, and it exits within `--grace` seconds.
+//!
 //! `cargo run --release -p percore-examples --example echo -- --addr 127.0.0.1:7000 --cores 2`
 
 use std::io;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use percore::net::{BufRing, TcpListener, TcpStream};
-use percore_examples::server::{serve_per_core, Flags};
+use percore::net::{BufRing, TcpListener};
+use percore_examples::server::{serve_per_core, Connections, Flags, Tracked};
 
 /// Echoes until end of stream (or an error, which ends this connection only).
-async fn echo(stream: TcpStream, ring: BufRing) -> io::Result<()> {
+/// At a shutdown the stream's reading side is shut: what was received is
+/// still echoed, then the stream ends and the connection closes with a FIN.
+async fn echo(stream: Tracked, ring: BufRing) -> io::Result<()> {
     let mut incoming = stream.recv_stream(&ring);
     while let Some(buf) = incoming.next().await {
         // The ring buffer goes out as it is, and back to the ring once sent.
@@ -24,7 +29,7 @@ async fn echo(stream: TcpStream, ring: BufRing) -> io::Result<()> {
     Ok(())
 }
 
-async fn serve(listener: TcpListener) {
+async fn serve(listener: TcpListener, connections: Connections) {
     // 1,024 buffers of 16 KiB shared by all of this core's connections.
     let ring = match BufRing::new(1024, 16 * 1024) {
         Ok(ring) => ring,
@@ -41,7 +46,10 @@ async fn serve(listener: TcpListener) {
         match next {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
-                drop(percore::spawn(echo(stream, ring.clone())));
+                drop(percore::spawn(echo(
+                    connections.track(stream),
+                    ring.clone(),
+                )));
             }
             // `incoming` already backs off on EMFILE/ENFILE; report at most once a second.
             Err(err) => {
@@ -56,5 +64,7 @@ async fn serve(listener: TcpListener) {
 
 fn main() -> io::Result<()> {
     let flags = Flags::parse(7000)?;
-    serve_per_core("echo", flags, |_core, listener| serve(listener))
+    serve_per_core("echo", flags, |_core, listener, connections| {
+        serve(listener, connections)
+    })
 }

@@ -2,6 +2,9 @@
 //! percore sockets (`Compat`, the `hyper` feature of percore-net), one
 //! `SO_REUSEPORT` listener per core. The server is `percore_examples::hyper_server`.
 //!
+//! `SIGTERM` or Ctrl-C drains it (hyper's graceful shutdown on every
+//! connection), and it exits within `--grace` seconds.
+//!
 //! `cargo run --release -p percore-examples --example hyper -- --addr 127.0.0.1:8081 --cores 2`
 
 use std::io;
@@ -11,7 +14,7 @@ use percore_examples::server::{serve_per_core, Flags};
 
 fn main() -> io::Result<()> {
     let flags = Flags::parse(8081)?;
-    serve_per_core("hyper", flags, |_core, listener| {
-        hyper_server::serve(listener)
+    serve_per_core("hyper", flags, |_core, listener, connections| {
+        hyper_server::serve(listener, connections)
     })
 }

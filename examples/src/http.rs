@@ -217,16 +217,19 @@ pub fn respond(request: &Request, out: &mut Vec<u8>) {
 
 /// Serves one connection: every complete request buffered is answered in one
 /// write (pipelining), then more is read; ends at end of stream, on a
-/// `Connection: close`, or after an error response.
+/// `Connection: close`, after an error response, or once `finishing()` says
+/// the server shuts down (after answering what was received).
 ///
 /// # Errors
 ///
 /// Any read or write error of the connection (a reset peer…).
-pub async fn serve(stream: TcpStream) -> io::Result<()> {
+pub async fn serve(stream: &TcpStream, finishing: impl Fn() -> bool) -> io::Result<()> {
     let mut reader = RequestReader::new();
     let mut out = Vec::with_capacity(512);
+    // Set after a read during a shutdown: answer what is here, then close.
+    let mut finish_now = false;
     loop {
-        let mut close = false;
+        let mut close = finish_now;
         let mut reject = None;
         loop {
             match reader.next_request() {
@@ -257,7 +260,7 @@ pub async fn serve(stream: TcpStream) -> io::Result<()> {
         if close {
             stream.shutdown(std::net::Shutdown::Write).await?;
             if reject.is_some() {
-                return linger(&stream, reader.take_buf()).await;
+                return linger(stream, reader.take_buf()).await;
             }
             return Ok(());
         }
@@ -266,6 +269,7 @@ pub async fn serve(stream: TcpStream) -> io::Result<()> {
         if res? == 0 {
             return Ok(());
         }
+        finish_now = finishing();
     }
 }
 
@@ -372,7 +376,9 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             drop(percore::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {
-                    drop(percore::spawn(serve(stream)));
+                    drop(percore::spawn(
+                        async move { serve(&stream, || false).await },
+                    ));
                 }
             }));
             async fn exchange(addr: std::net::SocketAddr, request: Vec<u8>) -> String {

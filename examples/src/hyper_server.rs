@@ -4,12 +4,17 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use std::pin::pin;
+
+use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use percore::net::compat::HyperTimer;
 use percore::net::TcpListener;
+
+use crate::server::Connections;
 
 /// Answers every request with "Hello, world!".
 async fn hello(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -18,23 +23,32 @@ async fn hello(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     ))))
 }
 
-/// Serves every connection of `listener` with hyper, each in its own task.
-pub async fn serve(listener: TcpListener) {
+/// Serves every connection of `listener` with hyper, each in its own task;
+/// when `connections` are told to finish, each finishes the request in hand
+/// and closes (hyper's graceful shutdown).
+pub async fn serve(listener: TcpListener, connections: Connections) {
     let mut incoming = listener.incoming();
     while let Some(next) = incoming.next().await {
         // Accept errors (EMFILE…) are retried by `incoming` after a pause.
         let Ok(stream) = next else { continue };
         let _ = stream.set_nodelay(true);
+        let connections = connections.clone();
         drop(percore::spawn(async move {
+            let _guard = connections.guard();
             let service = hyper::service::service_fn(hello);
-            // Errors (a reset peer, a malformed request hyper answered) end
-            // this connection only.
             // The timer makes hyper's 30 s header read timeout effective: a
             // client that never finishes its request head is dropped.
-            let _ = hyper::server::conn::http1::Builder::new()
+            let mut connection = pin!(hyper::server::conn::http1::Builder::new()
                 .timer(HyperTimer)
-                .serve_connection(stream.into_compat(), service)
-                .await;
+                .serve_connection(stream.into_compat(), service));
+            // Errors (a reset peer, a malformed request hyper answered) end
+            // this connection only.
+            if let Either::Right(((), _)) =
+                select(connection.as_mut(), pin!(connections.finishing())).await
+            {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
         }));
     }
 }
@@ -51,7 +65,8 @@ mod tests {
         percore::run(async {
             let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
             let addr = listener.local_addr().unwrap();
-            drop(percore::spawn(serve(listener)));
+            let shutdown = percore::shutdown::Shutdown::new();
+            drop(percore::spawn(serve(listener, Connections::new(&shutdown))));
             let stream = TcpStream::connect(addr).await.unwrap();
             let (mut sender, connection) =
                 hyper::client::conn::http1::handshake(stream.into_compat())

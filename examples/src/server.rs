@@ -1,24 +1,38 @@
-//! `--addr`/`--cores` flags and one `SO_REUSEPORT` listener per core.
+//! `--addr`/`--cores`/`--grace` flags, one `SO_REUSEPORT` listener per core,
+//! and a graceful shutdown on `SIGTERM` or `SIGINT`.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::ops::Deref;
+use std::pin::pin;
+use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use futures_util::future::select;
 use percore::net::tcp::ListenOptions;
-use percore::net::TcpListener;
+use percore::net::{TcpListener, TcpStream};
+use percore::shutdown::{Guard, Shutdown};
+use percore::sync::Event;
 
-/// The flags of the server examples: `--addr 127.0.0.1:PORT --cores N`.
+/// The flags of the server examples: `--addr 127.0.0.1:PORT --cores N --grace SECONDS`.
 #[derive(Debug, Clone, Copy)]
 pub struct Flags {
     /// Where to listen (port 0 picks a free one, printed at start).
     pub addr: SocketAddr,
     /// How many cores, one listener each.
     pub cores: usize,
+    /// After `SIGTERM` or `SIGINT`, how long connections may take to finish
+    /// the requests they have before the server exits anyway.
+    pub grace: Duration,
 }
 
 impl Flags {
-    /// Reads the flags from the command line; defaults: `127.0.0.1:<port>`, all cores.
+    /// Reads the flags from the command line; defaults: `127.0.0.1:<port>`,
+    /// all cores, a 5 s grace.
     ///
     /// # Errors
     ///
@@ -27,6 +41,7 @@ impl Flags {
         let mut flags = Flags {
             addr: SocketAddr::from(([127, 0, 0, 1], default_port)),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            grace: Duration::from_secs(5),
         };
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
@@ -45,7 +60,12 @@ impl Flags {
                         return Err(bad("at least 1"));
                     }
                 }
-                _ => return Err(bad("usage: --addr IP:PORT --cores N")),
+                "--grace" => {
+                    let seconds: f64 = value.parse().map_err(|_| bad("not a number of seconds"))?;
+                    flags.grace = Duration::try_from_secs_f64(seconds)
+                        .map_err(|_| bad("a number of seconds, 0 or more"))?;
+                }
+                _ => return Err(bad("usage: --addr IP:PORT --cores N --grace SECONDS")),
             }
         }
         Ok(flags)
@@ -54,16 +74,27 @@ impl Flags {
 
 /// Binds one `SO_REUSEPORT` listener per core on `flags.addr` (the kernel
 /// spreads connections across them), prints one line, and runs
-/// `serve(core, listener)` on every core until the process is killed.
+/// `serve(core, listener, connections)` on every core until `SIGTERM` or
+/// `SIGINT`; then drains as [`Bound::serve`] says.
 ///
 /// # Errors
 ///
-/// Binding fails, or the runtime cannot start.
+/// Binding fails, the signal handlers cannot be installed, or the runtime
+/// cannot start.
 pub fn serve_per_core<F, Fut>(name: &str, flags: Flags, serve: F) -> io::Result<()>
 where
-    F: Fn(usize, TcpListener) -> Fut + Send + Sync + 'static,
+    F: Fn(usize, TcpListener, Connections) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + 'static,
 {
+    bind(flags)?.serve(name, serve).map(drop)
+}
+
+/// One `SO_REUSEPORT` listener per core of `flags`, bound and not yet served.
+///
+/// # Errors
+///
+/// Binding fails (address in use…).
+pub fn bind(flags: Flags) -> io::Result<Bound> {
     let options = ListenOptions::new().reuse_port(true).backlog(4096);
     let first = options.bind_tcp(flags.addr)?;
     let addr = first.local_addr()?;
@@ -71,20 +102,201 @@ where
     for _ in 1..flags.cores {
         listeners.push(options.bind_tcp(addr)?.into_std()?);
     }
-    let listeners = Arc::new(Mutex::new(listeners));
-    let runtime = percore::Runtime::builder().cores(flags.cores).build()?;
-    println!("{name}: listening on {addr} ({} cores)", flags.cores);
-    runtime.run_on_all(move |core| {
-        let listener = listeners
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop();
-        let served = listener.map(|std| serve(core, TcpListener::from_std(std)));
-        async move {
-            if let Some(served) = served {
-                served.await;
+    Ok(Bound {
+        flags,
+        addr,
+        listeners,
+    })
+}
+
+/// Listeners bound by [`bind`].
+#[derive(Debug)]
+pub struct Bound {
+    flags: Flags,
+    addr: SocketAddr,
+    listeners: Vec<std::net::TcpListener>,
+}
+
+impl Bound {
+    /// Where the listeners listen (the port chosen, for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Prints `"{name}: listening on …"` and runs `serve(core, listener,
+    /// connections)` on every core until `SIGTERM` or `SIGINT`. Then, on
+    /// every core: the listener closes at once (new connects are refused),
+    /// every connection is told to finish (see [`Connections`]), and the
+    /// server waits for them up to the grace period and returns the number
+    /// of connections still open then (cut when the runtime drops them).
+    ///
+    /// # Errors
+    ///
+    /// The signal handlers cannot be installed, or the runtime cannot start.
+    pub fn serve<F, Fut>(self, name: &str, serve: F) -> io::Result<usize>
+    where
+        F: Fn(usize, TcpListener, Connections) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        let Bound {
+            flags,
+            addr,
+            listeners,
+        } = self;
+        let listeners = Arc::new(Mutex::new(listeners));
+        let runtime = percore::Runtime::builder().cores(flags.cores).build()?;
+        let shutdown = Shutdown::new();
+        // Listening for the signals before saying we listen: a SIGTERM right
+        // after the line below drains the server instead of killing it.
+        runtime.run_on(0, {
+            let shutdown = shutdown.clone();
+            move || async move { shutdown.begin_on_signals() }
+        })??;
+        println!("{name}: listening on {addr} ({} cores)", flags.cores);
+        let left = runtime.run_on_all({
+            let shutdown = shutdown.clone();
+            move |core| {
+                let listener = listeners
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .pop();
+                let connections = Connections::new(&shutdown);
+                let served = listener
+                    .map(|std| serve(core, TcpListener::from_std(std), connections.clone()));
+                let shutdown = shutdown.clone();
+                async move {
+                    if let Some(served) = served {
+                        // Dropping `served` closes the listener.
+                        let _ = select(pin!(served), pin!(shutdown.begun())).await;
+                    }
+                    shutdown.begun().await;
+                    connections.finish().await;
+                    let _ = percore::time::timeout(flags.grace, shutdown.drained()).await;
+                    connections.live()
+                }
             }
+        })?;
+        let left: usize = left.into_iter().sum();
+        println!(
+            "{name}: shut down ({left} connections cut at the end of the {:?} grace)",
+            flags.grace
+        );
+        Ok(left)
+    }
+}
+
+/// One core's connections, so that a shutdown can tell each to finish.
+///
+/// A connection task [`track`](Connections::track)s its stream; at the
+/// shutdown, [`finish`](Connections::finish) shuts every tracked stream's
+/// reading side: its pending read returns what was already received, then
+/// end of stream, so the task answers what it has and ends by itself — no
+/// read is cancelled, no received byte lost. A task that does not read to
+/// the end of the stream (hyper's connection loop) awaits
+/// [`finishing`](Connections::finishing) instead.
+#[derive(Debug, Clone)]
+pub struct Connections {
+    inner: Rc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shutdown: Shutdown,
+    finishing: Event,
+    next_key: Cell<u64>,
+    live: RefCell<HashMap<u64, Weak<TcpStream>>>,
+}
+
+impl Connections {
+    /// A core's connections of `shutdown`'s server.
+    pub fn new(shutdown: &Shutdown) -> Connections {
+        Connections {
+            inner: Rc::new(Inner {
+                shutdown: shutdown.clone(),
+                finishing: Event::new(),
+                next_key: Cell::new(0),
+                live: RefCell::new(HashMap::new()),
+            }),
         }
-    })?;
-    Ok(())
+    }
+
+    /// Tracks `stream` until the returned handle is dropped; the server's
+    /// shutdown waits for it.
+    pub fn track(&self, stream: TcpStream) -> Tracked {
+        let stream = Rc::new(stream);
+        let key = self.inner.next_key.get();
+        self.inner.next_key.set(key + 1);
+        self.inner
+            .live
+            .borrow_mut()
+            .insert(key, Rc::downgrade(&stream));
+        Tracked {
+            stream,
+            key,
+            connections: Rc::clone(&self.inner),
+            _guard: self.inner.shutdown.guard(),
+        }
+    }
+
+    /// A guard of the server's shutdown, for a connection that is not
+    /// tracked (it waits for [`finishing`](Connections::finishing)).
+    pub fn guard(&self) -> Guard {
+        self.inner.shutdown.guard()
+    }
+
+    /// Whether the shutdown has begun: answer what is in hand, then close.
+    pub fn is_finishing(&self) -> bool {
+        self.inner.finishing.is_set()
+    }
+
+    /// Completes once the connections are told to finish.
+    pub async fn finishing(&self) {
+        self.inner.finishing.wait().await;
+    }
+
+    /// Tells every connection to finish: sets
+    /// [`is_finishing`](Connections::is_finishing) and shuts the reading
+    /// side of every tracked stream.
+    pub async fn finish(&self) {
+        self.inner.finishing.set();
+        let live: Vec<Rc<TcpStream>> = self
+            .inner
+            .live
+            .borrow()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for stream in live {
+            // A stream already closed by its peer has nothing left to stop.
+            let _ = stream.shutdown(std::net::Shutdown::Read).await;
+        }
+    }
+
+    /// Tracked connections still open.
+    pub fn live(&self) -> usize {
+        self.inner.live.borrow().len()
+    }
+}
+
+/// A tracked connection's stream (see [`Connections::track`]).
+#[derive(Debug)]
+pub struct Tracked {
+    stream: Rc<TcpStream>,
+    key: u64,
+    connections: Rc<Inner>,
+    _guard: Guard,
+}
+
+impl Deref for Tracked {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.connections.live.borrow_mut().remove(&self.key);
+    }
 }

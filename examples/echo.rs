@@ -13,8 +13,9 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use percore::net::graceful::{Connections, Tracked};
 use percore::net::{BufRing, TcpListener};
-use percore_examples::server::{serve_per_core, Connections, Flags, Tracked};
+use percore_examples::server::{serve_per_core, Flags};
 
 /// Echoes until end of stream (or an error, which ends this connection only).
 /// At a shutdown the stream's reading side is shut: what was received is

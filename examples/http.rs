@@ -11,9 +11,10 @@
 use std::io;
 
 use futures_util::StreamExt;
+use percore::net::graceful::Connections;
 use percore::net::TcpListener;
 use percore_examples::http;
-use percore_examples::server::{serve_per_core, Connections, Flags};
+use percore_examples::server::{serve_per_core, Flags};
 
 async fn serve(listener: TcpListener, connections: Connections) {
     let mut incoming = listener.incoming();

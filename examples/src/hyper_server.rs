@@ -14,7 +14,7 @@ use hyper::{Request, Response};
 use percore::net::compat::HyperTimer;
 use percore::net::TcpListener;
 
-use crate::server::Connections;
+use percore::net::graceful::Connections;
 
 /// Answers every request with "Hello, world!".
 async fn hello(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {

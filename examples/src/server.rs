@@ -1,22 +1,18 @@
 //! `--addr`/`--cores`/`--grace` flags, one `SO_REUSEPORT` listener per core,
 //! and a graceful shutdown on `SIGTERM` or `SIGINT`.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::pin::pin;
-use std::rc::{Rc, Weak};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::select;
+use percore::net::graceful::Connections;
 use percore::net::tcp::ListenOptions;
-use percore::net::{TcpListener, TcpStream};
-use percore::shutdown::{Guard, Shutdown};
-use percore::sync::Event;
+use percore::net::TcpListener;
+use percore::shutdown::Shutdown;
 
 /// The flags of the server examples: `--addr 127.0.0.1:PORT --cores N --grace SECONDS`.
 #[derive(Debug, Clone, Copy)]
@@ -182,121 +178,5 @@ impl Bound {
             flags.grace
         );
         Ok(left)
-    }
-}
-
-/// One core's connections, so that a shutdown can tell each to finish.
-///
-/// A connection task [`track`](Connections::track)s its stream; at the
-/// shutdown, [`finish`](Connections::finish) shuts every tracked stream's
-/// reading side: its pending read returns what was already received, then
-/// end of stream, so the task answers what it has and ends by itself — no
-/// read is cancelled, no received byte lost. A task that does not read to
-/// the end of the stream (hyper's connection loop) awaits
-/// [`finishing`](Connections::finishing) instead.
-#[derive(Debug, Clone)]
-pub struct Connections {
-    inner: Rc<Inner>,
-}
-
-#[derive(Debug)]
-struct Inner {
-    shutdown: Shutdown,
-    finishing: Event,
-    next_key: Cell<u64>,
-    live: RefCell<HashMap<u64, Weak<TcpStream>>>,
-}
-
-impl Connections {
-    /// A core's connections of `shutdown`'s server.
-    pub fn new(shutdown: &Shutdown) -> Connections {
-        Connections {
-            inner: Rc::new(Inner {
-                shutdown: shutdown.clone(),
-                finishing: Event::new(),
-                next_key: Cell::new(0),
-                live: RefCell::new(HashMap::new()),
-            }),
-        }
-    }
-
-    /// Tracks `stream` until the returned handle is dropped; the server's
-    /// shutdown waits for it.
-    pub fn track(&self, stream: TcpStream) -> Tracked {
-        let stream = Rc::new(stream);
-        let key = self.inner.next_key.get();
-        self.inner.next_key.set(key + 1);
-        self.inner
-            .live
-            .borrow_mut()
-            .insert(key, Rc::downgrade(&stream));
-        Tracked {
-            stream,
-            key,
-            connections: Rc::clone(&self.inner),
-            _guard: self.inner.shutdown.guard(),
-        }
-    }
-
-    /// A guard of the server's shutdown, for a connection that is not
-    /// tracked (it waits for [`finishing`](Connections::finishing)).
-    pub fn guard(&self) -> Guard {
-        self.inner.shutdown.guard()
-    }
-
-    /// Whether the shutdown has begun: answer what is in hand, then close.
-    pub fn is_finishing(&self) -> bool {
-        self.inner.finishing.is_set()
-    }
-
-    /// Completes once the connections are told to finish.
-    pub async fn finishing(&self) {
-        self.inner.finishing.wait().await;
-    }
-
-    /// Tells every connection to finish: sets
-    /// [`is_finishing`](Connections::is_finishing) and shuts the reading
-    /// side of every tracked stream.
-    pub async fn finish(&self) {
-        self.inner.finishing.set();
-        let live: Vec<Rc<TcpStream>> = self
-            .inner
-            .live
-            .borrow()
-            .values()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for stream in live {
-            // A stream already closed by its peer has nothing left to stop.
-            let _ = stream.shutdown(std::net::Shutdown::Read).await;
-        }
-    }
-
-    /// Tracked connections still open.
-    pub fn live(&self) -> usize {
-        self.inner.live.borrow().len()
-    }
-}
-
-/// A tracked connection's stream (see [`Connections::track`]).
-#[derive(Debug)]
-pub struct Tracked {
-    stream: Rc<TcpStream>,
-    key: u64,
-    connections: Rc<Inner>,
-    _guard: Guard,
-}
-
-impl Deref for Tracked {
-    type Target = TcpStream;
-
-    fn deref(&self) -> &TcpStream {
-        &self.stream
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        self.connections.live.borrow_mut().remove(&self.key);
     }
 }

@@ -12,9 +12,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use percore::net::graceful::Connections;
 use percore::net::TcpListener;
 use percore_examples::http;
-use percore_examples::server::{bind, Connections, Flags};
+use percore_examples::server::{bind, Flags};
 
 /// Far longer than anything here takes on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(30);

@@ -54,6 +54,7 @@
 pub mod compat;
 mod error;
 mod fd;
+pub mod graceful;
 mod incoming;
 mod io;
 // The ops hand raw pointers to the kernel: the one module that needs `unsafe`.

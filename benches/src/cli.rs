@@ -20,7 +20,8 @@ pub enum Command {
     Demo(DemoOptions),
     /// Load a server (`percore-bench net echo|http`).
     Net(NetOptions),
-    /// Run a percore server until stdin closes or the process is killed.
+    /// Run a percore server until stdin closes, or until `SIGTERM`/`SIGINT`
+    /// (then it drains).
     Serve(ServeOptions),
     /// Run an fio-like file job (`percore-bench fs randread|randwrite|read|write`).
     Fs(FsOptions),
@@ -105,8 +106,12 @@ pub struct ServeOptions {
     /// Pin core `i` to the `first_cpu + i`-th allowed CPU.
     pub first_cpu: Option<usize>,
     /// Answer `stats` lines on stdin and exit when it closes (how a parent
-    /// `percore-bench` drives a server child); otherwise run until killed.
+    /// `percore-bench` drives a server child); otherwise run until `SIGTERM`
+    /// or `SIGINT`, then drain.
     pub control: bool,
+    /// After `SIGTERM` or `SIGINT`, how long connections may take to finish
+    /// what they received before the server exits anyway.
+    pub grace: Duration,
 }
 
 /// The most runs `--runs` accepts: keeps the demo's run time bounded.
@@ -125,7 +130,7 @@ percore-bench: load tools and figures for percore
 USAGE:
     percore-bench demo [--runs N] [--quick]
     percore-bench net echo|http [OPTIONS]
-    percore-bench serve echo|http [--addr IP:PORT] [--cores N] [--first-cpu C] [--control]
+    percore-bench serve echo|http [--addr IP:PORT] [--cores N] [--first-cpu C] [--grace SECS] [--control]
     percore-bench fs randread|randwrite|read|write [OPTIONS]
     percore-bench --help
 
@@ -135,7 +140,9 @@ COMMANDS:
                 the temp dir; one summary table
     net         a load generator: latency (HDR histogram) and throughput
     serve       a percore echo or hello-world HTTP server (prints its address;
-                with --control it answers `stats` on stdin, exits at its end)
+                with --control it answers `stats` on stdin, exits at its end;
+                without, SIGTERM or Ctrl-C drains it: listeners close, what
+                was received is answered, exit 0 within --grace SECS, default 5)
     fs          an fio-like file job on one percore core: IOPS, MiB/s, latency
 
 NET OPTIONS:
@@ -358,6 +365,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         cores: 1,
         first_cpu: None,
         control: false,
+        grace: Duration::from_secs(5),
     };
     while let Some((flag, inline)) = args.next_flag() {
         match flag.as_str() {
@@ -365,6 +373,10 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
             "--addr" => o.addr = parse_addr(&flag, args.value(&flag, inline)?)?,
             "--cores" => o.cores = args.number(&flag, inline, 1, 1024)?,
             "--first-cpu" => o.first_cpu = Some(args.number(&flag, inline, 0, 1023)?),
+            "--grace" => {
+                let secs: f64 = args.number(&flag, inline, 0.0, MAX_DURATION_SECS as f64)?;
+                o.grace = Duration::from_secs_f64(secs);
+            }
             "--control" => {
                 no_value(&flag, inline)?;
                 o.control = true;

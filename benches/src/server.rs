@@ -7,11 +7,15 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::time::Duration;
 
+use futures_util::future::select;
 use futures_util::StreamExt;
+use percore::net::graceful::{Connections, Tracked};
 use percore::net::tcp::ListenOptions;
-use percore::net::{BufRing, TcpListener, TcpStream};
+use percore::net::{BufRing, TcpListener};
+use percore::shutdown::Shutdown;
 use percore::{Runtime, Stats};
 
 use crate::cpu;
@@ -47,6 +51,7 @@ impl fmt::Display for Protocol {
 pub struct Server {
     runtime: Runtime,
     addr: SocketAddr,
+    shutdown: Shutdown,
 }
 
 impl Server {
@@ -75,17 +80,57 @@ impl Server {
             .cores(cores)
             .stall_threshold(None)
             .build()?;
+        let shutdown = Shutdown::new();
         for (core, listener) in listeners.into_iter().enumerate() {
             let cpu = first_cpu.and_then(|first| cpu::cpu_for(first, core));
+            let shutdown = shutdown.clone();
             let _detached = runtime.spawn_on(core, move || async move {
                 if let Some(cpu) = cpu {
                     // Unpinned is still a correct server; the caller asked for best effort.
                     let _ = cpu::pin_to(cpu);
                 }
-                accept_loop(protocol, TcpListener::from_std(listener)).await;
+                let connections = Connections::new(&shutdown);
+                let listener = TcpListener::from_std(listener);
+                // Dropping the accept loop closes the listener.
+                let accepting = accept_loop(protocol, listener, connections.clone());
+                let _ = select(pin!(accepting), pin!(shutdown.begun())).await;
+                shutdown.begun().await;
+                connections.finish().await;
             })?;
         }
-        Ok(Server { runtime, addr })
+        Ok(Server {
+            runtime,
+            addr,
+            shutdown,
+        })
+    }
+
+    /// Listens for `SIGTERM` and `SIGINT` (from now on they no longer end
+    /// the process): the first begins the server's shutdown.
+    ///
+    /// # Errors
+    ///
+    /// The handlers cannot be installed, or core 0 has stopped.
+    pub fn drain_on_signals(&self) -> io::Result<()> {
+        let shutdown = self.shutdown.clone();
+        self.runtime
+            .run_on(0, move || async move { shutdown.begin_on_signals() })?
+    }
+
+    /// Waits for the shutdown to begin, then up to `grace` for every
+    /// connection to finish what it received; returns how many were still
+    /// open (they close when the server is dropped).
+    ///
+    /// # Errors
+    ///
+    /// Core 0 has stopped.
+    pub fn wait_for_shutdown(&self, grace: Duration) -> io::Result<usize> {
+        let shutdown = self.shutdown.clone();
+        self.runtime.run_on(0, move || async move {
+            shutdown.begun().await;
+            let _ = percore::time::timeout(grace, shutdown.drained()).await;
+            shutdown.active()
+        })
     }
 
     /// The address the server listens on.
@@ -132,7 +177,7 @@ impl Server {
 const RING_BUFFERS: u16 = 1024;
 const RING_BUFFER_SIZE: u32 = 16 * 1024;
 
-async fn accept_loop(protocol: Protocol, listener: TcpListener) {
+async fn accept_loop(protocol: Protocol, listener: TcpListener, connections: Connections) {
     let ring = match BufRing::new(RING_BUFFERS, RING_BUFFER_SIZE) {
         Ok(ring) => ring,
         Err(err) => {
@@ -148,9 +193,10 @@ async fn accept_loop(protocol: Protocol, listener: TcpListener) {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
                 let ring = ring.clone();
+                let stream = connections.track(stream);
                 let _detached = match protocol {
                     Protocol::Echo => percore::spawn(echo(stream, ring)),
-                    Protocol::Http => percore::spawn(http(stream, ring)),
+                    Protocol::Http => percore::spawn(http(stream, ring, connections.clone())),
                 };
             }
             // `incoming` already backs off on EMFILE and the like; keep accepting.
@@ -160,8 +206,9 @@ async fn accept_loop(protocol: Protocol, listener: TcpListener) {
 }
 
 /// Echoes until end of stream or an error (which ends this connection only):
-/// each received ring buffer is sent back as it is.
-async fn echo(stream: TcpStream, ring: BufRing) {
+/// each received ring buffer is sent back as it is. At a shutdown the reading
+/// side is shut: what was received is echoed, then the stream ends.
+async fn echo(stream: Tracked, ring: BufRing) {
     let mut incoming = stream.recv_stream(&ring);
     while let Some(Ok(buf)) = incoming.next().await {
         let (res, _buf) = stream.write_all(buf).await;
@@ -172,14 +219,15 @@ async fn echo(stream: TcpStream, ring: BufRing) {
 }
 
 /// Answers every complete request received so far in one write (pipelining),
-/// then waits for more; ends at end of stream, `Connection: close` or a bad
-/// request.
-async fn http(stream: TcpStream, ring: BufRing) {
+/// then waits for more; ends at end of stream, `Connection: close`, a bad
+/// request, or after answering what a read brought during a shutdown.
+async fn http(stream: Tracked, ring: BufRing, connections: Connections) {
     let mut incoming = stream.recv_stream(&ring);
     let mut cutter = Cutter::new(false);
     let mut out = Vec::with_capacity(RESPONSE.len() * 4);
+    let mut finish_now = false;
     loop {
-        let mut close = false;
+        let mut close = finish_now;
         loop {
             match cutter.next_message() {
                 Ok(Some(head)) => {
@@ -214,5 +262,6 @@ async fn http(stream: TcpStream, ring: BufRing) {
         };
         cutter.prepare_read();
         cutter.buf.extend_from_slice(&buf);
+        finish_now = connections.is_finishing();
     }
 }

@@ -262,3 +262,87 @@ fn serve_on_a_port_in_use_gives_one_line_and_status_2() {
     // SO_REUSEPORT would share a port only with sockets that also set it.
     assert_usage_error(&["serve", "echo", "--addr", &addr], "serve:");
 }
+
+/// `serve` under SIGTERM: what was received is answered, the connection
+/// closes with a FIN, new connects are refused, and it exits 0.
+#[test]
+fn serve_drains_on_sigterm_and_exits_0() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    /// Kills the server if the test fails before it exits.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    for protocol in ["echo", "http"] {
+        let mut child = Killed(
+            Command::new(env!("CARGO_BIN_EXE_percore-bench"))
+                .args(["serve", protocol, "--addr", "127.0.0.1:0", "--cores", "2"])
+                .args(["--grace", "20"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("serve starts"),
+        );
+        let mut out = child.0.stdout.take().expect("piped stdout");
+        let mut line = Vec::new();
+        let mut byte = [0];
+        while out.read(&mut byte).expect("stdout") == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let addr: std::net::SocketAddr = line
+            .split_whitespace()
+            .nth(5)
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("{protocol}: no address in {line:?}"));
+        let request: &[u8] = match protocol {
+            "echo" => b"ping",
+            _ => b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        };
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        stream.write_all(request).expect("request");
+        let mut first = vec![0; 4];
+        stream.read_exact(&mut first).expect("an answer begins");
+        // A second request in flight when the signal arrives.
+        stream.write_all(request).expect("request");
+        let pid = i32::try_from(child.0.id()).expect("a pid");
+        // SAFETY: SIGTERM to our own child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let mut rest = Vec::new();
+        stream
+            .read_to_end(&mut rest)
+            .unwrap_or_else(|err| panic!("{protocol}: FIN expected, got {err}"));
+        let all = [first, rest].concat();
+        match protocol {
+            "echo" => assert_eq!(all, b"pingping", "both echoed, then FIN"),
+            _ => assert_eq!(
+                String::from_utf8_lossy(&all).matches("200 OK").count(),
+                2,
+                "both answered, then FIN: {:?}",
+                String::from_utf8_lossy(&all)
+            ),
+        }
+        let status = child.0.wait().expect("wait");
+        let mut text = String::new();
+        out.read_to_string(&mut text).expect("stdout");
+        assert!(status.success(), "{protocol}: {status}; stdout {text:?}");
+        assert!(
+            text.contains("shut down (0 connections cut"),
+            "{protocol}: {text:?}"
+        );
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "{protocol}: a connect succeeded after the exit"
+        );
+    }
+}

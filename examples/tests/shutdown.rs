@@ -145,6 +145,16 @@ fn sigterm_drains_a_two_core_server_and_answers_every_request_received() {
     assert_eq!(open_fds(), fds_before, "fd delta after the server returned");
 }
 
+/// Kills the example if the test fails before it exits.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The example binary `name`, built by `cargo test` next to this test's.
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("this test's path");
@@ -172,12 +182,15 @@ fn the_echo_http_and_hyper_examples_exit_0_on_sigterm_after_answering() {
         ("http", REQUEST, response_len()),
         ("hyper", REQUEST, 0),
     ] {
-        let mut child = Command::new(example(name))
-            .args(["--addr", "127.0.0.1:0", "--cores", "2", "--grace", "20"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the example starts");
-        let mut stdout = child.stdout.take().expect("piped stdout");
+        let mut child = Killed(
+            Command::new(example(name))
+                .args(["--addr", "127.0.0.1:0", "--cores", "2", "--grace", "20"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("the example starts"),
+        );
+        let mut stdout = child.0.stdout.take().expect("piped stdout");
         let mut line = Vec::new();
         let mut byte = [0];
         while stdout.read(&mut byte).expect("stdout") == 1 && byte[0] != b'\n' {
@@ -195,7 +208,7 @@ fn the_echo_http_and_hyper_examples_exit_0_on_sigterm_after_answering() {
         stream.read_exact(&mut first).expect("an answer");
         // One more request in flight at the signal.
         stream.write_all(request).expect("request");
-        let pid = i32::try_from(child.id()).expect("a pid");
+        let pid = i32::try_from(child.0.id()).expect("a pid");
         // SAFETY: SIGTERM to our own child.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
         let rest = read_to_eof(&mut stream).unwrap_or_else(|err| panic!("{name}: {err}"));
@@ -213,7 +226,7 @@ fn the_echo_http_and_hyper_examples_exit_0_on_sigterm_after_answering() {
                 "{name}: both requests answered, then FIN: {text:?}"
             );
         }
-        let status = child.wait().expect("wait");
+        let status = child.0.wait().expect("wait");
         let mut out = String::new();
         stdout.read_to_string(&mut out).expect("stdout");
         assert!(status.success(), "{name}: {status}; stdout {out:?}");

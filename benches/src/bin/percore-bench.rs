@@ -117,6 +117,10 @@ fn serve(options: ServeOptions) -> io::Result<()> {
         options.first_cpu,
     )?;
     let cores = options.cores;
+    if !options.control {
+        // Before the line below: a SIGTERM right after it drains the server.
+        server.drain_on_signals()?;
+    }
     {
         let mut out = io::stdout().lock();
         writeln!(
@@ -138,9 +142,12 @@ fn serve(options: ServeOptions) -> io::Result<()> {
         });
         return Ok(());
     }
-    loop {
-        std::thread::park();
-    }
+    let left = server.wait_for_shutdown(options.grace)?;
+    println!(
+        "percore-bench serve: shut down ({left} connections cut at the end of the {:?} grace)",
+        options.grace
+    );
+    Ok(())
 }
 
 /// Runs `f` `runs` times, failing on the first error.

@@ -32,3 +32,6 @@ pub use percore_net as net;
 
 /// Files and directories on io_uring (the `percore-fs` crate).
 pub use percore_fs as fs;
+
+/// Child processes: `Command`, async pipes, exit through a pidfd (the `percore-process` crate).
+pub use percore_process as process;

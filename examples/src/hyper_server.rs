@@ -49,7 +49,7 @@ mod tests {
     #[test]
     fn the_hyper_example_answers_a_hyper_client() {
         percore::run(async {
-            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             drop(percore::spawn(serve(listener)));
             let stream = TcpStream::connect(addr).await.unwrap();

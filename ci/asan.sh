@@ -75,7 +75,7 @@ ASAN_OPTIONS=detect_leaks=0 \
 
 run net/src/lib.rs
 for test in buf_ring compat_hyper compat_io send_zc tcp_drop_buffers tcp_echo tcp_faults \
-    tcp_fd_leak tcp_stream udp_roundtrip unix_roundtrip; do
+    tcp_fd_leak tcp_stream udp_roundtrip unix_roundtrip unix_fds peer_closes names cloexec; do
     run "net/tests/$test.rs"
 done
 PERCORE_NET_EMFILE_CHILD=1 run net/tests/tcp_accept_emfile.rs --exact child
@@ -92,7 +92,7 @@ for test in op_cancel ring_pressure blocking_pool time_paused fault_layer; do
     run "runtime/tests/$test.rs"
 done
 for test in buf_ring send_zc tcp_drop_buffers tcp_echo tcp_faults tcp_fd_leak tcp_stream \
-    udp_roundtrip unix_roundtrip; do
+    udp_roundtrip unix_roundtrip unix_fds peer_closes; do
     run "net/tests/$test.rs"
 done
 for test in dma_file file_cancel file_errors file_pressure file_rw fixed; do

@@ -372,7 +372,7 @@ mod tests {
     fn the_server_answers_keep_alive_400_and_431_over_a_socket() {
         use percore::net::TcpListener;
         percore::run(async {
-            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             drop(percore::spawn(async move {
                 while let Ok((stream, _)) = listener.accept().await {

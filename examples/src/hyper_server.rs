@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn the_hyper_example_answers_a_hyper_client() {
         percore::run(async {
-            let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
             let shutdown = percore::shutdown::Shutdown::new();
             drop(percore::spawn(serve(listener, Connections::new(&shutdown))));

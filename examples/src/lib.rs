@@ -2,11 +2,13 @@
 //!
 //! This library holds what the network examples share: command-line flags,
 //! starting one `SO_REUSEPORT` listener per core, and the incremental HTTP/1.1
-//! request parser of the `http` example, the `hyper` example's server and the `chat` room.
+//! request parser of the `http` example, the `hyper` example's server, the `chat` room
+//! and the `handoff` example's zero-downtime restart.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod chat;
+pub mod handoff;
 pub mod http;
 pub mod hyper_server;
 pub mod server;

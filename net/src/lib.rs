@@ -14,7 +14,7 @@
 //! use percore_net::{TcpListener, TcpStream};
 //!
 //! percore_runtime::run(async {
-//!     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
 //!     let addr = listener.local_addr()?;
 //!     // An echo server for one connection.
 //!     let server = percore_runtime::spawn(async move {
@@ -51,6 +51,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
+mod addr;
 pub mod compat;
 mod error;
 mod fd;
@@ -71,6 +72,7 @@ pub mod unix;
 /// `SockRef` sets any option on a percore socket (`SockRef::from(&stream)`).
 pub use socket2;
 
+pub use addr::{lookup_host, ToSocketAddrs};
 pub use incoming::Incoming;
 pub use percore_runtime::buf_ring::{BufRing, RingBuf};
 pub use recv::RecvStream;

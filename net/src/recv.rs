@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -70,7 +71,39 @@ impl Socket {
     /// One `recvmsg(2)` into `buf`, with the sender's address.
     pub(crate) async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SockAddr), B> {
         let (res, One(buf)) = Op::new(op::RecvMsg::new(self.shared_fd().clone(), One(buf))).await;
-        (res.map(|(n, from, _flags)| (n, from)), buf)
+        (res.map(|got| (got.len, got.from)), buf)
+    }
+
+    /// One `recvmsg(2)` into `buf` with room for `max_fds` fds sent along
+    /// (`SCM_RIGHTS`, received close-on-exec).
+    ///
+    /// `MSG_CTRUNC` (more fds came than there was room for) is an
+    /// `InvalidData` error: the fds that fit are closed (the kernel closed the
+    /// rest), and the bytes received stay in `buf`.
+    pub(crate) async fn recv_fds<B: IoBufMut>(
+        &self,
+        buf: B,
+        max_fds: usize,
+    ) -> BufResult<(usize, Vec<OwnedFd>), B> {
+        let op = op::RecvMsg::with_fds(self.shared_fd().clone(), One(buf), max_fds);
+        let (res, One(buf)) = Op::new(op).await;
+        let res = res.and_then(|got| {
+            if got.flags & libc::MSG_CTRUNC != 0 {
+                let closed = got.fds.len();
+                drop(got.fds);
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "the peer sent more fds than the {max_fds} there was room for \
+                         (MSG_CTRUNC): the {closed} that fit were closed, the kernel \
+                         closed the rest; the {} bytes received are in the buffer",
+                        got.len
+                    ),
+                ));
+            }
+            Ok((got.len, got.fds))
+        });
+        (res, buf)
     }
 
     /// One `recvmsg(2)` scattering into `bufs`, with the sender and `msg_flags`.

@@ -127,6 +127,25 @@ impl Socket {
         (res, buf)
     }
 
+    /// One `sendmsg(2)` of `buf` with `fds` attached (`SCM_RIGHTS`). The op
+    /// sends duplicates it owns, so the caller's fds may close as soon as the
+    /// future is dropped.
+    pub(crate) async fn send_fds<B: IoBuf>(
+        &self,
+        buf: B,
+        fds: &[BorrowedFd<'_>],
+    ) -> BufResult<usize, B> {
+        let owned: io::Result<Vec<OwnedFd>> =
+            fds.iter().map(BorrowedFd::try_clone_to_owned).collect();
+        let owned = match owned {
+            Ok(owned) => owned,
+            Err(err) => return (Err(context(err, "dup of an fd to send")), buf),
+        };
+        let (res, One(buf)) =
+            Op::new(op::SendMsg::with_fds(self.fd.clone(), One(buf), owned)).await;
+        (res, buf)
+    }
+
     pub(crate) async fn send_msg<B: IoBuf>(
         &self,
         bufs: Vec<B>,

@@ -9,8 +9,8 @@ use std::time::Duration;
 use percore_runtime::time::timeout;
 use socket2::{Domain, SockAddr, Type};
 
+use crate::addr::{self, ToSocketAddrs};
 use crate::compat::Compat;
-use crate::error::context;
 use crate::incoming::Incoming;
 use crate::io::{read_methods, write_methods};
 use crate::socket::{ip_addr, Socket};
@@ -26,7 +26,7 @@ use crate::split::{ReadHalf, ReuniteError, WriteHalf};
 /// use percore_net::tcp::ListenOptions;
 ///
 /// let options = ListenOptions::new().reuse_port(true).backlog(4096);
-/// let first = options.bind_tcp("127.0.0.1:0".parse().unwrap())?;
+/// let first = options.bind_tcp("127.0.0.1:0")?;
 /// let second = options.bind_tcp(first.local_addr()?)?;
 /// assert_eq!(first.local_addr()?, second.local_addr()?);
 /// # std::io::Result::Ok(())
@@ -74,16 +74,28 @@ impl ListenOptions {
         self
     }
 
-    /// Binds a TCP listener to `addr` with these options.
+    /// Binds a TCP listener to `addr` with these options: a `SocketAddr`, an
+    /// `"IP:port"` string, or a name (`"localhost:8080"`); see [`ToSocketAddrs`].
+    /// With several addresses, each is tried in turn until one binds.
+    ///
+    /// A name is looked up on the calling thread, which blocks meanwhile
+    /// (`bind` is synchronous): bind before the cores start, as a server
+    /// building one listener per core does, or on a core look the name up
+    /// first with [`lookup_host`](crate::lookup_host) (on the blocking pool)
+    /// and bind the address. Literal addresses never look anything up.
     ///
     /// # Errors
     ///
-    /// Any error of `socket(2)`, `setsockopt(2)`, `bind(2)` or `listen(2)`, naming `addr`.
-    pub fn bind_tcp(&self, addr: SocketAddr) -> io::Result<TcpListener> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM)?;
-        self.listen(&socket, &SockAddr::from(addr))
-            .map_err(|err| context(err, format!("listen on {addr}")))?;
-        Ok(TcpListener { socket })
+    /// The lookup's error, naming the host; else the last address's error of
+    /// `socket(2)`, `setsockopt(2)`, `bind(2)` or `listen(2)`, naming `addr`.
+    pub fn bind_tcp(&self, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        let target = addr::sealed::ToSocketAddrsPriv::to_target(&addr);
+        let addrs = addr::resolve_blocking(target.clone())?;
+        addr::each_blocking(&target, &addrs, "listen on", |addr| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM)?;
+            self.listen(&socket, &SockAddr::from(addr))?;
+            Ok(TcpListener { socket })
+        })
     }
 
     pub(crate) fn listen(&self, socket: &Socket, addr: &SockAddr) -> io::Result<()> {
@@ -108,7 +120,7 @@ impl ListenOptions {
 /// use percore_net::{TcpListener, TcpStream};
 ///
 /// percore_runtime::run(async {
-///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
 ///     let addr = listener.local_addr()?;
 ///     let client = percore_runtime::spawn(async move {
 ///         let stream = TcpStream::connect(addr).await?;
@@ -131,12 +143,14 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds to `addr` with [`ListenOptions::new`] (`SO_REUSEADDR`, backlog 1024).
+    /// Binds to `addr` with [`ListenOptions::new`] (`SO_REUSEADDR`, backlog
+    /// 1024): a `SocketAddr`, `"IP:port"`, or a name, looked up on the calling
+    /// thread (see [`ListenOptions::bind_tcp`]).
     ///
     /// # Errors
     ///
     /// As [`ListenOptions::bind_tcp`].
-    pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         ListenOptions::new().bind_tcp(addr)
     }
 
@@ -206,7 +220,7 @@ impl TcpListener {
 /// use percore_net::{TcpListener, TcpStream};
 ///
 /// percore_runtime::run(async {
-///     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
 ///     let client = TcpStream::connect(listener.local_addr()?).await?;
 ///     let (server, _peer) = listener.accept().await?;
 ///     let (read, write) = client.into_split();
@@ -238,31 +252,64 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    /// Connects to `addr` (`connect(2)` as one SQE).
+    /// Connects to `addr` (`connect(2)` as one SQE): a `SocketAddr`, an
+    /// `"IP:port"` string, or a name such as `"localhost:8080"` or
+    /// `("example.com", 443)` (see [`ToSocketAddrs`]).
+    ///
+    /// A name is looked up on the blocking pool
+    /// ([`spawn_blocking`](percore_runtime::spawn_blocking)), so the core keeps
+    /// running; a literal address connects at once. Each address is tried in
+    /// turn until one connects.
     ///
     /// # Errors
     ///
-    /// Any error of `socket(2)` or `connect(2)` (`ECONNREFUSED`…), naming `addr`.
-    pub async fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    /// The lookup's error, naming the host; else the error of `socket(2)` or
+    /// `connect(2)` (`ECONNREFUSED`…) for the last address tried, naming `addr`.
+    pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        let target = addr::sealed::ToSocketAddrsPriv::to_target(&addr);
+        TcpStream::connect_target(target).await
+    }
+
+    async fn connect_target(target: addr::Target) -> io::Result<TcpStream> {
+        // The fast path: one literal address, nothing to look up or keep.
+        if let addr::Target::One(addr) = target {
+            return TcpStream::connect_one(addr)
+                .await
+                .map_err(|err| addr::last_error(&target, 1, "connect to", Some((addr, err))));
+        }
+        let addrs = addr::resolve(target.clone()).await?;
+        let mut last = None;
+        for &addr in &addrs {
+            match TcpStream::connect_one(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(err) => last = Some((addr, err)),
+            }
+        }
+        Err(addr::last_error(&target, addrs.len(), "connect to", last))
+    }
+
+    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM)?;
-        socket
-            .connect(SockAddr::from(addr))
-            .await
-            .map_err(|err| context(err, format!("connect to {addr}")))?;
+        socket.connect(SockAddr::from(addr)).await?;
         Ok(TcpStream { socket })
     }
 
-    /// Connects to `addr`, giving up after `limit`.
+    /// Connects to `addr` as [`connect`](TcpStream::connect) does, giving up
+    /// after `limit` (the lookup of a name included).
     ///
     /// # Errors
     ///
     /// As [`connect`](TcpStream::connect); `TimedOut` after `limit`.
-    pub async fn connect_timeout(addr: SocketAddr, limit: Duration) -> io::Result<TcpStream> {
-        match timeout(limit, TcpStream::connect(addr)).await {
+    pub async fn connect_timeout(
+        addr: impl ToSocketAddrs,
+        limit: Duration,
+    ) -> io::Result<TcpStream> {
+        let target = addr::sealed::ToSocketAddrsPriv::to_target(&addr);
+        match timeout(limit, TcpStream::connect_target(target.clone())).await {
             Ok(res) => res,
             Err(_) => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("connect to {addr}: no answer within {limit:?}"),
+                format!("connect to {target}: no answer within {limit:?}"),
             )),
         }
     }

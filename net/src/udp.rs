@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use percore_runtime::{BufResult, IoBuf, IoBufMut};
 use socket2::{Domain, SockAddr, Type};
 
-use crate::error::context;
+use crate::addr::{self, ToSocketAddrs};
 use crate::socket::{ip_addr, Socket};
 
 /// A UDP socket, used on the core that owns it.
@@ -19,8 +19,8 @@ use crate::socket::{ip_addr, Socket};
 /// use percore_net::UdpSocket;
 ///
 /// percore_runtime::run(async {
-///     let a = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
-///     let b = UdpSocket::bind("127.0.0.1:0".parse().unwrap())?;
+///     let a = UdpSocket::bind("127.0.0.1:0")?;
+///     let b = UdpSocket::bind("127.0.0.1:0")?;
 ///     let (res, _) = a.send_to(b"ping".to_vec(), b.local_addr()?).await;
 ///     res?;
 ///     let (res, buf) = b.recv_from(Vec::with_capacity(16)).await;
@@ -36,32 +36,43 @@ pub struct UdpSocket {
 }
 
 impl UdpSocket {
-    /// Binds a UDP socket to `addr` (port 0 picks a free one).
+    /// Binds a UDP socket to `addr` (port 0 picks a free one): a
+    /// `SocketAddr`, `"IP:port"`, or a name (see [`ToSocketAddrs`]), each
+    /// address tried in turn until one binds.
+    ///
+    /// A name is looked up on the calling thread, which blocks meanwhile (see
+    /// [`ListenOptions::bind_tcp`](crate::tcp::ListenOptions::bind_tcp)); on a
+    /// core, look it up first with [`lookup_host`](crate::lookup_host).
     ///
     /// # Errors
     ///
-    /// Any error of `socket(2)` or `bind(2)`, naming `addr`.
-    pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM)?;
-        socket
-            .sock_ref()
-            .bind(&SockAddr::from(addr))
-            .map_err(|err| context(err, format!("bind UDP {addr}")))?;
-        Ok(UdpSocket { socket })
+    /// The lookup's error, naming the host; else the last address's error of
+    /// `socket(2)` or `bind(2)`, naming `addr`.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<UdpSocket> {
+        let target = addr::sealed::ToSocketAddrsPriv::to_target(&addr);
+        let addrs = addr::resolve_blocking(target.clone())?;
+        addr::each_blocking(&target, &addrs, "bind UDP", |addr| {
+            let socket = Socket::new(Domain::for_address(addr), Type::DGRAM)?;
+            socket.sock_ref().bind(&SockAddr::from(addr))?;
+            Ok(UdpSocket { socket })
+        })
     }
 
     /// Sets the default peer (`connect(2)`, which for UDP sends nothing), for
     /// [`send`](UdpSocket::send) and [`recv`](UdpSocket::recv); datagrams from
-    /// other addresses are then dropped by the kernel.
+    /// other addresses are then dropped by the kernel. `addr` is what
+    /// [`bind`](UdpSocket::bind) takes; the first address that connects wins.
     ///
     /// # Errors
     ///
-    /// Any error of `connect(2)`, naming `addr`.
-    pub fn connect(&self, addr: SocketAddr) -> io::Result<()> {
-        self.socket
-            .sock_ref()
-            .connect(&SockAddr::from(addr))
-            .map_err(|err| context(err, format!("connect UDP to {addr}")))
+    /// The lookup's error, naming the host; else the last address's error of
+    /// `connect(2)`, naming `addr`.
+    pub fn connect(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        let target = addr::sealed::ToSocketAddrsPriv::to_target(&addr);
+        let addrs = addr::resolve_blocking(target.clone())?;
+        addr::each_blocking(&target, &addrs, "connect UDP to", |addr| {
+            self.socket.sock_ref().connect(&SockAddr::from(addr))
+        })
     }
 
     /// Sends `buf`'s initialised bytes as one datagram to `addr` (`sendmsg(2)`).
@@ -129,8 +140,10 @@ impl UdpSocket {
         bufs: Vec<B>,
     ) -> BufResult<(usize, SocketAddr, bool), Vec<B>> {
         let (res, bufs) = self.socket.recv_msg(bufs).await;
-        let res =
-            res.and_then(|(n, from, flags)| Ok((n, ip_addr(&from)?, flags & libc::MSG_TRUNC != 0)));
+        let res = res.and_then(|got| {
+            let truncated = got.flags & libc::MSG_TRUNC != 0;
+            Ok((got.len, ip_addr(&got.from)?, truncated))
+        });
         (res, bufs)
     }
 

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use percore_runtime::{BufResult, IoBuf, IoBufMut};
@@ -152,6 +152,94 @@ impl UnixStream {
 
     read_methods!();
     write_methods!();
+
+    /// Writes `buf`'s initialised bytes once, with `fds` attached
+    /// (`SCM_RIGHTS`): the peer's [`read_with_fds`](UnixStream::read_with_fds)
+    /// gets its own fds for the same open files. One `sendmsg(2)` with
+    /// `MSG_NOSIGNAL`.
+    ///
+    /// The fds travel with the first byte of `buf`, so `buf` must not be
+    /// empty. A partial write (the count is less than the length) sent the
+    /// fds all the same: write the rest with [`write_all`](UnixStream::write_all).
+    /// The op sends duplicates of `fds` (`F_DUPFD_CLOEXEC`), so yours may be
+    /// closed as soon as the future is done or dropped.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an empty `buf`; `dup(2)`'s error; the raw OS error of
+    /// `sendmsg(2)` (`EPIPE`, `ETOOMANYREFS`, `EINVAL` for more than 253
+    /// fds…). The buffer comes back either way.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::fd::AsFd;
+    /// use std::os::unix::net::UnixStream as StdUnixStream;
+    /// use percore_net::UnixStream;
+    ///
+    /// percore_runtime::run(async {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     // Hand one end of another pair over `a`.
+    ///     let (mut mine, theirs) = StdUnixStream::pair()?;
+    ///     let (res, _) = a.write_with_fds(b"take this".to_vec(), &[theirs.as_fd()]).await;
+    ///     res?;
+    ///     drop(theirs);
+    ///     let (res, buf) = b.read_with_fds(Vec::with_capacity(16), 1).await;
+    ///     let (n, mut fds) = res?;
+    ///     assert_eq!((&buf[..n], fds.len()), (&b"take this"[..], 1));
+    ///     // The received fd is that end.
+    ///     StdUnixStream::from(fds.remove(0)).write_all(b"through it")?;
+    ///     let mut got = String::new();
+    ///     mine.read_to_string(&mut got)?;
+    ///     assert_eq!(got, "through it");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    pub async fn write_with_fds<B: IoBuf>(
+        &self,
+        buf: B,
+        fds: &[BorrowedFd<'_>],
+    ) -> BufResult<usize, B> {
+        if buf.bytes_init() == 0 {
+            let err = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "write_with_fds needs at least one byte to carry the fds on a stream",
+            );
+            return (Err(err), buf);
+        }
+        self.socket.send_fds(buf, fds).await
+    }
+
+    /// Reads once into `buf`'s spare capacity, taking up to `max_fds` fds the
+    /// peer sent along (`SCM_RIGHTS`): the byte count and the fds, which are
+    /// yours and close-on-exec (`MSG_CMSG_CLOEXEC`). One `recvmsg(2)`.
+    ///
+    /// A read stops at a write that carried fds, so the fds come with the
+    /// bytes they were sent with; `Ok((0, _))` is end of stream.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidData` if the peer sent more than `max_fds` fds in one write
+    /// (`MSG_CTRUNC`): the fds that fit are closed and the kernel closed the
+    /// rest, while the bytes received are in the returned buffer (its
+    /// initialised length grew by their count). Else the raw OS error of
+    /// `recvmsg(2)`. The buffer comes back either way.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future cancels the read; fds the kernel received before
+    /// the cancel took effect are closed (never leaked), and the bytes with
+    /// them are lost with the buffer.
+    pub async fn read_with_fds<B: IoBufMut>(
+        &self,
+        buf: B,
+        max_fds: usize,
+    ) -> BufResult<(usize, Vec<OwnedFd>), B> {
+        self.socket.recv_fds(buf, max_fds).await
+    }
 
     /// Wraps the stream in [`Compat`], for the poll-based I/O traits of
     /// futures-io, tokio and hyper (crate features), with 16 KiB buffers each way.
@@ -329,6 +417,44 @@ impl UnixDatagram {
     /// The raw OS error of `recv(2)`.
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         self.socket.read(buf).await
+    }
+
+    /// Sends one datagram to the connected peer with `fds` attached
+    /// (`SCM_RIGHTS`); an empty datagram may carry them. One `sendmsg(2)`. The
+    /// op sends duplicates of `fds`, so yours may close once the future is
+    /// done or dropped.
+    ///
+    /// # Errors
+    ///
+    /// `dup(2)`'s error; the raw OS error of `sendmsg(2)` (`EINVAL` for more
+    /// than 253 fds…). The buffer comes back either way.
+    pub async fn send_with_fds<B: IoBuf>(
+        &self,
+        buf: B,
+        fds: &[BorrowedFd<'_>],
+    ) -> BufResult<usize, B> {
+        self.socket.send_fds(buf, fds).await
+    }
+
+    /// Receives one datagram from the connected peer with up to `max_fds` fds
+    /// sent along: byte count and fds (yours, close-on-exec). The rest of a
+    /// datagram larger than `buf`'s spare capacity is discarded.
+    ///
+    /// # Errors
+    ///
+    /// As [`UnixStream::read_with_fds`]: `InvalidData` if more than `max_fds`
+    /// fds came (the ones that fit are closed).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`UnixStream::read_with_fds`]: fds received before the cancel took
+    /// effect are closed, and that datagram is lost.
+    pub async fn recv_with_fds<B: IoBufMut>(
+        &self,
+        buf: B,
+        max_fds: usize,
+    ) -> BufResult<(usize, Vec<OwnedFd>), B> {
+        self.socket.recv_fds(buf, max_fds).await
     }
 
     /// The local address.

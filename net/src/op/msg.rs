@@ -1,5 +1,5 @@
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use percore_runtime::io_uring::{opcode, squeue, types};
 use percore_runtime::{BufResult, IoBuf, IoBufMut, OpCode};
@@ -109,14 +109,103 @@ struct Header {
     one: libc::iovec,
 }
 
-/// The iovecs of a message: the one in the header, or a `Vec` for several.
+/// The iovecs of a message: the one in the header, or a `Vec` for several;
+/// and its control buffer, if it carries fds.
 struct Message {
     header: Box<Header>,
     many: Vec<libc::iovec>,
+    control: Control,
+}
+
+/// The ancillary data of a message: `SCM_RIGHTS` fds to send, or room for
+/// fds to receive. Heap memory (the kernel reads or writes it through the
+/// header), aligned for `cmsghdr`.
+enum Control {
+    None,
+    /// One `SCM_RIGHTS` message naming `fds`, which the op owns (duplicates of
+    /// the caller's), so their numbers cannot be reused until the kernel took
+    /// the files, even if the future is dropped and the caller closes its own.
+    Send {
+        buf: Box<[u64]>,
+        _fds: Vec<OwnedFd>,
+    },
+    /// Room for `SCM_RIGHTS` fds the kernel installs in this process. Any it
+    /// put there are closed when the message is dropped, unless
+    /// [`Message::take_fds`] handed them out first.
+    Recv {
+        buf: Box<[u64]>,
+    },
+}
+
+/// The `cmsghdr` of `n` fds: its full length and the space it takes.
+fn rights_len(n: usize) -> (usize, usize) {
+    let bytes = (n * size_of::<RawFd>()) as u32;
+    // SAFETY: (both) pure arithmetic on the length.
+    unsafe {
+        (
+            libc::CMSG_LEN(bytes) as usize,
+            libc::CMSG_SPACE(bytes) as usize,
+        )
+    }
+}
+
+/// A zeroed, `u64`-aligned buffer of at least `bytes` bytes.
+fn control_buf(bytes: usize) -> Box<[u64]> {
+    vec![0u64; bytes.div_ceil(8)].into_boxed_slice()
+}
+
+impl Control {
+    fn send(fds: Vec<OwnedFd>) -> Control {
+        if fds.is_empty() {
+            return Control::None;
+        }
+        let (len, space) = rights_len(fds.len());
+        let mut buf = control_buf(space);
+        let base = buf.as_mut_ptr().cast::<u8>();
+        let header = libc::cmsghdr {
+            cmsg_len: len as _,
+            cmsg_level: libc::SOL_SOCKET,
+            cmsg_type: libc::SCM_RIGHTS,
+        };
+        let data = rights_len(0).0;
+        // SAFETY: `buf` holds `space >= len` bytes: the header, then one
+        // `RawFd` per fd from `CMSG_LEN(0)` on; unaligned writes need no more.
+        unsafe {
+            base.cast::<libc::cmsghdr>().write_unaligned(header);
+            for (i, fd) in fds.iter().enumerate() {
+                base.add(data + i * size_of::<RawFd>())
+                    .cast::<RawFd>()
+                    .write_unaligned(fd.as_raw_fd());
+            }
+        }
+        Control::Send { buf, _fds: fds }
+    }
+
+    fn recv(max_fds: usize) -> Control {
+        // The kernel passes at most SCM_MAX_FD (253) fds in one message.
+        let (_, space) = rights_len(max_fds.min(253));
+        Control::Recv {
+            buf: control_buf(space),
+        }
+    }
+
+    /// The buffer and the length to give the kernel (`msg_controllen`).
+    fn raw(&mut self) -> (*mut libc::c_void, usize) {
+        match self {
+            Control::None => (std::ptr::null_mut(), 0),
+            Control::Send { buf, .. } | Control::Recv { buf } => {
+                (buf.as_mut_ptr().cast(), buf.len() * 8)
+            }
+        }
+    }
 }
 
 impl Message {
     fn new(addr: Option<&SockAddr>) -> Message {
+        Message::with_control(addr, Control::None)
+    }
+
+    fn with_control(addr: Option<&SockAddr>, control: Control) -> Message {
         let (storage, addr_len) = match addr {
             Some(addr) => (addr.clone().as_storage(), addr.len()),
             None => {
@@ -139,10 +228,12 @@ impl Message {
                 one,
             }),
             many: Vec::new(),
+            control,
         }
     }
 
-    /// Points the header at its address (if `named`) and at `iovecs`.
+    /// Points the header at its address (if `named`), at `iovecs` and at its
+    /// control buffer.
     fn build(&mut self, named: bool, iovecs: impl ExactSizeIterator<Item = libc::iovec>) {
         let header = &mut *self.header;
         let count = iovecs.len();
@@ -160,6 +251,66 @@ impl Message {
         } else {
             header.msg.msg_namelen = 0;
         }
+        let (control, len) = self.control.raw();
+        header.msg.msg_control = control;
+        header.msg.msg_controllen = len;
+    }
+
+    /// The fds the kernel put in the receive buffer, now the caller's; none
+    /// for a message that carries none. Called after the op's completion (the
+    /// kernel set `msg_controllen` to the bytes it wrote); before it (an op
+    /// never submitted, or cancelled before it received) the buffer is still
+    /// zeroed and holds no fd. A second call finds none.
+    fn take_fds(&mut self) -> Vec<OwnedFd> {
+        let Control::Recv { buf } = &mut self.control else {
+            return Vec::new();
+        };
+        let len = self.header.msg.msg_controllen.min(buf.len() * 8);
+        let base = buf.as_ptr().cast::<u8>();
+        let head = size_of::<libc::cmsghdr>();
+        let data = rights_len(0).0;
+        let mut fds = Vec::new();
+        let mut at = 0;
+        while at + head <= len {
+            // SAFETY: `at + head <= len <=` the buffer's size.
+            let cmsg = unsafe { base.add(at).cast::<libc::cmsghdr>().read_unaligned() };
+            // `size_t` on glibc, `socklen_t` on musl.
+            #[allow(clippy::unnecessary_cast)]
+            let cmsg_len = cmsg.cmsg_len as usize;
+            if cmsg_len < head || at + cmsg_len > len {
+                break;
+            }
+            if cmsg.cmsg_level == libc::SOL_SOCKET && cmsg.cmsg_type == libc::SCM_RIGHTS {
+                let count = cmsg_len.saturating_sub(data) / size_of::<RawFd>();
+                for i in 0..count {
+                    // SAFETY: inside this cmsg, which ends within the buffer.
+                    let fd = unsafe {
+                        base.add(at + data + i * size_of::<RawFd>())
+                            .cast::<RawFd>()
+                            .read_unaligned()
+                    };
+                    if fd >= 0 {
+                        // SAFETY: `SCM_RIGHTS` installed this fd in our table
+                        // for us alone; the buffer is zeroed below, so it is
+                        // wrapped once.
+                        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+                    }
+                }
+            }
+            // The next header starts at the aligned end of this one.
+            at += cmsg_len.next_multiple_of(size_of::<usize>());
+        }
+        buf.fill(0);
+        self.header.msg.msg_controllen = 0;
+        fds
+    }
+}
+
+impl Drop for Message {
+    /// A receive whose fds were never taken (its output never made: the data
+    /// dropped after the kernel let go of it) closes them here.
+    fn drop(&mut self) {
+        drop(self.take_fds());
     }
 }
 
@@ -178,6 +329,17 @@ impl<L: BufList> SendMsg<L> {
             bufs,
             named: addr.is_some(),
             message: Message::new(addr),
+        }
+    }
+
+    /// A send with `fds` attached (`SCM_RIGHTS`); the op owns them until its
+    /// data is dropped, after the kernel took the files.
+    pub(crate) fn with_fds(fd: SharedFd, bufs: L, fds: Vec<OwnedFd>) -> SendMsg<L> {
+        SendMsg {
+            fd,
+            bufs,
+            named: false,
+            message: Message::with_control(None, Control::send(fds)),
         }
     }
 }
@@ -211,7 +373,8 @@ unsafe impl<L: BufList> OpCode for SendMsg<L> {
     }
 }
 
-/// `IORING_OP_RECVMSG`: like `recvmsg(2)`, returning the sender's address.
+/// `IORING_OP_RECVMSG`: like `recvmsg(2)` with `MSG_CMSG_CLOEXEC`, returning
+/// the sender's address and, if room was made for them, the fds sent along.
 pub(crate) struct RecvMsg<L> {
     fd: SharedFd,
     bufs: L,
@@ -226,10 +389,32 @@ impl<L: BufListMut> RecvMsg<L> {
             message: Message::new(None),
         }
     }
+
+    /// A receive with room for `max_fds` fds (`SCM_RIGHTS`). Fds it received
+    /// are closed if the output is dropped, or the op's data is dropped
+    /// without an output (the future dropped in flight, or completed and
+    /// never taken).
+    pub(crate) fn with_fds(fd: SharedFd, bufs: L, max_fds: usize) -> RecvMsg<L> {
+        RecvMsg {
+            fd,
+            bufs,
+            message: Message::with_control(None, Control::recv(max_fds)),
+        }
+    }
 }
 
-/// What `recvmsg` received: byte count, sender, and the `msg_flags` (`MSG_TRUNC`…).
-pub(crate) type Received = (usize, SockAddr, i32);
+/// What `recvmsg` received.
+pub(crate) struct Received {
+    /// Bytes received.
+    pub(crate) len: usize,
+    /// The sender.
+    pub(crate) from: SockAddr,
+    /// `msg_flags`: `MSG_TRUNC`, `MSG_CTRUNC`…
+    pub(crate) flags: i32,
+    /// The fds sent along (`SCM_RIGHTS`), close-on-exec; empty unless the op
+    /// made room for them.
+    pub(crate) fds: Vec<OwnedFd>,
+}
 
 // SAFETY: as for `SendMsg`; the iovecs point at the buffers' spare capacity.
 unsafe impl<L: BufListMut> OpCode for RecvMsg<L> {
@@ -249,25 +434,39 @@ unsafe impl<L: BufListMut> OpCode for RecvMsg<L> {
             count,
         };
         self.message.build(true, spare);
+        // Received fds are close-on-exec from the start: a child spawned by
+        // another thread meanwhile inherits none.
         opcode::RecvMsg::new(
             types::Fd(self.fd.as_raw_fd()),
             &raw mut self.message.header.msg,
         )
+        .flags(libc::MSG_CMSG_CLOEXEC as u32)
         .build()
     }
 
     fn complete(mut self, res: io::Result<u32>, _flags: u32) -> BufResult<Received, L> {
         let n = match res {
             Ok(n) => n as usize,
+            // A failed receive installed no fd (and the message's drop would
+            // close any).
             Err(err) => return (Err(err), self.bufs),
         };
         // SAFETY: the kernel wrote `n` bytes through the iovecs built in `sqe`.
         unsafe { self.bufs.advance(n) };
-        let Header { msg, addr, .. } = *self.message.header;
+        let fds = self.message.take_fds();
+        let header = &mut *self.message.header;
+        let (namelen, flags) = (header.msg.msg_namelen, header.msg.msg_flags);
+        let addr = std::mem::replace(&mut header.addr, SockAddrStorage::zeroed());
         // SAFETY: the kernel initialised `msg_namelen` bytes of `addr` (at most
         // its size; the storage was zeroed before, so the rest is zero too).
-        let from = unsafe { SockAddr::new(addr, msg.msg_namelen) };
-        (Ok((n, from, msg.msg_flags)), self.bufs)
+        let from = unsafe { SockAddr::new(addr, namelen) };
+        let received = Received {
+            len: n,
+            from,
+            flags,
+            fds,
+        };
+        (Ok(received), self.bufs)
     }
 }
 

@@ -19,7 +19,7 @@
 //! percore_runtime::run(async {
 //!     let shutdown = Shutdown::new();
 //!     let connections = Connections::new(&shutdown);
-//!     let listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let listener = TcpListener::bind("127.0.0.1:0")?;
 //!     let client = TcpStream::connect(listener.local_addr()?).await?;
 //!     let (stream, _) = listener.accept().await?;
 //!     let stream = connections.track(stream);

@@ -48,6 +48,7 @@ mod runtime;
 pub mod shutdown;
 pub mod signal;
 mod stats;
+mod trace;
 pub mod sync;
 pub mod task;
 pub mod time;

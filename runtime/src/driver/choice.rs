@@ -103,6 +103,11 @@ pub(crate) fn choose<R>(
         Driver::Auto => match uring() {
             Ok(ring) => Ok(Some(ring)),
             Err(err) if is_unavailable(&err) => {
+                crate::trace::event!(
+                    WARN,
+                    reason = %err,
+                    "percore: io_uring is unavailable, running on epoll"
+                );
                 announce_fallback(&err);
                 Ok(None)
             }

@@ -63,7 +63,7 @@ pub use executor::{current_core, stats, StallReport};
 pub use op::future::{MultiOp, Op};
 pub use runtime::{run, Builder, Runtime};
 pub use runtime::{spawn_on, RemoteJoinHandle};
-pub use stats::Stats;
+pub use stats::{all_stats, Stats};
 pub use task::{spawn, yield_now, JoinError, JoinHandle, UnhandledPanic};
 
 /// Runs `f` with the current core's ring registration interface, to register

@@ -505,7 +505,7 @@ fn worker(
         })
     });
     if let Err(err) = core.run(stopped, Location::caller()) {
-        trace::event!(ERROR, core = id, error = %err, "percore: core failed");
+        trace::event!(ERROR, core = id, error = %err, "core failed");
         eprintln!("percore: core {id} stopped: {err}");
     }
 }
@@ -572,22 +572,31 @@ impl Runtime {
     /// makes at most one `io_uring_enter`); a core stuck in one long poll (a
     /// stall) publishes again once that poll returns; a stopped core's
     /// figures are its last. Each entry is one consistent snapshot of its
-    /// core; entries of different cores may be a few ticks apart.
-    /// [`stats`](crate::stats()) gives the calling core's own figures, exact.
+    /// core; entries of different cores may be a few ticks apart. From a
+    /// task, [`all_stats`](crate::all_stats) gives the same list, and
+    /// [`stats`](crate::stats()) the calling core's own figures, exact.
     ///
     /// # Examples
     ///
     /// ```
+    /// use std::time::Duration;
     /// use percore_runtime::Runtime;
     ///
     /// let runtime = Runtime::builder().cores(2).build().unwrap();
     /// runtime
-    ///     .run_on(1, || percore_runtime::time::sleep(std::time::Duration::from_millis(1)))
+    ///     .run_on(1, || percore_runtime::time::sleep(Duration::from_millis(1)))
     ///     .unwrap();
-    /// let stats = runtime.stats();
+    /// // Core 1 publishes when it parks, a moment after the task finished.
+    /// let mut stats = runtime.stats();
+    /// for _ in 0..10_000 {
+    ///     if stats[1].timers_fired >= 1 {
+    ///         break;
+    ///     }
+    ///     std::thread::sleep(Duration::from_millis(1));
+    ///     stats = runtime.stats();
+    /// }
     /// assert_eq!(stats.len(), 2);
     /// assert_eq!(stats[1].core, 1);
-    /// // Core 1 parked after the sleep's task finished: its figures are exact.
     /// assert!(stats[1].timers_fired >= 1);
     /// ```
     pub fn stats(&self) -> Vec<Stats> {
@@ -763,7 +772,7 @@ impl Drop for Runtime {
         trace::event!(
             INFO,
             cores = self.cores.len(),
-            "percore: runtime dropped: stopping every core"
+            "runtime dropped: stopping every core"
         );
         for shared in &self.cores {
             let _ = shared.push(Remote::Shutdown);
@@ -771,7 +780,7 @@ impl Drop for Runtime {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
-        trace::event!(INFO, "percore: runtime stopped: every core joined");
+        trace::event!(INFO, "runtime stopped: every core joined");
     }
 }
 

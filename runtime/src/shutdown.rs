@@ -88,7 +88,7 @@ impl Shutdown {
         crate::trace::event!(
             INFO,
             guards = active,
-            "percore: graceful shutdown begun: waiting for the work in flight"
+            "graceful shutdown begun: waiting for the work in flight"
         );
         let drained = active == 0;
         self.inner.wake(|wants_drained| !wants_drained || drained);
@@ -265,7 +265,7 @@ pub struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if self.inner.active.fetch_sub(1, SeqCst) == 1 && self.inner.begun.load(SeqCst) {
-            crate::trace::event!(INFO, "percore: graceful shutdown drained: no work in flight");
+            crate::trace::event!(INFO, "graceful shutdown drained: no work in flight");
             self.inner.wake(|wants_drained| wants_drained);
         }
     }

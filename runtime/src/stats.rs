@@ -70,6 +70,51 @@ pub struct Stats {
     pub tasks: usize,
 }
 
+/// Every core's counters, from a task: one entry per core of the
+/// [`Runtime`](crate::Runtime) this task runs in (index = core), as
+/// [`Runtime::stats`](crate::Runtime::stats) gives them to a thread that
+/// holds the runtime — for a metrics endpoint served by the runtime's own
+/// cores. The calling core's entry is exact (as [`stats`](crate::stats()));
+/// the others are what those cores last published (see `Runtime::stats` for
+/// how fresh that is). On a core of [`run`](crate::run) or
+/// [`Builder::block_on`](crate::Builder::block_on), the one entry of this
+/// core.
+///
+/// # Panics
+///
+/// Outside a percore runtime.
+///
+/// # Examples
+///
+/// ```
+/// use percore_runtime::Runtime;
+///
+/// let runtime = Runtime::builder().cores(2).build().unwrap();
+/// let stats = runtime.run_on(1, || async { percore_runtime::all_stats() }).unwrap();
+/// assert_eq!(stats.len(), 2);
+/// assert_eq!(stats[1].core, 1);
+/// assert!(stats[1].spawned >= 1); // this very task, exact
+/// ```
+#[track_caller]
+pub fn all_stats() -> Vec<Stats> {
+    crate::executor::with_core(|core| {
+        let own = core.stats();
+        match core.peers.get() {
+            Some(peers) => peers
+                .iter()
+                .map(|peer| {
+                    if peer.id == own.core {
+                        own
+                    } else {
+                        peer.stats.read()
+                    }
+                })
+                .collect(),
+            None => vec![own],
+        }
+    })
+}
+
 /// The executor's own counters; the driver keeps the I/O ones.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {

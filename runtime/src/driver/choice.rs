@@ -106,7 +106,7 @@ pub(crate) fn choose<R>(
                 crate::trace::event!(
                     WARN,
                     reason = %err,
-                    "percore: io_uring is unavailable, running on epoll"
+                    "io_uring is unavailable, running on epoll"
                 );
                 announce_fallback(&err);
                 Ok(None)
@@ -134,7 +134,7 @@ fn announce_fallback(err: &io::Error) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         eprintln!(
-            "percore: io_uring is unavailable, running on epoll (slower for files, \
+            "io_uring is unavailable, running on epoll (slower for files, \
              more syscalls for sockets): {err}. Set PERCORE_DRIVER=epoll to choose it \
              quietly, or PERCORE_DRIVER=io_uring to make this an error."
         );

@@ -157,7 +157,7 @@ impl Core {
             driver: driver.kind(),
             ..Stats::default()
         });
-        trace::event!(INFO, core = id, driver = %driver.kind(), "percore: core started");
+        trace::event!(INFO, core = id, driver = %driver.kind(), "core started");
         let shared = Arc::new(shared);
         let origin = Instant::now();
         Ok(Core {
@@ -375,7 +375,7 @@ impl Core {
             core = report.core,
             duration_ms = duration.as_millis() as u64,
             task = %location,
-            "percore: a poll blocked the core"
+            "a poll blocked the core"
         );
         match &self.config.on_stall {
             Some(hook) => hook(&report),
@@ -617,7 +617,7 @@ impl Core {
             core = self.shared.id,
             tasks = self.live_tasks.get(),
             in_flight = self.driver.borrow().in_flight(),
-            "percore: core shutting down: dropping its tasks, draining its ring"
+            "core shutting down: dropping its tasks, draining its ring"
         );
         self.shutting_down.set(true);
         loop {
@@ -653,7 +653,7 @@ impl Core {
             runnable.cancel();
         }
         self.publish_stats();
-        trace::event!(INFO, core = self.shared.id, "percore: core stopped");
+        trace::event!(INFO, core = self.shared.id, "core stopped");
     }
 
     fn drop_remote(&self, items: Vec<Remote>) {

@@ -64,7 +64,7 @@ impl Ring {
             mode = ?mode,
             registered_fd = matches!(ring_fd, RingFd::Registered(_)),
             msg_ring = probe.is_supported(opcode::MsgRingData::CODE),
-            "percore: io_uring ring set up"
+            "io_uring ring set up"
         );
         Ok(Ring {
             ring,
@@ -205,7 +205,7 @@ impl Ring {
                     WARN,
                     overflows = ops.counters.overflows,
                     cq_entries = self.ring.params().cq_entries(),
-                    "percore: completion queue overflowed (completions delivered late); \
+                    "completion queue overflowed (completions delivered late); \
                      a bigger CQ (Builder::cq_entries) avoids the extra enters"
                 );
             }

@@ -27,7 +27,10 @@ fn main() -> std::io::Result<()> {
         let shutdown = shutdown.clone();
         move || async move { shutdown.begin_on_signals() }
     })??;
-    println!("metrics: serving http://{addr}/metrics ({} cores)", flags.cores);
+    println!(
+        "metrics: serving http://{addr}/metrics ({} cores)",
+        flags.cores
+    );
     runtime.run_on_all(move |_core| {
         let listener = listeners
             .lock()

@@ -227,7 +227,10 @@ impl Flags {
 /// # Errors
 ///
 /// Binding fails (address in use…).
-pub fn bind(addr: SocketAddr, cores: usize) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
+pub fn bind(
+    addr: SocketAddr,
+    cores: usize,
+) -> io::Result<(SocketAddr, Vec<std::net::TcpListener>)> {
     let options = ListenOptions::new().reuse_port(true);
     let first = options.bind_tcp(addr)?;
     let addr = first.local_addr()?;
@@ -273,11 +276,7 @@ async fn answer(stream: &TcpStream) -> io::Result<()> {
         Ok(httparse::Status::Complete(_)) => match (request.method, request.path) {
             (Some("GET"), Some("/metrics")) => {
                 let body = prometheus_text(&percore::all_stats());
-                response(
-                    "200 OK",
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    &body,
-                )
+                response("200 OK", "text/plain; version=0.0.4; charset=utf-8", &body)
             }
             _ => response("404 Not Found", "text/plain", "try GET /metrics\n"),
         },
@@ -327,7 +326,10 @@ mod tests {
             .collect();
         let text = prometheus_text(&stats);
         assert_eq!(text.lines().count(), METRICS.len() * (2 + 3));
-        assert!(text.contains("percore_polls_total{core=\"2\"} 20\n"), "{text}");
+        assert!(
+            text.contains("percore_polls_total{core=\"2\"} 20\n"),
+            "{text}"
+        );
         for metric in METRICS {
             assert!(metric.name.starts_with("percore_"));
             assert_eq!(metric.kind == "counter", metric.name.ends_with("_total"));

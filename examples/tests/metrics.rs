@@ -45,10 +45,7 @@ fn parse(text: &str) -> BTreeMap<(String, usize), u64> {
             .and_then(|core| core.parse().ok())
             .unwrap_or_else(|| panic!("{line:?}"));
         assert!(
-            !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
             "{line:?}"
         );
         let value = value.parse().unwrap_or_else(|_| panic!("{line:?}"));
@@ -80,7 +77,9 @@ fn metrics_endpoint_serves_every_core_in_prometheus_text() {
         .map(|(core, listener)| {
             let shutdown = shutdown.clone();
             runtime
-                .spawn_on(core, move || serve(TcpListener::from_std(listener), shutdown))
+                .spawn_on(core, move || {
+                    serve(TcpListener::from_std(listener), shutdown)
+                })
                 .expect("spawn the server")
         })
         .collect();
@@ -91,7 +90,10 @@ fn metrics_endpoint_serves_every_core_in_prometheus_text() {
     let first = parse(&body);
     let listed: BTreeSet<usize> = first.keys().map(|(_, core)| *core).collect();
     assert_eq!(listed, (0..cores).collect(), "every core: {body}");
-    assert!(body.contains("# TYPE percore_polls_total counter\n"), "{body}");
+    assert!(
+        body.contains("# TYPE percore_polls_total counter\n"),
+        "{body}"
+    );
     assert!(body.contains("# TYPE percore_tasks gauge\n"), "{body}");
 
     // Traffic: every request is polls and I/O on the core that takes it.
@@ -104,13 +106,18 @@ fn metrics_endpoint_serves_every_core_in_prometheus_text() {
     let deadline = Instant::now() + PATIENCE;
     let later = loop {
         let later = parse(&get(addr, "/metrics").1);
-        let rose = total(&later, "percore_polls_total") >= total(&first, "percore_polls_total") + 20;
+        let rose =
+            total(&later, "percore_polls_total") >= total(&first, "percore_polls_total") + 20;
         if rose || Instant::now() > deadline {
             break later;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    for counter in ["percore_polls_total", "percore_sqes_total", "percore_spawned_total"] {
+    for counter in [
+        "percore_polls_total",
+        "percore_sqes_total",
+        "percore_spawned_total",
+    ] {
         assert!(
             total(&later, counter) > total(&first, counter),
             "{counter} rose: {} then {}",
@@ -123,7 +130,7 @@ fn metrics_endpoint_serves_every_core_in_prometheus_text() {
 
     shutdown.begin();
     drop(servers); // detached: they return on their own
-    // The listeners are closed once the servers return.
+                   // The listeners are closed once the servers return.
     let deadline = Instant::now() + PATIENCE;
     while TcpStream::connect(addr).is_ok() {
         assert!(Instant::now() < deadline, "the listeners never closed");

@@ -59,7 +59,10 @@ fn set_soft_fd_limit(soft: u64) -> u64 {
     // SAFETY: `getrlimit` only writes the struct we pass.
     let mut rlimit: libc::rlimit = unsafe { std::mem::zeroed() };
     // SAFETY: a valid pointer to an `rlimit`.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) }, 0);
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) },
+        0
+    );
     let old = rlimit.rlim_cur;
     rlimit.rlim_cur = soft;
     // SAFETY: a valid pointer to an `rlimit`.

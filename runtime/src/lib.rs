@@ -48,10 +48,10 @@ mod runtime;
 pub mod shutdown;
 pub mod signal;
 mod stats;
-mod trace;
 pub mod sync;
 pub mod task;
 pub mod time;
+mod trace;
 
 /// The `io-uring` crate this runtime is built on, for implementing [`OpCode`].
 pub use io_uring;

@@ -600,7 +600,10 @@ impl Runtime {
     /// assert!(stats[1].timers_fired >= 1);
     /// ```
     pub fn stats(&self) -> Vec<Stats> {
-        self.cores.iter().map(|shared| shared.stats.read()).collect()
+        self.cores
+            .iter()
+            .map(|shared| shared.stats.read())
+            .collect()
     }
 
     /// Builds a future with `f` on core `core`, runs it there as a task, and

@@ -54,7 +54,10 @@ fn a_busy_core_publishes_without_parking() {
     stop.store(true, Ordering::Relaxed);
     futures_executor::block_on(busy).unwrap();
     assert!(first.polls > 1_000, "{first:?}");
-    assert!(later.polls > first.polls + 1_000, "{first:?} then {later:?}");
+    assert!(
+        later.polls > first.polls + 1_000,
+        "{first:?} then {later:?}"
+    );
 }
 
 #[test]
@@ -74,7 +77,11 @@ fn an_idle_core_figures_are_exact() {
         stats[1].timers_fired >= exact.timers_fired && stats[1].polls > exact.polls
     });
     assert!(stats[1].timers_fired >= 10, "{:?}", stats[1]);
-    assert!(stats[1].polls > exact.polls, "{exact:?} then {:?}", stats[1]);
+    assert!(
+        stats[1].polls > exact.polls,
+        "{exact:?} then {:?}",
+        stats[1]
+    );
 }
 
 #[test]
@@ -86,7 +93,10 @@ fn all_stats_from_a_task_lists_every_core() {
     assert_eq!(from_task.len(), 2);
     assert_eq!(from_task[0].core, 0);
     assert_eq!(from_task[1].core, 1);
-    assert!(from_task[0].spawned >= 1, "the calling task, exact: {from_task:?}");
+    assert!(
+        from_task[0].spawned >= 1,
+        "the calling task, exact: {from_task:?}"
+    );
     // On a `run` core: just that core.
     let single = percore_runtime::run(async { percore_runtime::all_stats() }).unwrap();
     assert_eq!(single.len(), 1);

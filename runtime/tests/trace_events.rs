@@ -101,7 +101,10 @@ fn a_core_names_its_backend_and_its_ring() {
 #[test]
 fn forcing_epoll_names_epoll() {
     let lines = Recorder::record(|| {
-        Builder::new().driver(Driver::Epoll).block_on(async {}).unwrap();
+        Builder::new()
+            .driver(Driver::Epoll)
+            .block_on(async {})
+            .unwrap();
     });
     let started = find(&lines, "core started").unwrap_or_else(|| panic!("{lines:#?}"));
     assert!(started.contains("driver=epoll"), "{started}");
@@ -144,7 +147,10 @@ fn a_graceful_shutdown_says_begun_and_drained() {
     });
     let begun = find(&lines, "graceful shutdown begun").unwrap_or_else(|| panic!("{lines:#?}"));
     assert!(begun.contains("guards=1"), "{begun}");
-    assert!(find(&lines, "graceful shutdown drained").is_some(), "{lines:#?}");
+    assert!(
+        find(&lines, "graceful shutdown drained").is_some(),
+        "{lines:#?}"
+    );
 }
 
 const CHILD_ENV: &str = "PERCORE_TRACE_SECCOMP_CHILD";
@@ -187,7 +193,10 @@ fn a_fallback_to_epoll_says_why() {
         .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
     assert!(fallback.contains("EVENT WARN"), "{fallback}");
     assert!(fallback.contains("reason="), "{fallback}");
-    assert!(fallback.contains("seccomp"), "names the likely cause: {fallback}");
+    assert!(
+        fallback.contains("seccomp"),
+        "names the likely cause: {fallback}"
+    );
     assert!(
         stdout
             .lines()

@@ -25,6 +25,15 @@
 //! .unwrap();
 //! assert_eq!(total, 60);
 //! ```
+//!
+//! # Features
+//!
+//! - `tracing`: `tracing` events for what an operator wants to see once —
+//!   ring setup and the backend chosen (and why `Auto` fell back to epoll),
+//!   cores starting and stopping, stalls, completion queue overflow, the steps
+//!   of a shutdown. Never an event per op or per tick; without the feature
+//!   nothing is compiled in.
+//! - `faults`: fault injection for tests (`Builder::faults`, `PERCORE_FAULTS`).
 
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(rustdoc::broken_intra_doc_links)]

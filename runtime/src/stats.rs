@@ -185,19 +185,25 @@ impl Slot {
     pub(crate) fn read(&self) -> Stats {
         let mut words = [0; WORDS];
         for _ in 0..READ_ATTEMPTS {
-            let before = self.seq.load(Ordering::Acquire);
-            for (value, word) in words.iter_mut().zip(self.words.iter()) {
-                *value = word.load(Ordering::Relaxed);
-            }
-            // Orders the loads of the words before the second load of `seq`.
-            fence(Ordering::Acquire);
-            let after = self.seq.load(Ordering::Relaxed);
-            if before == after && before % 2 == 0 {
+            if self.try_read(&mut words) {
                 break;
             }
             std::hint::spin_loop();
         }
         from_words(&words)
+    }
+
+    /// Loads every word into `words`; true if no write overlapped (the
+    /// words are one snapshot).
+    fn try_read(&self, words: &mut [u64; WORDS]) -> bool {
+        let before = self.seq.load(Ordering::Acquire);
+        for (value, word) in words.iter_mut().zip(self.words.iter()) {
+            *value = word.load(Ordering::Relaxed);
+        }
+        // Orders the loads of the words before the second load of `seq`.
+        fence(Ordering::Acquire);
+        let after = self.seq.load(Ordering::Relaxed);
+        before == after && before % 2 == 0
     }
 }
 
@@ -306,21 +312,28 @@ mod tests {
                     slot.publish(&Stats {
                         sqes: n,
                         cqes: n,
+                        tasks: n as usize,
                         ..Stats::default()
                     });
                 }
             })
         };
         let mut last = 0;
+        let mut words = [0; WORDS];
         while !writer.is_finished() {
-            let stats = slot.read();
-            // A torn read is possible only after READ_ATTEMPTS failed ones;
-            // figures never go backwards either way.
-            assert!(stats.sqes >= last);
-            last = stats.sqes;
+            if slot.try_read(&mut words) {
+                let stats = from_words(&words);
+                // One publish's words, never a mix of two.
+                assert_eq!(stats.sqes, stats.cqes, "{stats:?}");
+                assert_eq!(stats.sqes, stats.tasks as u64, "{stats:?}");
+                assert!(stats.sqes >= last);
+                last = stats.sqes;
+            }
         }
         writer.join().unwrap();
         assert_eq!(slot.read().sqes, 20_000);
         assert_eq!(slot.read().cqes, 20_000);
+        // Without a writer every read is consistent.
+        assert!(slot.try_read(&mut words));
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! This library holds what the network examples share: command-line flags,
 //! starting one `SO_REUSEPORT` listener per core, and the incremental HTTP/1.1
-//! request parser of the `http` example, the `hyper` example's server, the `chat` room
-//! and the `handoff` example's zero-downtime restart.
+//! request parser of the `http` example, the `hyper` example's server, the `chat` room,
+//! the `handoff` example's zero-downtime restart and the `metrics` example's
+//! Prometheus endpoint.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -11,4 +12,5 @@ pub mod chat;
 pub mod handoff;
 pub mod http;
 pub mod hyper_server;
+pub mod metrics;
 pub mod server;

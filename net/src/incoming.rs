@@ -72,6 +72,12 @@ impl<T> Incoming<T> {
                 Ok(Socket::from_fd(fd))
             }
             Err(err) => {
+                percore_runtime::__event!(
+                    WARN,
+                    error = %err,
+                    backoff_ms = self.backoff.as_millis() as u64,
+                    "accept failed; backing off before accepting again"
+                );
                 // The error CQE ended the multishot; dropping it frees its slot.
                 self.state = State::Backoff(sleep(self.backoff));
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);

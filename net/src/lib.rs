@@ -43,6 +43,8 @@
 //! - `tokio`: `tokio::io::AsyncRead`/`AsyncWrite` on [`compat::Compat`] (the
 //!   traits only; no tokio runtime is started).
 //! - `hyper`: `hyper::rt::Read`/`Write` on [`compat::Compat`], to run hyper 1.x.
+//! - `tracing`: percore-runtime's `tracing` events, and one when an
+//!   [`Incoming`] backs off after an accept error (`EMFILE`, `ENFILE`, …).
 
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(rustdoc::broken_intra_doc_links)]

@@ -25,6 +25,15 @@
 //! .unwrap();
 //! assert_eq!(total, 60);
 //! ```
+//!
+//! # Features
+//!
+//! - `tracing`: `tracing` events for what an operator wants to see once —
+//!   ring setup and the backend chosen (and why `Auto` fell back to epoll),
+//!   cores starting and stopping, stalls, completion queue overflow, the steps
+//!   of a shutdown. Never an event per op or per tick; without the feature
+//!   nothing is compiled in.
+//! - `faults`: fault injection for tests (`Builder::faults`, `PERCORE_FAULTS`).
 
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -51,6 +60,7 @@ mod stats;
 pub mod sync;
 pub mod task;
 pub mod time;
+mod trace;
 
 /// The `io-uring` crate this runtime is built on, for implementing [`OpCode`].
 pub use io_uring;
@@ -62,7 +72,7 @@ pub use executor::{current_core, stats, StallReport};
 pub use op::future::{MultiOp, Op};
 pub use runtime::{run, Builder, Runtime};
 pub use runtime::{spawn_on, RemoteJoinHandle};
-pub use stats::Stats;
+pub use stats::{all_stats, Stats};
 pub use task::{spawn, yield_now, JoinError, JoinHandle, UnhandledPanic};
 
 /// Runs `f` with the current core's ring registration interface, to register

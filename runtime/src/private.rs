@@ -94,3 +94,7 @@ pub fn claim_fd(fd: std::os::fd::RawFd) {
 pub fn release_fd(fd: std::os::fd::RawFd) {
     crate::driver::release_fd(fd);
 }
+
+/// The `tracing` crate, for [`__event!`](crate::__event) in percore's crates.
+#[cfg(feature = "tracing")]
+pub use tracing;

@@ -17,7 +17,8 @@ pub use remote::{spawn_on, RemoteJoinHandle};
 
 use crate::executor::{self, Config, Core, Remote, Shared, StallHook, StallReport};
 use crate::task::UnhandledPanic;
-use crate::Driver;
+use crate::trace;
+use crate::{Driver, Stats};
 
 /// The default of [`Builder::device_spin`]: more than a fast SSD or a virtio
 /// disk takes for a 4 KiB read, much less than a spinning disk.
@@ -504,6 +505,7 @@ fn worker(
         })
     });
     if let Err(err) = core.run(stopped, Location::caller()) {
+        trace::event!(ERROR, core = id, error = %err, "core failed");
         eprintln!("percore: core {id} stopped: {err}");
     }
 }
@@ -557,6 +559,51 @@ impl Runtime {
     /// Number of cores.
     pub fn cores(&self) -> usize {
         self.cores.len()
+    }
+
+    /// Every core's counters, one entry per core (index = core), readable
+    /// from any thread, also while the cores are busy; for a metrics endpoint.
+    ///
+    /// Each core publishes its figures rather than being asked for them, so
+    /// this never waits for a core and costs the cores nothing per op. How
+    /// fresh they are: a core that parks (runs out of work) publishes first,
+    /// so an idle core's figures are exact; a busy core publishes every 32
+    /// ticks of its loop (a tick polls up to [`Builder::budget`] tasks and
+    /// makes at most one `io_uring_enter`); a core stuck in one long poll (a
+    /// stall) publishes again once that poll returns; a stopped core's
+    /// figures are its last. Each entry is one consistent snapshot of its
+    /// core; entries of different cores may be a few ticks apart. From a
+    /// task, [`all_stats`](crate::all_stats) gives the same list, and
+    /// [`stats`](crate::stats()) the calling core's own figures, exact.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use percore_runtime::Runtime;
+    ///
+    /// let runtime = Runtime::builder().cores(2).build().unwrap();
+    /// runtime
+    ///     .run_on(1, || percore_runtime::time::sleep(Duration::from_millis(1)))
+    ///     .unwrap();
+    /// // Core 1 publishes when it parks, a moment after the task finished.
+    /// let mut stats = runtime.stats();
+    /// for _ in 0..10_000 {
+    ///     if stats[1].timers_fired >= 1 {
+    ///         break;
+    ///     }
+    ///     std::thread::sleep(Duration::from_millis(1));
+    ///     stats = runtime.stats();
+    /// }
+    /// assert_eq!(stats.len(), 2);
+    /// assert_eq!(stats[1].core, 1);
+    /// assert!(stats[1].timers_fired >= 1);
+    /// ```
+    pub fn stats(&self) -> Vec<Stats> {
+        self.cores
+            .iter()
+            .map(|shared| shared.stats.read())
+            .collect()
     }
 
     /// Builds a future with `f` on core `core`, runs it there as a task, and
@@ -725,12 +772,18 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        trace::event!(
+            INFO,
+            cores = self.cores.len(),
+            "runtime dropped: stopping every core"
+        );
         for shared in &self.cores {
             let _ = shared.push(Remote::Shutdown);
         }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+        trace::event!(INFO, "runtime stopped: every core joined");
     }
 }
 

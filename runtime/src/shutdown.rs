@@ -84,7 +84,13 @@ impl Shutdown {
         if self.inner.begun.swap(true, SeqCst) {
             return;
         }
-        let drained = self.inner.active.load(SeqCst) == 0;
+        let active = self.inner.active.load(SeqCst);
+        crate::trace::event!(
+            INFO,
+            guards = active,
+            "graceful shutdown begun: waiting for the work in flight"
+        );
+        let drained = active == 0;
         self.inner.wake(|wants_drained| !wants_drained || drained);
     }
 
@@ -259,6 +265,7 @@ pub struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if self.inner.active.fetch_sub(1, SeqCst) == 1 && self.inner.begun.load(SeqCst) {
+            crate::trace::event!(INFO, "graceful shutdown drained: no work in flight");
             self.inner.wake(|wants_drained| wants_drained);
         }
     }

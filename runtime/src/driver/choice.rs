@@ -103,6 +103,11 @@ pub(crate) fn choose<R>(
         Driver::Auto => match uring() {
             Ok(ring) => Ok(Some(ring)),
             Err(err) if is_unavailable(&err) => {
+                crate::trace::event!(
+                    WARN,
+                    reason = %err,
+                    "io_uring is unavailable, running on epoll"
+                );
                 announce_fallback(&err);
                 Ok(None)
             }
@@ -129,7 +134,7 @@ fn announce_fallback(err: &io::Error) {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         eprintln!(
-            "percore: io_uring is unavailable, running on epoll (slower for files, \
+            "io_uring is unavailable, running on epoll (slower for files, \
              more syscalls for sockets): {err}. Set PERCORE_DRIVER=epoll to choose it \
              quietly, or PERCORE_DRIVER=io_uring to make this an error."
         );

@@ -31,6 +31,7 @@ use crate::task::raw::{self, Runnable};
 use crate::task::{JoinHandle, UnhandledPanic};
 use crate::time::wheel::Wheel;
 use crate::time::Clock;
+use crate::trace;
 use crate::Stats;
 
 /// A poll that took longer than the stall threshold.
@@ -115,6 +116,8 @@ pub(crate) struct Core {
     pub(crate) stop: Cell<bool>,
     pub(crate) stop_waker: Cell<Option<Waker>>,
     pub(crate) counters: Counters,
+    /// Ticks until the core publishes its counters again while busy.
+    publish_in: Cell<u32>,
     /// Every core of this core's `Runtime`, by index (for `spawn_on`); set by
     /// `Builder::build` once all are started, never for a `run` core.
     pub(crate) peers: OnceCell<Arc<[Arc<Shared>]>>,
@@ -149,6 +152,12 @@ impl Core {
         if let Some(ring_fd) = driver.dup_ring_fd()? {
             shared.set_ring_fd(ring_fd);
         }
+        shared.stats.publish(&Stats {
+            core: id,
+            driver: driver.kind(),
+            ..Stats::default()
+        });
+        trace::event!(INFO, core = id, driver = %driver.kind(), "core started");
         let shared = Arc::new(shared);
         let origin = Instant::now();
         Ok(Core {
@@ -176,6 +185,7 @@ impl Core {
             stop: Cell::new(false),
             stop_waker: Cell::new(None),
             counters: Counters::default(),
+            publish_in: Cell::new(PUBLISH_EVERY),
             peers: OnceCell::new(),
             config,
             wake_buf: RefCell::new(Vec::new()),
@@ -360,6 +370,13 @@ impl Core {
             duration,
             location,
         };
+        trace::event!(
+            WARN,
+            core = report.core,
+            duration_ms = duration.as_millis() as u64,
+            task = %location,
+            "a poll blocked the core"
+        );
         match &self.config.on_stall {
             Some(hook) => hook(&report),
             None => eprintln!(
@@ -414,6 +431,7 @@ impl Core {
 
     /// One pass over the ring; blocks only if `idle` and no timer is due.
     fn io(&self, idle: bool) -> io::Result<()> {
+        self.publish_now_and_then();
         if idle && self.clock.is_paused() {
             return self.io_paused();
         }
@@ -431,6 +449,7 @@ impl Core {
         let turned = match wait {
             Some(timeout) if self.shared.park() => {
                 stats::add(&self.counters.parks, 1);
+                self.publish_stats();
                 let turned = self.driver.borrow_mut().turn(Wait::Park(timeout));
                 self.shared.unpark();
                 turned
@@ -470,6 +489,7 @@ impl Core {
         let timeout = jobs.then_some(Duration::from_millis(1));
         if self.shared.park() {
             stats::add(&self.counters.parks, 1);
+            self.publish_stats();
             let turned = self.driver.borrow_mut().turn(Wait::Park(timeout));
             self.shared.unpark();
             turned?;
@@ -592,6 +612,13 @@ impl Core {
     /// Drops every task still alive (on this thread, as `!Send` futures require),
     /// then what other threads sent.
     fn shutdown(&self) {
+        trace::event!(
+            DEBUG,
+            core = self.shared.id,
+            tasks = self.live_tasks.get(),
+            in_flight = self.driver.borrow().in_flight(),
+            "core shutting down: dropping its tasks, draining its ring"
+        );
         self.shutting_down.set(true);
         loop {
             self.requeue_yielded();
@@ -625,6 +652,8 @@ impl Core {
             let Some(runnable) = next else { break };
             runnable.cancel();
         }
+        self.publish_stats();
+        trace::event!(INFO, core = self.shared.id, "core stopped");
     }
 
     fn drop_remote(&self, items: Vec<Remote>) {
@@ -661,6 +690,29 @@ impl Core {
             timers: self.timers.borrow().len(),
             tasks: self.live_tasks.get(),
         }
+    }
+}
+
+impl Core {
+    /// Every `PUBLISH_EVERY` ticks, publishes the counters for other threads
+    /// (a busy core that never parks).
+    #[inline]
+    fn publish_now_and_then(&self) {
+        let left = self.publish_in.get() - 1;
+        if left == 0 {
+            self.publish_in.set(PUBLISH_EVERY);
+            self.publish_stats();
+        } else {
+            self.publish_in.set(left);
+        }
+    }
+
+    /// Publishes the counters for `Runtime::stats`: when the core parks (so
+    /// an idle core's figures are exact), every `PUBLISH_EVERY` ticks, and
+    /// when it stops. Never per op.
+    #[cold]
+    fn publish_stats(&self) {
+        self.shared.stats.publish(&self.stats());
     }
 }
 
@@ -706,6 +758,10 @@ pub(crate) fn nested_error() -> io::Error {
 /// Batches of polls (of `budget` each) a yielded task waits on a seeded core
 /// for the queue to empty before it is queued anyway.
 const YIELD_PATIENCE: u32 = 1024;
+
+/// Ticks between two publications of a busy core's counters (a parking core
+/// publishes at every park as well).
+const PUBLISH_EVERY: u32 = 32;
 
 /// The golden-ratio increment of splitmix64.
 const PHI: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     /// Blocking jobs started on the core and not yet returned: its paused
     /// clock waits for them.
     pub(crate) holds: Holds,
+    /// The core's counters as it last published them, for `Runtime::stats`.
+    pub(crate) stats: crate::stats::Slot,
 }
 
 impl Shared {
@@ -59,6 +61,7 @@ impl Shared {
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
             ring_fd: None,
             holds: Holds::default(),
+            stats: crate::stats::Slot::new(id),
         })
     }
 

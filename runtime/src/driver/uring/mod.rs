@@ -57,6 +57,15 @@ impl Ring {
         let (ring, mode, probe) = setup::build(entries, cq_entries)?;
         let raw = ring.as_raw_fd();
         let ring_fd = sys::register_ring_fd(raw).unwrap_or(RingFd::Raw(raw));
+        crate::trace::event!(
+            DEBUG,
+            sq_entries = ring.params().sq_entries(),
+            cq_entries = ring.params().cq_entries(),
+            mode = ?mode,
+            registered_fd = matches!(ring_fd, RingFd::Registered(_)),
+            msg_ring = probe.is_supported(opcode::MsgRingData::CODE),
+            "io_uring ring set up"
+        );
         Ok(Ring {
             ring,
             ring_fd,
@@ -190,6 +199,16 @@ impl Ring {
         ops.counters.enters += 1;
         if self.ring.submission().cq_overflow() {
             ops.counters.overflows += 1;
+            // Logarithmic: the 1st, 2nd, 4th, 8th… overflowed enter.
+            if ops.counters.overflows.is_power_of_two() {
+                crate::trace::event!(
+                    WARN,
+                    overflows = ops.counters.overflows,
+                    cq_entries = self.ring.params().cq_entries(),
+                    "completion queue overflowed (completions delivered late); \
+                     a bigger CQ (Builder::cq_entries) avoids the extra enters"
+                );
+            }
         }
         // Memory freed since the last enter is reported now, before the kernel
         // can write it (and overwrite ASan's record of the free).

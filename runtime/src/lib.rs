@@ -48,6 +48,7 @@ mod blocking;
 mod buf;
 pub mod buf_ring;
 pub mod channel;
+pub mod coop;
 mod driver;
 mod executor;
 mod loom;

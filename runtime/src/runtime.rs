@@ -118,6 +118,7 @@ impl Builder {
                 entries: 256,
                 cq_entries: 0,
                 budget: 128,
+                coop_budget: crate::coop::DEFAULT_BUDGET,
                 spin: Duration::ZERO,
                 device_spin: DEVICE_SPIN,
                 stall_threshold: Some(Duration::from_millis(10)),
@@ -161,6 +162,40 @@ impl Builder {
     /// Task polls per tick before the loop looks at timers and I/O again.
     pub fn budget(mut self, polls: usize) -> Builder {
         self.config.budget = polls.max(1);
+        self
+    }
+
+    /// Units of cooperative budget each task poll gets (default 128): how
+    /// many budgeted futures — ops, channel receives, lock acquisitions —
+    /// may be ready in one poll of a task before it is made to yield (see
+    /// [`coop`](crate::coop)). Zero turns the budget off, as if every task ran
+    /// inside [`coop::unconstrained`](crate::coop::unconstrained).
+    ///
+    /// Not the same as [`budget`](Builder::budget), the task polls per tick.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use percore_runtime::sync::mpsc;
+    ///
+    /// let yields = percore_runtime::Builder::new()
+    ///     .coop_budget(10)
+    ///     .block_on(async {
+    ///         let (tx, mut rx) = mpsc::unbounded_channel();
+    ///         for i in 0..100 {
+    ///             tx.send(i).unwrap();
+    ///         }
+    ///         for _ in 0..100 {
+    ///             rx.recv().await.unwrap();
+    ///         }
+    ///         percore_runtime::stats().coop_yields
+    ///     })
+    ///     .unwrap();
+    /// // Ten receives per poll: nine forced yields between the ten polls.
+    /// assert_eq!(yields, 9);
+    /// ```
+    pub fn coop_budget(mut self, units: u32) -> Builder {
+        self.config.coop_budget = crate::coop::per_poll(units);
         self
     }
 

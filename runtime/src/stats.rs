@@ -44,6 +44,10 @@ pub struct Stats {
     pub stalls: u64,
     /// Timers that expired.
     pub timers_fired: u64,
+    /// Times a task was made to yield because its cooperative budget was
+    /// spent (see [`coop`](crate::coop)): each one let the core's other
+    /// tasks, timers and I/O in before the task went on.
+    pub coop_yields: u64,
     /// Tasks spawned on this core.
     pub spawned: u64,
     /// Tasks or jobs that arrived from other threads.
@@ -123,6 +127,7 @@ pub(crate) struct Counters {
     pub(crate) spins: Cell<u64>,
     pub(crate) stalls: Cell<u64>,
     pub(crate) timers_fired: Cell<u64>,
+    pub(crate) coop_yields: Cell<u64>,
     pub(crate) spawned: Cell<u64>,
     pub(crate) remote_wakes: Cell<u64>,
 }

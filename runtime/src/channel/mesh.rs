@@ -517,7 +517,7 @@ impl<T> MeshReceiver<T> {
     /// Polls for the next `(from, value)`, registering `cx`'s waker on every
     /// empty channel.
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<(usize, T)>> {
-        self.turns(|rx| rx.poll_recv(cx))
+        crate::coop::budgeted(cx, |cx| self.turns(|rx| rx.poll_recv_unbudgeted(cx)))
     }
 
     /// Asks each core in turn, from `next`, with `poll` (whose `Pending`

@@ -306,22 +306,24 @@ impl<T> Future for SendFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let value = this
-            .value
-            .take()
-            .expect("SendFuture polled after completion");
-        let value = match this.sender.try_send(value) {
-            Err(TrySendError::Full(value)) => value,
-            sent => return this.settle(sent),
-        };
-        this.sender
-            .chan
-            .waiters
-            .register(&mut this.waiter, cx.waker());
-        // A receive between the first `try_send` and `register` did not see
-        // us: look again before sleeping.
-        let sent = this.sender.try_send(value);
-        this.settle(sent)
+        crate::coop::budgeted(cx, |cx| {
+            let value = this
+                .value
+                .take()
+                .expect("SendFuture polled after completion");
+            let value = match this.sender.try_send(value) {
+                Err(TrySendError::Full(value)) => value,
+                sent => return this.settle(sent),
+            };
+            this.sender
+                .chan
+                .waiters
+                .register(&mut this.waiter, cx.waker());
+            // A receive between the first `try_send` and `register` did not see
+            // us: look again before sleeping.
+            let sent = this.sender.try_send(value);
+            this.settle(sent)
+        })
     }
 }
 
@@ -450,6 +452,10 @@ impl<T> Receiver<T> {
     /// assert_eq!(got, Some(3));
     /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        crate::coop::budgeted(cx, |cx| self.poll_recv_unbudgeted(cx))
+    }
+
+    fn poll_recv_unbudgeted(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         match self.try_recv() {
             Ok(value) => return Poll::Ready(Some(value)),
             Err(TryRecvError::Disconnected) => return Poll::Ready(None),

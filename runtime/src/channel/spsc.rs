@@ -246,7 +246,7 @@ impl<T> Future for SendFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        this.sender.poll_send(cx, &mut this.value)
+        crate::coop::budgeted(cx, |cx| this.sender.poll_send(cx, &mut this.value))
     }
 }
 
@@ -361,6 +361,12 @@ impl<T> Receiver<T> {
     /// assert_eq!(got, Some(3));
     /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        crate::coop::budgeted(cx, |cx| self.poll_recv_unbudgeted(cx))
+    }
+
+    /// [`poll_recv`](Self::poll_recv) without the cooperative budget (for
+    /// the mesh, which budgets its receive once for all its channels).
+    pub(crate) fn poll_recv_unbudgeted(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         match self.try_recv() {
             Ok(value) => return Poll::Ready(Some(value)),
             Err(TryRecvError::Disconnected) => return Poll::Ready(None),

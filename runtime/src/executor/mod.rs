@@ -3,6 +3,15 @@
 //! A tick polls ready tasks up to a budget, takes what other threads sent, fires
 //! expired timers, then makes at most one `io_uring_enter` — blocking in it only
 //! when nothing is ready — and wakes the tasks whose operations completed.
+//!
+//! Two budgets keep the loop turning. The *tick* budget
+//! ([`Builder::budget`](crate::Builder::budget)) bounds the task polls between
+//! two looks at timers and I/O; the *cooperative* budget
+//! ([`coop`](crate::coop), [`Builder::coop_budget`](crate::Builder::coop_budget))
+//! bounds what one poll may do: each poll starts with it full, every
+//! budgeted future that is ready spends a unit, and once it is spent the
+//! task yields, so a task whose futures are always ready still returns to
+//! the loop.
 
 mod device;
 mod inbox;
@@ -54,7 +63,10 @@ pub(crate) type StallHook = Arc<dyn Fn(&StallReport) + Send + Sync>;
 pub(crate) struct Config {
     pub(crate) entries: u32,
     pub(crate) cq_entries: u32,
+    /// Task polls per tick.
     pub(crate) budget: usize,
+    /// Units of cooperative budget per task poll (`coop::OFF`: no limit).
+    pub(crate) coop_budget: i64,
     /// How long an idle core polls before it parks.
     pub(crate) spin: Duration,
     /// How long an idle core may poll for device ops in flight (`Op::device`).
@@ -121,13 +133,19 @@ pub(crate) struct Core {
     /// Every core of this core's `Runtime`, by index (for `spawn_on`); set by
     /// `Builder::build` once all are started, never for a `run` core.
     pub(crate) peers: OnceCell<Arc<[Arc<Shared>]>>,
-    config: Config,
+    pub(crate) config: Config,
     wake_buf: RefCell<Vec<Waker>>,
     remote_buf: RefCell<Vec<Remote>>,
     /// A task pushed an op that should reach the kernel before the tick ends.
     pub(crate) flush: Cell<bool>,
     /// Device ops in flight and their recent latency: how long to poll for them.
     pub(crate) device: device::DeviceOps,
+    /// Units of cooperative budget the task polled now has spent (see
+    /// [`coop`](crate::coop)); zeroed before every task poll (a constant: one
+    /// store), compared with `config.coop_budget` when a unit is spent.
+    /// [`unconstrained`](crate::coop::unconstrained) sets it to `i64::MIN`,
+    /// which no count of units brings up to the budget.
+    pub(crate) coop_spent: Cell<i64>,
 }
 
 impl Core {
@@ -192,6 +210,7 @@ impl Core {
             remote_buf: RefCell::new(Vec::new()),
             flush: Cell::new(false),
             device: device::DeviceOps::default(),
+            coop_spent: Cell::new(0),
         })
     }
 
@@ -280,6 +299,7 @@ impl Core {
             let Some(runnable) = next() else {
                 return stats::add(&self.counters.polls, polled as u64);
             };
+            self.coop_spent.set(0);
             runnable.run();
             self.flush_if_asked();
         }
@@ -296,6 +316,7 @@ impl Core {
                 return stats::add(&self.counters.polls, polled as u64);
             };
             let location = runnable.location();
+            self.coop_spent.set(0);
             runnable.run();
             self.flush_if_asked();
             let end = self.clock.coarse();
@@ -407,6 +428,46 @@ impl Core {
             }
         }
         *self.remote_buf.borrow_mut() = items;
+    }
+
+    /// Spends a unit of the cooperative budget of the task polled now;
+    /// false, spending nothing, if none is left (see [`coop`](crate::coop)).
+    #[inline(always)]
+    pub(crate) fn coop_take(&self) -> bool {
+        let spent = self.coop_spent.get();
+        if spent >= self.config.coop_budget {
+            return false;
+        }
+        self.coop_spent.set(spent + 1);
+        true
+    }
+
+    /// The task polled now has no cooperative budget left: it yields, to run
+    /// again once the core has fired its timers and reaped its I/O (its
+    /// waker goes with the wakes of this tick's completions, into `woken`).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn coop_defer(&self, woken: &mut Vec<Waker>, waker: &Waker) {
+        stats::add(&self.counters.coop_yields, 1);
+        woken.push(crate::task::raw::op_waker(waker));
+    }
+
+    /// An op that finished at once while the task has no budget left: its
+    /// result goes in a slot of its own, completed, and the task yields
+    /// ([`coop_defer`](Self::coop_defer)); its next poll takes it.
+    #[cold]
+    pub(crate) fn coop_stash(
+        &self,
+        ops: &mut crate::driver::Ops,
+        res: i32,
+        flags: u32,
+        waker: &Waker,
+    ) -> crate::driver::Key {
+        let key = ops
+            .table
+            .insert(crate::driver::Lifecycle::Completed { res, flags });
+        self.coop_defer(&mut ops.woken, waker);
+        key
     }
 
     /// Wakes the tasks of every timer due on the core's clock.
@@ -680,6 +741,7 @@ impl Core {
             spins: self.counters.spins.get(),
             stalls: self.counters.stalls.get(),
             timers_fired: self.counters.timers_fired.get(),
+            coop_yields: self.counters.coop_yields.get(),
             spawned: self.counters.spawned.get(),
             remote_wakes: self.counters.remote_wakes.get(),
             overflows: io.overflows,
@@ -960,6 +1022,28 @@ pub(crate) fn yield_task(waker: &Waker) {
 #[cold]
 fn defer_yield(core: &Core, waker: &Waker) {
     core.yielded.borrow_mut().push(waker.clone());
+}
+
+/// The core running on this thread, for the cooperative budget of the task
+/// it polls now; null outside a runtime. Valid for as long as that poll.
+#[inline]
+pub(crate) fn this_core() -> *const Core {
+    CORE.try_with(Cell::get).unwrap_or(ptr::null())
+}
+
+/// A task whose cooperative budget is spent yields: see
+/// [`Core::coop_defer`]; if the driver is in use (a wake from inside a
+/// driver call), to the back of the run queue instead.
+#[cold]
+#[inline(never)]
+pub(crate) fn coop_yield(core: &Core, waker: &Waker) {
+    match core.driver.try_borrow_mut() {
+        Ok(mut driver) => core.coop_defer(&mut driver.ops.woken, waker),
+        Err(_) => {
+            stats::add(&core.counters.coop_yields, 1);
+            yield_task(waker);
+        }
+    }
 }
 
 /// Queues a task on this thread's core; only called when `is_owner` held.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures_core::Stream;
 
 use crate::driver::{self, cqe_result, Key, Lifecycle, MultishotCode, OpCode, Orphan, Started};
-use crate::executor;
+use crate::executor::{self, Core};
 use crate::task::raw as task;
 
 /// An op the core's backend cannot run from its SQE: its
@@ -188,8 +188,12 @@ impl<T: OpCode> Future for Op<T> {
                 Ok(Started::Done { res, .. }) if res == -libc::EINTR => {
                     return this.start_again(data, cx)
                 }
+                // Ready without waiting: a unit of the task's budget (`coop`).
                 Ok(Started::Done { res, flags }) => {
-                    return Poll::Ready(data.complete(cqe_result(res), flags))
+                    if !executor::with_core(Core::coop_take) {
+                        return this.stash(data, res, flags, cx);
+                    }
+                    return Poll::Ready(data.complete(cqe_result(res), flags));
                 }
                 Err(err) => return Poll::Ready(data.complete(Err(err), 0)),
             };
@@ -208,9 +212,11 @@ impl<T: OpCode> Future for Op<T> {
             return Poll::Pending;
         };
         let holds = this.holds;
-        let done = executor::with_driver(|driver| {
-            let table = driver.table_mut();
-            let done = match table.get_mut(key) {
+        let done = executor::with_core(|core| {
+            let mut driver = core.driver.borrow_mut();
+            let driver = &mut *driver;
+            let ops = &mut driver.ops;
+            let done = match ops.table.get_mut(key) {
                 Some(Lifecycle::Waiting(waker)) => {
                     if !waker
                         .as_ref()
@@ -220,9 +226,15 @@ impl<T: OpCode> Future for Op<T> {
                     }
                     None
                 }
+                // A unit of the task's budget (`coop`); with none left, the
+                // result stays in its slot and the task yields.
+                Some(Lifecycle::Completed { .. }) if !core.coop_take() => {
+                    core.coop_defer(&mut ops.woken, cx.waker());
+                    None
+                }
                 Some(Lifecycle::Completed { res, flags }) => {
                     let done = (*res, *flags);
-                    table.remove(key);
+                    ops.table.remove(key);
                     Some(done)
                 }
                 // The slot is ours until we take the result; anything else is a bug
@@ -255,6 +267,20 @@ impl<T: OpCode> Future for Op<T> {
 }
 
 impl<T: OpCode> Op<T> {
+    /// An op the readiness backend finished at once while its task has no
+    /// cooperative budget left: the result waits in a slot, completed, for
+    /// the next poll, and the task yields.
+    #[cold]
+    fn stash(&mut self, data: T, res: i32, flags: u32, cx: &Context<'_>) -> Poll<T::Output> {
+        let key = executor::with_core(|core| {
+            let mut driver = core.driver.borrow_mut();
+            core.coop_stash(&mut driver.ops, res, flags, cx.waker())
+        });
+        self.key = Some(key);
+        self.data = Some(data);
+        Poll::Pending
+    }
+
     /// An op interrupted (`EINTR`) before it did anything: its data goes back
     /// unsubmitted, and the task is polled again, which submits it anew.
     #[cold]
@@ -405,17 +431,24 @@ impl<T: MultishotCode> Stream for MultiOp<T> {
                 }
             };
         };
-        let next = executor::with_driver(|driver| {
-            let table = driver.table_mut();
-            match table.get_mut(key) {
+        let next = executor::with_core(|core| {
+            let mut driver = core.driver.borrow_mut();
+            let ops = &mut driver.ops;
+            match ops.table.get_mut(key) {
                 Some(Lifecycle::Streaming {
                     waker,
                     results,
                     done,
-                }) => match results.pop_front() {
-                    Some(result) => Some(Some(result)),
+                }) => match results.front() {
+                    // An item spends a unit of the task's budget (`coop`);
+                    // with none left, it stays queued and the task yields.
+                    Some(_) if !core.coop_take() => {
+                        core.coop_defer(&mut ops.woken, cx.waker());
+                        None
+                    }
+                    Some(_) => results.pop_front().map(Some),
                     None if *done => {
-                        table.remove(key);
+                        ops.table.remove(key);
                         Some(None)
                     }
                     None => {

@@ -175,24 +175,26 @@ impl Future for Wait<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
-        let mut state = this.event.state.borrow_mut();
-        match this.state {
-            WaitState::Idle if state.set => {}
-            WaitState::Idle => {
-                this.state = WaitState::Waiting(state.waiters.push_back((), cx.waker()));
-                return Poll::Pending;
+        crate::coop::budgeted(cx, |cx| {
+            let mut state = this.event.state.borrow_mut();
+            match this.state {
+                WaitState::Idle if state.set => {}
+                WaitState::Idle => {
+                    this.state = WaitState::Waiting(state.waiters.push_back((), cx.waker()));
+                    return Poll::Pending;
+                }
+                WaitState::Waiting(key) if state.waiters.is_notified(key) => {
+                    state.waiters.remove(key);
+                }
+                WaitState::Waiting(key) => {
+                    state.waiters.update_waker(key, cx.waker());
+                    return Poll::Pending;
+                }
+                WaitState::Done => panic!("`Wait` polled after completion"),
             }
-            WaitState::Waiting(key) if state.waiters.is_notified(key) => {
-                state.waiters.remove(key);
-            }
-            WaitState::Waiting(key) => {
-                state.waiters.update_waker(key, cx.waker());
-                return Poll::Pending;
-            }
-            WaitState::Done => panic!("`Wait` polled after completion"),
-        }
-        this.state = WaitState::Done;
-        Poll::Ready(())
+            this.state = WaitState::Done;
+            Poll::Ready(())
+        })
     }
 }
 

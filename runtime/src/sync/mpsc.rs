@@ -202,36 +202,38 @@ impl<T> Future for SendFuture<'_, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let mut chan = this.chan.borrow_mut();
-        let pushed = match mem::replace(&mut this.state, SendState::Done) {
-            SendState::Idle(value) => match chan.try_push(value) {
-                Ok(waker) => Ok(waker),
-                Err(TrySendError::Closed(value)) => Err(value),
-                Err(TrySendError::Full(value)) => {
-                    let key = chan.wait_for_slot(cx.waker());
-                    this.state = SendState::Waiting(key, value);
-                    return Poll::Pending;
+        crate::coop::budgeted(cx, |cx| {
+            let mut chan = this.chan.borrow_mut();
+            let pushed = match mem::replace(&mut this.state, SendState::Done) {
+                SendState::Idle(value) => match chan.try_push(value) {
+                    Ok(waker) => Ok(waker),
+                    Err(TrySendError::Closed(value)) => Err(value),
+                    Err(TrySendError::Full(value)) => {
+                        let key = chan.wait_for_slot(cx.waker());
+                        this.state = SendState::Waiting(key, value);
+                        return Poll::Pending;
+                    }
+                },
+                SendState::Waiting(key, value) => {
+                    if !chan.poll_slot(key, cx.waker()) {
+                        this.state = SendState::Waiting(key, value);
+                        return Poll::Pending;
+                    }
+                    // Fails if closed since we were woken: the value comes back.
+                    chan.push(value)
                 }
-            },
-            SendState::Waiting(key, value) => {
-                if !chan.poll_slot(key, cx.waker()) {
-                    this.state = SendState::Waiting(key, value);
-                    return Poll::Pending;
+                SendState::Done => panic!("`SendFuture` polled after completion"),
+            };
+            drop(chan);
+            Poll::Ready(match pushed {
+                Ok(waker) => {
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                    Ok(())
                 }
-                // Fails if closed since we were woken: the value comes back.
-                chan.push(value)
-            }
-            SendState::Done => panic!("`SendFuture` polled after completion"),
-        };
-        drop(chan);
-        Poll::Ready(match pushed {
-            Ok(waker) => {
-                if let Some(waker) = waker {
-                    waker.wake();
-                }
-                Ok(())
-            }
-            Err(value) => Err(SendError(value)),
+                Err(value) => Err(SendError(value)),
+            })
         })
     }
 }

@@ -162,7 +162,11 @@ pub(super) struct Rx<T> {
 }
 
 impl<T> Rx<T> {
-    pub(super) fn poll_recv(&mut self, cx: &Context<'_>) -> Poll<Option<T>> {
+    pub(super) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        crate::coop::budgeted(cx, |cx| self.poll_recv_unbudgeted(cx))
+    }
+
+    fn poll_recv_unbudgeted(&mut self, cx: &Context<'_>) -> Poll<Option<T>> {
         let mut wakes = WakeList::new();
         let poll = {
             let mut chan = self.chan.borrow_mut();

@@ -228,26 +228,28 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let mut state = this.mutex.state.borrow_mut();
-        match this.state {
-            WaitState::Idle if !state.locked => state.locked = true,
-            WaitState::Idle => {
-                this.state = WaitState::Waiting(state.waiters.push_back((), cx.waker()));
-                return Poll::Pending;
+        crate::coop::budgeted(cx, |cx| {
+            let mut state = this.mutex.state.borrow_mut();
+            match this.state {
+                WaitState::Idle if !state.locked => state.locked = true,
+                WaitState::Idle => {
+                    this.state = WaitState::Waiting(state.waiters.push_back((), cx.waker()));
+                    return Poll::Pending;
+                }
+                // Notified means the unlocker left `locked` set for us.
+                WaitState::Waiting(key) if state.waiters.is_notified(key) => {
+                    state.waiters.remove(key);
+                }
+                WaitState::Waiting(key) => {
+                    state.waiters.update_waker(key, cx.waker());
+                    return Poll::Pending;
+                }
+                WaitState::Done => panic!("`Lock` polled after completion"),
             }
-            // Notified means the unlocker left `locked` set for us.
-            WaitState::Waiting(key) if state.waiters.is_notified(key) => {
-                state.waiters.remove(key);
-            }
-            WaitState::Waiting(key) => {
-                state.waiters.update_waker(key, cx.waker());
-                return Poll::Pending;
-            }
-            WaitState::Done => panic!("`Lock` polled after completion"),
-        }
-        this.state = WaitState::Done;
-        drop(state);
-        Poll::Ready(this.mutex.guard())
+            this.state = WaitState::Done;
+            drop(state);
+            Poll::Ready(this.mutex.guard())
+        })
     }
 }
 

@@ -285,15 +285,17 @@ impl<T> Future for Receiver<T> {
     type Output = Result<T, RecvError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.inner.borrow_mut();
-        if let Some(value) = inner.value.take() {
-            return Poll::Ready(Ok(value));
-        }
-        if !inner.sender_alive {
-            return Poll::Ready(Err(RecvError(())));
-        }
-        inner.rx_waker = Some(cx.waker().clone());
-        Poll::Pending
+        crate::coop::budgeted(cx, |cx| {
+            let mut inner = self.inner.borrow_mut();
+            if let Some(value) = inner.value.take() {
+                return Poll::Ready(Ok(value));
+            }
+            if !inner.sender_alive {
+                return Poll::Ready(Err(RecvError(())));
+            }
+            inner.rx_waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
     }
 }
 

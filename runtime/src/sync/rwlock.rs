@@ -326,7 +326,7 @@ impl<'a, T: ?Sized> Future for ReadLock<'a, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let lock = this.lock;
-        lock.poll_access(&mut this.state, Access::Read, cx)
+        crate::coop::budgeted(cx, |cx| lock.poll_access(&mut this.state, Access::Read, cx))
             .map(|()| lock.read_guard())
     }
 }
@@ -362,8 +362,10 @@ impl<'a, T: ?Sized> Future for WriteLock<'a, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let lock = this.lock;
-        lock.poll_access(&mut this.state, Access::Write, cx)
-            .map(|()| lock.write_guard())
+        crate::coop::budgeted(cx, |cx| {
+            lock.poll_access(&mut this.state, Access::Write, cx)
+        })
+        .map(|()| lock.write_guard())
     }
 }
 

@@ -315,35 +315,37 @@ impl<'a> Future for Acquire<'a> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let semaphore = this.semaphore;
-        let mut state = semaphore.state.borrow_mut();
-        let granted = match this.state {
-            WaitState::Idle if state.closed => false,
-            WaitState::Idle if state.waiters.is_empty() && state.permits >= this.needed => {
-                state.permits -= this.needed;
-                true
-            }
-            WaitState::Idle => {
-                let request = Request {
-                    needed: this.needed,
-                    granted: false,
-                };
-                this.state = WaitState::Waiting(state.waiters.push_back(request, cx.waker()));
-                return Poll::Pending;
-            }
-            WaitState::Waiting(key) if state.waiters.is_notified(key) => {
-                state.waiters.remove(key).data.granted
-            }
-            WaitState::Waiting(key) => {
-                state.waiters.update_waker(key, cx.waker());
-                return Poll::Pending;
-            }
-            WaitState::Done => panic!("`Acquire` polled after completion"),
-        };
-        this.state = WaitState::Done;
-        Poll::Ready(match granted {
-            true => Ok(semaphore.permit(this.needed)),
-            false => Err(AcquireError(())),
+        crate::coop::budgeted(cx, |cx| {
+            let semaphore = this.semaphore;
+            let mut state = semaphore.state.borrow_mut();
+            let granted = match this.state {
+                WaitState::Idle if state.closed => false,
+                WaitState::Idle if state.waiters.is_empty() && state.permits >= this.needed => {
+                    state.permits -= this.needed;
+                    true
+                }
+                WaitState::Idle => {
+                    let request = Request {
+                        needed: this.needed,
+                        granted: false,
+                    };
+                    this.state = WaitState::Waiting(state.waiters.push_back(request, cx.waker()));
+                    return Poll::Pending;
+                }
+                WaitState::Waiting(key) if state.waiters.is_notified(key) => {
+                    state.waiters.remove(key).data.granted
+                }
+                WaitState::Waiting(key) => {
+                    state.waiters.update_waker(key, cx.waker());
+                    return Poll::Pending;
+                }
+                WaitState::Done => panic!("`Acquire` polled after completion"),
+            };
+            this.state = WaitState::Done;
+            Poll::Ready(match granted {
+                true => Ok(semaphore.permit(this.needed)),
+                false => Err(AcquireError(())),
+            })
         })
     }
 }

@@ -118,6 +118,12 @@ const METRICS: &[Metric] = &[
         value: |s| s.faults,
     },
     Metric {
+        name: "percore_coop_yields_total",
+        kind: "counter",
+        help: "Task polls cut short by the cooperative budget.",
+        value: |s| s.coop_yields,
+    },
+    Metric {
         name: "percore_ops_in_flight",
         kind: "gauge",
         help: "Operations in flight.",

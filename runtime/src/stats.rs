@@ -238,14 +238,14 @@ fn to_words(stats: &Stats) -> [u64; WORDS] {
         stats.in_flight as u64,
         stats.timers as u64,
         stats.tasks as u64,
-        0,
+        stats.coop_yields,
     ]
 }
 
 /// The inverse of [`to_words`]; a struct literal, so a new field of
 /// [`Stats`] fails to compile here until it is carried.
 fn from_words(words: &[u64; WORDS]) -> Stats {
-    let [core, driver, enters, sqes, cqes, polls, parks, spins, stalls, timers_fired, spawned, remote_wakes, overflows, sq_full, msg_rings, faults, in_flight, timers, tasks, _] =
+    let [core, driver, enters, sqes, cqes, polls, parks, spins, stalls, timers_fired, spawned, remote_wakes, overflows, sq_full, msg_rings, faults, in_flight, timers, tasks, coop_yields] =
         *words;
     Stats {
         core: core as usize,
@@ -271,6 +271,7 @@ fn from_words(words: &[u64; WORDS]) -> Stats {
         in_flight: in_flight as usize,
         timers: timers as usize,
         tasks: tasks as usize,
+        coop_yields,
     }
 }
 
@@ -302,6 +303,7 @@ mod tests {
             in_flight: 15,
             timers: 16,
             tasks: 17,
+            coop_yields: 18,
         };
         slot.publish(&stats);
         assert_eq!(slot.read(), stats);

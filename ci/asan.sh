@@ -65,7 +65,7 @@ run runtime/tests/op_device.rs --exact a_dropped_device_op_stops_the_polling
 for test in op_cancel op_submit_now ring_pressure registered spawn_on \
     runtime_multi channel_spsc channel_mpsc channel_mesh wake_storm blocking_pool \
     sync_local task_panic_policy setup_seccomp time_paused task_seed stall_detector \
-    fault_layer fuzz_ops; do
+    fault_layer fuzz_ops op_deadline coop; do
     run "runtime/tests/$test.rs"
 done
 run runtime/tests/time_sleep.rs --skip hundred_thousand

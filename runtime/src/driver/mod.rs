@@ -1,7 +1,9 @@
 //! The driver: the seam between a core's executor and the kernel.
 //!
 //! The executor talks to its core's driver ([`Io`]) through one small
-//! interface: [`start`](Io::start) an op (its SQE), [`cancel`](Io::cancel)
+//! interface: [`start`](Io::start) an op (its SQE), or
+//! [`start_linked`](Io::start_linked) one with a linked timeout (io_uring
+//! only: its slot takes the timeout's CQE too), [`cancel`](Io::cancel)
 //! one, [`turn`](Io::turn) (submit, then reap completions, parking until one
 //! arrives, a deadline passes or another thread wakes the core), and the
 //! counters. Completions come back up as data — the op table's wakers and
@@ -42,7 +44,7 @@ pub(crate) use choice::{choose, Offload};
 pub(crate) use epoll::{claim_fd, release_fd};
 pub(crate) use opcode::{cqe_result, leaked};
 pub use opcode::{Fallback, MultishotCode, OpCode};
-pub(crate) use table::{Key, Lifecycle, OpTable, Orphan, Reaped};
+pub(crate) use table::{linked_result, Key, Lifecycle, Linked, OpTable, Orphan, Reaped};
 pub use uring::{SetupError, TaskRunMode};
 
 /// How long shutdown waits for cancelled ops before leaking their memory.
@@ -308,6 +310,54 @@ impl Io {
                 Ok(Started::Done { res, flags })
             }
             (started, _) => Ok(started),
+        }
+    }
+
+    /// Starts the op `sqe` describes with a timeout `after` from its submit,
+    /// linked to it in the kernel (`IORING_OP_LINK_TIMEOUT`): no timer of
+    /// the core's. Its slot is [`Lifecycle::Linked`], and takes both CQEs,
+    /// in either order. `None` if this backend cannot link (epoll, or a
+    /// kernel without the opcode): start the op unlinked and time it on the
+    /// core's wheel instead.
+    ///
+    /// Under the fault layer, an op failed instead of run gets a plain slot
+    /// (`Waiting`, completed at the next turn) and no timeout.
+    pub(crate) fn start_linked(
+        &mut self,
+        #[allow(unused_mut)] mut sqe: squeue::Entry,
+        after: Duration,
+        waker: Option<Waker>,
+    ) -> Option<io::Result<Key>> {
+        let Backend::Uring(ring) = &mut self.backend else {
+            return None;
+        };
+        #[cfg(feature = "faults")]
+        if let Some(faults) = self.ops.faults.as_mut() {
+            if let Some(errno) = faults.error(&sqe) {
+                self.ops.counters.faults += 1;
+                let key = self.ops.table.insert(Lifecycle::Waiting(waker));
+                if let Some(faults) = self.ops.faults.as_mut() {
+                    faults.fail(key.user_data(), errno);
+                }
+                return Some(Ok(key));
+            }
+            if faults.shorten(&mut sqe) {
+                self.ops.counters.faults += 1;
+            }
+        }
+        let linked = Linked::new(waker, after);
+        let timespec: *const io_uring::types::Timespec = &linked.timespec;
+        let key = self.ops.table.insert(Lifecycle::Linked(linked));
+        match ring.push_linked(&mut self.ops, sqe.user_data(key.user_data()), timespec) {
+            Ok(true) => Some(Ok(key)),
+            Ok(false) => {
+                self.ops.table.remove(key);
+                None
+            }
+            Err(err) => {
+                self.ops.table.remove(key);
+                Some(Err(err))
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use crate::task::raw as task;
 /// [`fallback`](OpCode::fallback) call on the blocking pool, or `err` with the
 /// op's name.
 #[cold]
-fn start_fallback<T: OpCode>(
+pub(super) fn start_fallback<T: OpCode>(
     data: &mut T,
     err: io::Error,
     holds: bool,
@@ -39,7 +39,7 @@ fn start_fallback<T: OpCode>(
     })
 }
 
-fn release_without_driver<T>(data: T) {
+pub(super) fn release_without_driver<T>(data: T) {
     if driver::leaked() {
         std::mem::forget(data);
     }
@@ -145,6 +145,91 @@ impl<T: OpCode> Op<T> {
         self.device = Device::Idle;
         self
     }
+
+    /// Gives the op a deadline: if it has not completed by `deadline`, it is
+    /// cancelled, and completes with an error of kind
+    /// [`TimedOut`](io::ErrorKind::TimedOut) — its data (a read's buffer)
+    /// coming back as with any error. See [`Deadline`](crate::op::Deadline).
+    ///
+    /// On io_uring the kernel times it: an `IORING_OP_LINK_TIMEOUT` linked
+    /// to the op's SQE, submitted with it, and no timer of the core's. On
+    /// the epoll backend, and while the core's clock is paused, a timer on
+    /// the core's wheel does. An op that completed returns its result even
+    /// if the deadline passed meanwhile; one whose deadline passed already is
+    /// still tried once. A [`submit_now`](Op::submit_now) carries over; the
+    /// device polling of [`device`](Op::device) does not.
+    ///
+    /// # Panics
+    ///
+    /// If the op was polled already (it is submitted then: give it its
+    /// deadline before).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    /// use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    /// use std::time::Duration;
+    ///
+    /// use percore_runtime::op::Read;
+    /// use percore_runtime::time::Instant;
+    /// use percore_runtime::Op;
+    ///
+    /// let mut fds = [0; 2];
+    /// // SAFETY: `fds` has room for the two fds pipe(2) writes.
+    /// assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    /// // SAFETY: both were just made, and are owned by nothing else.
+    /// let (rx, _tx) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    /// percore_runtime::run(async {
+    ///     // Nobody writes: the read times out, and its buffer comes back.
+    ///     let deadline = Instant::now() + Duration::from_millis(10);
+    ///     let read = Read::new(rx.as_raw_fd(), Vec::with_capacity(64), u64::MAX);
+    ///     let (res, buf) = Op::new(read).deadline(deadline).await;
+    ///     assert_eq!(res.unwrap_err().kind(), ErrorKind::TimedOut);
+    ///     assert_eq!(buf.capacity(), 64);
+    /// })
+    /// .unwrap();
+    /// ```
+    #[track_caller]
+    pub fn deadline(mut self, deadline: crate::time::Instant) -> crate::op::Deadline<T> {
+        assert!(
+            self.key.is_none(),
+            "Op::deadline on an op already submitted: give it its deadline before polling it"
+        );
+        let data = self.data.take().expect("an Op not polled has its data");
+        crate::op::Deadline::new(data, deadline, self.now)
+    }
+
+    /// [`deadline`](Op::deadline) `after` from now (from this call, not from
+    /// the first poll).
+    ///
+    /// # Panics
+    ///
+    /// As [`deadline`](Op::deadline).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use percore_runtime::op::Nop;
+    /// use percore_runtime::Op;
+    ///
+    /// percore_runtime::run(async {
+    ///     // A NOP completes at once, long before its timeout.
+    ///     let res = Op::new(Nop::new()).timeout(Duration::from_secs(5)).await;
+    ///     assert_eq!(res.unwrap(), 0);
+    /// })
+    /// .unwrap();
+    /// ```
+    #[track_caller]
+    pub fn timeout(self, after: std::time::Duration) -> crate::op::Deadline<T> {
+        let now = crate::time::Instant::now();
+        let deadline = now
+            .checked_add(after)
+            .unwrap_or_else(|| now + std::time::Duration::from_secs(86400 * 365 * 30));
+        self.deadline(deadline)
+    }
 }
 
 /// Whether an op is a device op, and since when it is in flight.
@@ -232,11 +317,7 @@ impl<T: OpCode> Future for Op<T> {
                     core.coop_defer(&mut ops.woken, cx.waker());
                     None
                 }
-                Some(Lifecycle::Completed { res, flags }) => {
-                    let done = (*res, *flags);
-                    ops.table.remove(key);
-                    Some(done)
-                }
+                Some(Lifecycle::Completed { .. }) => Some(ops.table.take_completed(key)),
                 // The slot is ours until we take the result; anything else is a bug
                 // in the driver, reported as an error rather than a hang.
                 _ => Some((-libc::EIO, 0)),
@@ -294,7 +375,7 @@ impl<T: OpCode> Op<T> {
     }
 }
 
-struct SingleOrphan<T>(Option<T>);
+pub(super) struct SingleOrphan<T>(pub(super) Option<T>);
 
 impl<T: OpCode> Orphan for SingleOrphan<T> {
     fn cqe(&mut self, res: i32, flags: u32, last: bool) {

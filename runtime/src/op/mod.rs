@@ -6,9 +6,11 @@
 //! unsound, only a logic error).
 //!
 //! `future.rs` holds the futures every operation runs in: [`Op`](crate::Op)
-//! and [`MultiOp`](crate::MultiOp).
+//! and [`MultiOp`](crate::MultiOp); `deadline.rs` the one of an op with a
+//! deadline, [`Deadline`] ([`Op::deadline`](crate::Op::deadline)).
 
 mod close;
+mod deadline;
 pub(crate) mod future;
 mod nop;
 mod openat;
@@ -17,6 +19,7 @@ mod read;
 mod write;
 
 pub use close::Close;
+pub use deadline::Deadline;
 pub use nop::Nop;
 pub use openat::OpenAt;
 pub use poll_add::PollAdd;

@@ -570,6 +570,7 @@ impl Poller {
     ) -> Started {
         if !matches!(state, Lifecycle::Streaming { .. }) && self.inline_left > 0 {
             self.inline_left -= 1;
+            state.discard();
             return Started::Done { res, flags };
         }
         // A multishot op, or the tick's budget of ops finished at once is

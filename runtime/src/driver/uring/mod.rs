@@ -47,6 +47,8 @@ pub(crate) struct Ring {
     eventfd_armed: bool,
     /// Whether the kernel has `IORING_OP_MSG_RING`.
     msg_ring: bool,
+    /// Whether the kernel has `IORING_OP_LINK_TIMEOUT`.
+    link_timeout: bool,
     /// Where the kernel writes for each op in flight, read back at its CQE.
     #[cfg(percore_asan)]
     asan: asan::Shadow,
@@ -74,6 +76,7 @@ impl Ring {
             eventfd_buf: Box::new(0),
             eventfd_armed: false,
             msg_ring: probe.is_supported(opcode::MsgRingData::CODE),
+            link_timeout: probe.is_supported(opcode::LinkTimeout::CODE),
             probe,
             #[cfg(percore_asan)]
             asan: asan::Shadow::default(),
@@ -150,6 +153,56 @@ impl Ring {
                 #[cfg(percore_asan)]
                 self.asan.record(sqe);
                 return Ok(());
+            }
+            ops.counters.sq_full += 1;
+            let before = self.ring.submission().len();
+            self.enter(ops, 0, None)?;
+            self.reap(ops);
+            if self.ring.submission().len() >= before {
+                stuck += 1;
+                if stuck > 10_000 {
+                    return Err(io::Error::other(
+                        "io_uring submission queue stays full: the kernel accepts no entries",
+                    ));
+                }
+            } else {
+                stuck = 0;
+            }
+        }
+    }
+
+    /// Pushes `sqe` (its `user_data` set) linked to an `IORING_OP_LINK_TIMEOUT`
+    /// of `timespec` whose CQE carries `user_data ^ LINKED_TIMEOUT`. Both go
+    /// into the SQ together or not at all: a link only holds within one
+    /// submission. False, with nothing pushed, if the kernel lacks the opcode.
+    ///
+    /// `timespec` must stay where it is until the timeout's CQE (the kernel
+    /// reads it at submission).
+    pub(crate) fn push_linked(
+        &mut self,
+        ops: &mut Ops,
+        sqe: squeue::Entry,
+        timespec: *const types::Timespec,
+    ) -> io::Result<bool> {
+        if !self.link_timeout {
+            return Ok(false);
+        }
+        let user_data = sqe.get_user_data();
+        let pair = [
+            sqe.flags(squeue::Flags::IO_LINK),
+            opcode::LinkTimeout::new(timespec)
+                .build()
+                .user_data(user_data ^ super::table::LINKED_TIMEOUT),
+        ];
+        let mut stuck = 0;
+        loop {
+            // SAFETY: as in `push`; the timeout's timespec is kept by the
+            // op's slot until its CQE.
+            if unsafe { self.ring.submission().push_multiple(&pair) }.is_ok() {
+                ops.counters.sqes += 2;
+                #[cfg(percore_asan)]
+                self.asan.record(&pair[0]);
+                return Ok(true);
             }
             ops.counters.sq_full += 1;
             let before = self.ring.submission().len();

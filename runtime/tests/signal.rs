@@ -194,3 +194,27 @@ fn dropped_listeners_leave_no_fd_and_a_later_runtime_listens_again() {
     }
     assert_eq!(open_fds(), fds_before, "fd delta after three runtimes");
 }
+
+#[test]
+fn a_signal_kept_past_its_runtime_does_not_deafen_the_next_one() {
+    let _serial = serial();
+    let kept = Builder::new()
+        .block_on(async { signal(SignalKind::user_defined2()).expect("listen") })
+        .expect("the runtime starts");
+    Builder::new()
+        .block_on(async {
+            let mut user2 = signal(SignalKind::user_defined2()).expect("listen");
+            // Waiting before the signal is sent: only a wake can end it.
+            let waiter = percore_runtime::spawn(async move { user2.recv().await });
+            for _ in 0..10 {
+                percore_runtime::yield_now().await;
+            }
+            raise(libc::SIGUSR2);
+            timeout(PATIENCE, waiter)
+                .await
+                .expect("delivered in the new runtime")
+                .expect("the task ran");
+        })
+        .expect("the runtime starts");
+    drop(kept);
+}

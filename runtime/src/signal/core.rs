@@ -16,6 +16,9 @@ pub(super) struct Listeners {
     /// `(listener id, waker)`: one entry per waiting listener.
     waiting: RefCell<Vec<(u64, Waker)>>,
     next_id: Cell<u64>,
+    /// Whether this core's delivery task still runs (a `Signal` kept past
+    /// its runtime keeps these listeners alive after the task is gone).
+    delivering: Cell<bool>,
 }
 
 thread_local! {
@@ -35,13 +38,15 @@ impl Listeners {
     ///
     /// Outside a percore runtime.
     pub(super) fn of_this_core() -> io::Result<Rc<Listeners>> {
-        if let Some(listeners) = LISTENERS.with(|current| current.borrow().upgrade()) {
+        let current = LISTENERS.with(|current| current.borrow().upgrade());
+        if let Some(listeners) = current.filter(|listeners| listeners.delivering.get()) {
             return Ok(listeners);
         }
         // The eventfd is in its slot before any listener checks a count, so
         // a delivery after the check rings it.
         let notify = Notify::new()?;
         let listeners = Rc::new(Listeners::default());
+        listeners.delivering.set(true);
         LISTENERS.with(|current| *current.borrow_mut() = Rc::downgrade(&listeners));
         drop(crate::spawn(deliver(notify, Rc::clone(&listeners))));
         Ok(listeners)
@@ -70,6 +75,15 @@ impl Listeners {
 /// The core's delivery task: waits for the eventfd and wakes every waiting
 /// listener (each checks its own signal's count). Ends with the runtime.
 async fn deliver(notify: Notify, listeners: Rc<Listeners>) {
+    /// Marks the listeners orphaned when the task ends (with its runtime).
+    struct Delivering(Rc<Listeners>);
+    impl Drop for Delivering {
+        fn drop(&mut self) {
+            self.0.delivering.set(false);
+        }
+    }
+    let listeners = Delivering(listeners);
+    let listeners = &listeners.0;
     loop {
         // A readiness poll, not a read: the same on both backends, and a
         // paused clock does not wait for it.

@@ -35,3 +35,8 @@ pub use percore_fs as fs;
 
 /// Child processes: `Command`, async pipes, exit through a pidfd (the `percore-process` crate).
 pub use percore_process as process;
+
+/// HTTP/1.1 and HTTP/2 server and client on hyper (the `percore-http` crate,
+/// feature `http`).
+#[cfg(feature = "http")]
+pub use percore_http as http;

@@ -1,0 +1,1 @@
+//! The HTTP client: a per-core connection pool.

@@ -63,7 +63,7 @@ pub struct Stats {
     /// Faults injected on this core: ops failed instead of run, reads and
     /// writes shortened, completions held back, submits failed (always 0
     /// unless percore-runtime's `faults` feature is on and a spec is set:
-    /// [`Builder::faults`](crate::Builder::faults), `PERCORE_FAULTS`).
+    /// `Builder::faults`, `PERCORE_FAULTS`).
     pub faults: u64,
     /// Operations in flight right now.
     pub in_flight: usize,

@@ -87,6 +87,10 @@ impl hyper::rt::Write for Transport {
 /// address skips that), connects to each address in turn, within the
 /// client's connect timeout, and wraps the stream for `http` or `https`.
 pub(crate) async fn connect(config: &Config, origin: &Origin) -> Result<Transport, Error> {
+    if origin.secure == Secure::Yes {
+        // Before any connect: without TLS there is no point.
+        can_secure(origin)?;
+    }
     // `(&str, u16)`: a literal IP parses in place, a name goes to
     // getaddrinfo on the blocking pool (percore_net::lookup_host's path).
     let target = (origin.host.as_str(), origin.port);
@@ -130,9 +134,18 @@ pub(crate) async fn connect(config: &Config, origin: &Origin) -> Result<Transpor
 /// `tls` feature this becomes
 /// `TlsConnector::connect(&origin.host, io) -> Transport::Tls(stream)`, with
 /// ALPN offering `h2` and `http/1.1` (the connector comes from the client's
-/// config).
+/// config), its error an `ErrorKind::Connect` naming the host.
 async fn secure(io: Io, origin: &Origin) -> Result<Transport, Error> {
     drop(io);
+    can_secure(origin)?;
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        "https: no TLS connector in this build",
+    ))
+}
+
+/// Whether `https` can be spoken: with the `tls` feature, `Ok(())`.
+fn can_secure(origin: &Origin) -> Result<(), Error> {
     Err(Error::new(
         ErrorKind::Unsupported,
         format!(

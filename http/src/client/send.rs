@@ -231,10 +231,27 @@ async fn send_once(
                 }
             }
         }
-        return Err(Error::new(ErrorKind::Request, format!("{method} request"))
+        // The request body's own stream failing is a body error.
+        let kind = match find_ours(&err) {
+            Some(ours) => ours.kind(),
+            None => ErrorKind::Request,
+        };
+        return Err(Error::new(kind, format!("{method} request"))
             .with_source(err)
             .with_url(url));
     }
+}
+
+/// An error of this crate's among `err`'s sources (a request body's).
+fn find_ours(err: &hyper::Error) -> Option<&Error> {
+    let mut next = std::error::Error::source(err);
+    while let Some(cause) = next {
+        if let Some(ours) = cause.downcast_ref::<Error>() {
+            return Some(ours);
+        }
+        next = cause.source();
+    }
+    None
 }
 
 /// HTTP/1.1 carries the path in the request line and the host in `Host`.

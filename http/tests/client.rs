@@ -662,3 +662,44 @@ async fn json_goes_out_and_comes_back() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Decode, "{err}");
 }
+
+#[percore::test]
+async fn at_the_connection_limit_a_request_waits_for_a_connection_to_free_up() {
+    let server = serve(Proto::Http1);
+    let client = Client::builder().max_connections_per_host(1).build();
+    // A holds the only connection: its body never ends.
+    let held = client.get(server.url("/stall")).send().await.unwrap();
+    let waiting = {
+        let (client, url) = (client.clone(), server.url("/hello"));
+        percore_runtime::spawn(async move {
+            client.get(url).send().await.unwrap().text().await.unwrap()
+        })
+    };
+    time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !waiting.is_finished(),
+        "B went past the limit of one connection"
+    );
+    assert_eq!(server.accepted(), 1);
+    // Dropping A's response unread closes its connection: B gets the room.
+    drop(held);
+    assert_eq!(waiting.await.unwrap(), "hello");
+    assert_eq!(server.accepted(), 2);
+    // And a connection that comes back (body read to its end) goes to the next waiter.
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let (client, url) = (client.clone(), server.url(&format!("/id/{i}")));
+            percore_runtime::spawn(async move {
+                client.get(url).send().await.unwrap().text().await.unwrap()
+            })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        assert_eq!(task.await.unwrap(), client_support::id_body(i));
+    }
+    assert_eq!(
+        server.accepted(),
+        2,
+        "the ten waited for the one connection in turn"
+    );
+}

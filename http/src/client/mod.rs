@@ -51,8 +51,10 @@
 //!   [`pool_idle_timeout`](ClientBuilder::pool_idle_timeout); at most
 //!   [`max_connections_per_host`](ClientBuilder::max_connections_per_host)
 //!   are opened, further requests wait for one of them. A pooled connection
-//!   the server has closed meanwhile costs nothing: the request goes out on a
-//!   new one.
+//!   the server has closed meanwhile costs nothing: a request that had not
+//!   gone out on it goes out on a new one, and so does one that had, if it
+//!   is idempotent (`GET`, `HEAD`, `PUT`, `DELETE`…) with its body in memory
+//!   and no byte of an answer came.
 //! - **HTTP/2**: one connection per host carries all requests at once;
 //!   [`http2_prior_knowledge`](ClientBuilder::http2_prior_knowledge) speaks
 //!   it to `http://` URLs (h2c), and over TLS ALPN chooses it.
@@ -207,5 +209,18 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("config", &self.shared.config)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_and_errors_cross_threads_clients_do_not() {
+        fn send_sync<T: Send + Sync + Clone>() {}
+        fn error<T: std::error::Error + Send + Sync + 'static>() {}
+        send_sync::<ClientBuilder>();
+        error::<Error>();
     }
 }

@@ -25,14 +25,14 @@
 //! # async fn demo() -> std::io::Result<()> {
 //! // Server: the chain and key as PEM files, read once at start.
 //! let acceptor = TlsAcceptor::from_pem_files("cert.pem", "key.pem")?;
-//! let listener = TcpListener::bind("127.0.0.1:8443".parse().unwrap())?;
+//! let listener = TcpListener::bind("127.0.0.1:8443")?;
 //! let (stream, _) = listener.accept().await?;
 //! let tls = acceptor.accept(Io::new(stream)).await?;
 //! println!("HTTP/2: {}", tls.is_h2());
 //!
 //! // Client: trusts the system's CA store.
 //! let connector = TlsConnector::native_roots()?;
-//! let stream = TcpStream::connect("93.184.215.14:443".parse().unwrap()).await?;
+//! let stream = TcpStream::connect("example.com:443").await?;
 //! let tls = connector.connect("example.com", Io::new(stream)).await?;
 //! # drop(tls);
 //! # Ok(())

@@ -100,30 +100,51 @@ impl<T: Read + Write + Unpin> TlsStream<T> {
             unclean_eof_is_eof,
             write_closed: false,
         };
-        poll_fn(|cx| stream.poll_handshake(cx)).await?;
+        let mut failed = None;
+        poll_fn(|cx| stream.poll_handshake(cx, &mut failed)).await?;
         Ok(stream)
     }
 
     /// One step of the handshake: send what rustls has for the peer, then
     /// read what the peer sends, until rustls is done and all is sent.
-    fn poll_handshake(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    ///
+    /// `failed` keeps a TLS error while the alert that tells the peer why is
+    /// sent (so the peer learns "unknown CA", not just a closed connection).
+    fn poll_handshake(
+        &mut self,
+        cx: &mut Context<'_>,
+        failed: &mut Option<io::Error>,
+    ) -> Poll<io::Result<()>> {
         loop {
-            ready!(self.poll_write_tls(cx))?;
+            let sent = ready!(self.poll_send(cx));
+            if let Some(error) = failed.take() {
+                return Poll::Ready(Err(error));
+            }
+            sent?;
             if !self.conn.is_handshaking() {
                 // The last flight (and TLS 1.3 session tickets) went out above.
-                return Pin::new(&mut self.io).poll_flush(cx);
+                return Poll::Ready(Ok(()));
             }
-            if ready!(self.poll_read_tls(cx))? == 0 {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the peer closed the connection during the TLS handshake",
-                )));
+            match ready!(self.poll_read_tls(cx)) {
+                Ok(0) => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection during the TLS handshake",
+                    )))
+                }
+                Ok(_) => {}
+                // rustls queued an alert: send it, then fail.
+                Err(e) if self.conn.wants_write() => *failed = Some(e),
+                Err(e) => return Poll::Ready(Err(e)),
             }
         }
     }
 
     /// Reads TLS bytes from the stream into rustls and processes them.
     /// `Ok(0)` is the stream's end (or a `close_notify` already received).
+    ///
+    /// After a TLS error rustls may have queued an alert for the peer
+    /// (`wants_write`); sending it is the caller's choice.
     fn poll_read_tls(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let mut reader = SyncReader {
             io: &mut self.io,
@@ -135,13 +156,17 @@ impl<T: Read + Write + Unpin> TlsStream<T> {
             Err(_) if reader.pending => return Poll::Pending,
             Err(e) => return Poll::Ready(Err(e)),
         };
-        if let Err(error) = self.conn.process_new_packets() {
-            // rustls queued an alert telling the peer why: one try to send
-            // it, without waiting, then the error (not a possible write error).
-            let _ = self.poll_write_tls(cx);
-            return Poll::Ready(Err(super::rustls_error(error)));
+        match self.conn.process_new_packets() {
+            Ok(_) => Poll::Ready(Ok(n)),
+            Err(error) => Poll::Ready(Err(super::rustls_error(error))),
         }
-        Poll::Ready(Ok(n))
+    }
+
+    /// Writes rustls' outgoing records to the stream and flushes it (the
+    /// stream may hold written bytes until flushed).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_tls(cx))?;
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     /// Writes all of rustls' outgoing TLS records to the stream.
@@ -233,12 +258,19 @@ impl<T: Read + Write + Unpin> Read for TlsStream<T> {
             }
             // Reading may have queued records for the peer (a KeyUpdate
             // answer): send them if the stream takes them now.
-            if let Poll::Ready(Err(e)) = this.poll_write_tls(cx) {
-                return Poll::Ready(Err(e));
+            if this.conn.wants_write() {
+                if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                    return Poll::Ready(Err(e));
+                }
             }
             // Then more TLS: `Ok(0)` (end of stream) is seen by rustls and
             // reported by the reader on the next turn.
-            ready!(this.poll_read_tls(cx))?;
+            if let Err(e) = ready!(this.poll_read_tls(cx)) {
+                // One try to send the alert telling the peer why, without
+                // waiting; the error to report is the TLS one.
+                let _ = this.poll_send(cx);
+                return Poll::Ready(Err(e));
+            }
         }
     }
 }
@@ -269,8 +301,7 @@ impl<T: Read + Write + Unpin> Write for TlsStream<T> {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         this.conn.writer().flush()?;
-        ready!(this.poll_write_tls(cx))?;
-        Pin::new(&mut this.io).poll_flush(cx)
+        this.poll_send(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -279,7 +310,7 @@ impl<T: Read + Write + Unpin> Write for TlsStream<T> {
             this.conn.send_close_notify();
             this.write_closed = true;
         }
-        ready!(this.poll_write_tls(cx))?;
+        ready!(this.poll_send(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
     }
 }

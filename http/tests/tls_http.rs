@@ -130,3 +130,40 @@ async fn eight_mib_go_both_ways_intact_over_http2() {
     assert_eq!(back.len(), body.len());
     assert!(back == body, "the echoed body differs from the one sent");
 }
+
+#[percore::test]
+async fn tls12_works_too_when_the_client_asks_for_it() {
+    let pki = Pki::new("tls12");
+    let (listener, addr) = listener();
+    drop(percore::spawn(tls_server(listener, pki.acceptor(), None)));
+
+    // A config built by hand: TLS 1.2 only, this CA, ALPN left to `with_alpn`.
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    // The provider percore-http's own configs use (ring).
+    let provider = pki.connector().config().crypto_provider().clone();
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = percore_http::tls::TlsConnector::from_config(std::sync::Arc::new(config))
+        .with_alpn(percore_http::tls::DEFAULT_ALPN);
+
+    let tls = connect(&connector, addr, "localhost").await.unwrap();
+    assert_eq!(
+        tls.connection().protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    assert!(tls.is_h2());
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(Executor, tls)
+        .await
+        .unwrap();
+    drop(percore::spawn(connection));
+    let response = sender.send_request(request("/v12", None)).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "hello /v12");
+}

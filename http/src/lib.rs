@@ -8,7 +8,8 @@
 //!   HTTP/2, names, timeouts and redirects;
 //! - [`rt`]: hyper's [`Executor`](hyper::rt::Executor) and
 //!   [`Timer`](hyper::rt::Timer) on percore, for code that drives hyper itself;
-//! - [`io`]: a percore stream as hyper's `Read`/`Write`.
+//! - [`io`]: a percore stream as hyper's `Read`/`Write`;
+//! - `tls` (feature `tls`): TLS on rustls for both, with HTTP/2 chosen by ALPN.
 
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -17,3 +18,5 @@ pub mod client;
 pub mod io;
 pub mod rt;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;

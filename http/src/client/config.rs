@@ -46,6 +46,11 @@ pub(crate) struct Config {
     pub http2_prior_knowledge: bool,
     pub nodelay: bool,
     pub default_headers: HeaderMap,
+    /// The TLS connector of `https` URLs: the one given to the builder, or
+    /// (filled on the first `https` connect) the system's roots. Shared by
+    /// the builder's clones, so the store is read once.
+    #[cfg(feature = "tls")]
+    pub tls: std::sync::Arc<std::sync::OnceLock<crate::tls::TlsConnector>>,
 }
 
 impl Default for Config {
@@ -60,6 +65,8 @@ impl Default for Config {
             http2_prior_knowledge: false,
             nodelay: true,
             default_headers: HeaderMap::new(),
+            #[cfg(feature = "tls")]
+            tls: Default::default(),
         }
     }
 }
@@ -162,6 +169,18 @@ impl ClientBuilder {
     /// Adds one default header (see [`default_headers`](ClientBuilder::default_headers)).
     pub fn default_header(mut self, name: HeaderName, value: HeaderValue) -> ClientBuilder {
         self.config.default_headers.insert(name, value);
+        self
+    }
+
+    /// Speaks TLS to `https` URLs with `connector`: the roots it trusts, the
+    /// protocols it offers by ALPN (HTTP/2 is used when the server picks
+    /// `h2`). Default: the system's CA store
+    /// ([`TlsConnector::native_roots`](crate::tls::TlsConnector::native_roots),
+    /// read on the blocking pool at the first `https` connect), offering
+    /// `h2` and `http/1.1`.
+    #[cfg(feature = "tls")]
+    pub fn tls_connector(mut self, connector: crate::tls::TlsConnector) -> ClientBuilder {
+        self.config.tls = std::sync::Arc::new(std::sync::OnceLock::from(connector));
         self
     }
 

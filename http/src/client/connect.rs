@@ -24,17 +24,33 @@ pub(crate) type H1Sender = http1::SendRequest<Body>;
 /// The HTTP/2 half of a pooled connection (cloned once per request).
 pub(crate) type H2Sender = http2::SendRequest<Body>;
 
-/// The bytes of one connection: a plain TCP stream, or TLS over one.
-///
-/// This is the one place `https` plugs in: a `Tls(crate::tls::TlsStream<Io>)`
-/// variant whose `Read`/`Write` forward as `Plain`'s do, made in
-/// [`secure`], and [`Transport::alpn_h2`] answering from the negotiated
-/// protocol.
+/// The bytes of one connection: a plain TCP stream, or TLS over one
+/// (made in [`secure`]; [`Transport::alpn_h2`] reads the protocol the
+/// server chose).
 #[derive(Debug)]
 pub(crate) enum Transport {
     /// `http://`: bytes as they are.
     Plain(Io),
-    // TLS: `Tls(crate::tls::TlsStream<Io>)` goes here, behind `#[cfg(feature = "tls")]`.
+    /// `https://`: TLS over the stream.
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::tls::TlsStream<Io>>),
+}
+
+/// `$body` on the transport's stream, whichever it is (`$io` is pinned).
+macro_rules! each {
+    ($transport:expr, $io:ident => $body:expr) => {
+        match $transport {
+            Transport::Plain(io) => {
+                let $io = Pin::new(io);
+                $body
+            }
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => {
+                let $io = Pin::new(&mut **tls);
+                $body
+            }
+        }
+    };
 }
 
 impl Transport {
@@ -42,7 +58,8 @@ impl Transport {
     pub(crate) fn alpn_h2(&self) -> bool {
         match self {
             Transport::Plain(_) => false,
-            // TLS: `Transport::Tls(tls) => tls.alpn_protocol() == Some(b"h2")`.
+            #[cfg(feature = "tls")]
+            Transport::Tls(tls) => tls.is_h2(),
         }
     }
 }
@@ -53,9 +70,7 @@ impl hyper::rt::Read for Transport {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(io) => Pin::new(io).poll_read(cx, buf),
-        }
+        each!(self.get_mut(), io => io.poll_read(cx, buf))
     }
 }
 
@@ -65,21 +80,15 @@ impl hyper::rt::Write for Transport {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Transport::Plain(io) => Pin::new(io).poll_write(cx, buf),
-        }
+        each!(self.get_mut(), io => io.poll_write(cx, buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(io) => Pin::new(io).poll_flush(cx),
-        }
+        each!(self.get_mut(), io => io.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Transport::Plain(io) => Pin::new(io).poll_shutdown(cx),
-        }
+        each!(self.get_mut(), io => io.poll_shutdown(cx))
     }
 }
 
@@ -126,16 +135,48 @@ pub(crate) async fn connect(config: &Config, origin: &Origin) -> Result<Transpor
     let io = Io::new(stream);
     match origin.secure {
         Secure::No => Ok(Transport::Plain(io)),
-        Secure::Yes => secure(io, origin).await,
+        Secure::Yes => secure(io, config, origin).await,
     }
 }
 
-/// TLS over `io`, for an `https` origin. THE place TLS plugs in: with the
-/// `tls` feature this becomes
-/// `TlsConnector::connect(&origin.host, io) -> Transport::Tls(stream)`, with
-/// ALPN offering `h2` and `http/1.1` (the connector comes from the client's
-/// config), its error an `ErrorKind::Connect` naming the host.
-async fn secure(io: Io, origin: &Origin) -> Result<Transport, Error> {
+/// TLS over `io`, for an `https` origin: the client's connector (the
+/// system's roots unless the builder was given one), checking the
+/// certificate against the URL's host.
+#[cfg(feature = "tls")]
+async fn secure(io: Io, config: &Config, origin: &Origin) -> Result<Transport, Error> {
+    let connector = match config.tls.get() {
+        Some(connector) => connector.clone(),
+        None => {
+            // Reading the store blocks (a few hundred files' worth): off the core.
+            let read = percore_runtime::spawn_blocking(crate::tls::TlsConnector::native_roots)
+                .await
+                .map_err(|err| {
+                    Error::new(ErrorKind::Connect, "reading the system's CA store failed")
+                        .with_source(io::Error::other(err.to_string()))
+                        .in_connect()
+                })?;
+            let connector = read.map_err(|err| {
+                Error::new(
+                    ErrorKind::Connect,
+                    "https: no TLS roots (give the client one with ClientBuilder::tls_connector)",
+                )
+                .with_source(err)
+                .in_connect()
+            })?;
+            config.tls.get_or_init(|| connector).clone()
+        }
+    };
+    match connector.connect(&origin.host, io).await {
+        Ok(stream) => Ok(Transport::Tls(Box::new(stream))),
+        Err(err) => Err(Error::new(ErrorKind::Connect, "")
+            .with_source(err)
+            .in_connect()),
+    }
+}
+
+/// Without the `tls` feature: an `https` origin is refused (before any connect).
+#[cfg(not(feature = "tls"))]
+async fn secure(io: Io, _config: &Config, origin: &Origin) -> Result<Transport, Error> {
     drop(io);
     can_secure(origin)?;
     Err(Error::new(
@@ -144,7 +185,14 @@ async fn secure(io: Io, origin: &Origin) -> Result<Transport, Error> {
     ))
 }
 
-/// Whether `https` can be spoken: with the `tls` feature, `Ok(())`.
+/// Whether `https` can be spoken: with the `tls` feature, always.
+#[cfg(feature = "tls")]
+fn can_secure(_origin: &Origin) -> Result<(), Error> {
+    Ok(())
+}
+
+/// Whether `https` can be spoken: not without the `tls` feature.
+#[cfg(not(feature = "tls"))]
 fn can_secure(origin: &Origin) -> Result<(), Error> {
     Err(Error::new(
         ErrorKind::Unsupported,

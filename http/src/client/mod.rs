@@ -71,9 +71,12 @@
 //!
 //! # `https`
 //!
-//! `https://` URLs need TLS; until the crate's `tls` feature is there, they
-//! fail with an error of kind [`Unsupported`](ErrorKind::Unsupported) that
-//! says so.
+//! `https://` URLs need the crate's `tls` feature (without it they fail with
+//! an error of kind [`Unsupported`](ErrorKind::Unsupported) that says so).
+//! With it, the server's certificate is checked against the system's CA
+//! store, or the roots of the connector given to
+//! `ClientBuilder::tls_connector`, and HTTP/2 is spoken when the server
+//! picks `h2` by ALPN.
 
 mod body;
 mod config;

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::outside::Client;
 use crate::server::Protocol;
 
 mod fs;
@@ -68,6 +69,16 @@ pub struct NetOptions {
     pub compare: bool,
     /// Rounds of `--compare`.
     pub rounds: usize,
+    /// Who sends the requests.
+    pub client: Client,
+    /// The servers to start (`--servers`); `None`: percore, and with
+    /// `--compare` tokio and monoio too.
+    pub servers: Option<Vec<String>>,
+    /// Keep one server process per server for all rounds instead of a fresh
+    /// one for every run.
+    pub reuse_servers: bool,
+    /// Pin the servers from the first allowed CPU and the client after them.
+    pub pin: bool,
     /// Print JSON instead of the table.
     pub json: bool,
     /// Write latency and throughput plots to this SVG file.
@@ -88,6 +99,10 @@ impl NetOptions {
             server_cores: 1,
             compare: false,
             rounds: 3,
+            client: Client::Percore,
+            servers: None,
+            reuse_servers: false,
+            pin: true,
             json: false,
             plot: None,
         }
@@ -158,6 +173,18 @@ NET OPTIONS:
                         servers (child processes), alternating, with ratios;
                         needs `cargo build --release -p percore-bench --example peer_server`
     --rounds N          rounds of --compare, 1..=25 (default 3)
+    --client C          who sends: percore (default: this load generator),
+                        tokio (a closed-loop tokio client, from the
+                        peer_server example), wrk (HTTP; needs wrk on PATH),
+                        outside (wrk for http, tokio for echo); outside
+                        clients are closed loop, tokio runs one thread
+    --servers A,B,..    the servers to start: percore, percore-epoll, tokio,
+                        monoio (default: percore; with --compare percore,
+                        tokio, monoio)
+    --reuse-servers     one server process per server for every round
+                        (default: a fresh process for each run)
+    --no-pin            pin neither servers nor client (default: servers from
+                        the first CPU, the client after them)
     --json              print JSON (schema: benches/README.md) instead of a table
     --plot FILE.svg     write latency percentiles and throughput over time
 
@@ -342,6 +369,23 @@ fn parse_net(mut args: Args) -> Result<Command, UsageError> {
                 no_value(&flag, inline)?;
                 o.compare = true;
             }
+            "--client" => {
+                let name = args.value(&flag, inline)?;
+                o.client = Client::from_name(&name, o.protocol).ok_or_else(|| {
+                    usage(format!(
+                        "`--client {name}`: expected percore, tokio, wrk or outside"
+                    ))
+                })?;
+            }
+            "--servers" => o.servers = Some(parse_servers(&args.value(&flag, inline)?)?),
+            "--reuse-servers" => {
+                no_value(&flag, inline)?;
+                o.reuse_servers = true;
+            }
+            "--no-pin" => {
+                no_value(&flag, inline)?;
+                o.pin = false;
+            }
             "--json" => {
                 no_value(&flag, inline)?;
                 o.json = true;
@@ -350,12 +394,59 @@ fn parse_net(mut args: Args) -> Result<Command, UsageError> {
             _ => return Err(usage(format!("unknown argument `{flag}` for `net`"))),
         }
     }
+    check_client(&o)?;
     if o.compare && o.target.is_some() {
         return Err(usage(
             "`--compare` starts its own servers; leave out `--target`".into(),
         ));
     }
     Ok(Command::Net(o))
+}
+
+/// The servers `--servers` may name.
+pub const SERVER_NAMES: [&str; 4] = ["percore", "percore-epoll", "tokio", "monoio"];
+
+fn parse_servers(list: &str) -> Result<Vec<String>, UsageError> {
+    let mut names: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if !SERVER_NAMES.contains(&name) {
+            return Err(usage(format!(
+                "`--servers {list}`: `{name}` is not one of {}",
+                SERVER_NAMES.join(", ")
+            )));
+        }
+        if !names.iter().any(|known| known == name) {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// What the chosen client cannot do.
+fn check_client(o: &NetOptions) -> Result<(), UsageError> {
+    let client = o.client.name();
+    if !o.client.speaks(o.protocol) {
+        return Err(usage(format!(
+            "`--client {client}` speaks HTTP only: use tokio for echo"
+        )));
+    }
+    if o.client != Client::Percore && o.rate.is_some() {
+        return Err(usage(format!(
+            "`--client {client}` is closed loop: `--rate` needs the percore client"
+        )));
+    }
+    if o.client == Client::Tokio && o.cores > 1 {
+        return Err(usage(
+            "`--client tokio` runs one thread: leave out `--cores`".into(),
+        ));
+    }
+    if o.target.is_some() && (o.servers.is_some() || o.reuse_servers) {
+        return Err(usage(
+            "`--servers` and `--reuse-servers` are for servers started here; leave out `--target`"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
@@ -423,6 +514,27 @@ mod tests {
     }
 
     #[test]
+    fn client_and_server_flags() {
+        let Ok(Command::Net(o)) =
+            parse_str("net http --compare --client outside --servers tokio,percore,tokio --reuse-servers --no-pin")
+        else {
+            panic!("should parse");
+        };
+        assert_eq!(o.client, Client::Wrk);
+        assert_eq!(
+            o.servers,
+            Some(vec!["tokio".to_owned(), "percore".to_owned()])
+        );
+        assert!(o.reuse_servers);
+        assert!(!o.pin);
+        let Ok(Command::Net(o)) = parse_str("net echo --client outside") else {
+            panic!("should parse");
+        };
+        assert_eq!(o.client, Client::Tokio);
+        assert!(!o.reuse_servers && o.pin);
+    }
+
+    #[test]
     fn help() {
         assert_eq!(parse_str("--help"), Ok(Command::Help));
         assert_eq!(parse_str("-h"), Ok(Command::Help));
@@ -449,6 +561,12 @@ mod tests {
             "net echo --duration 0",
             "net echo --compare --target 127.0.0.1:1",
             "serve echo --cores 0",
+            "net echo --client wrk",
+            "net echo --client ab",
+            "net http --client wrk --rate 1000",
+            "net echo --client tokio --cores 2",
+            "net echo --servers percore,nginx",
+            "net echo --target 127.0.0.1:1 --servers tokio",
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} should not parse");
         }

@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 
 use crate::cli::NetOptions;
 use crate::load::TIMELINE_STEP;
-use crate::net::{median_of, servers, Run};
-use crate::report;
+use crate::net::{median_of, per_round_ratios, servers, Run};
+use crate::outside::Client;
+use crate::report::{self, median_f64};
 use crate::server::Protocol;
 
 /// The JSON schema's name and version; bump it when a field changes meaning.
@@ -23,7 +24,7 @@ fn micros(d: Duration) -> f64 {
 }
 
 fn p(run: &Run, q: f64) -> Option<f64> {
-    Some(micros(run.load.quantile(q)))
+    (!run.load.latency.is_empty()).then(|| micros(run.load.quantile(q)))
 }
 
 /// The plain-text report: one line per server (medians over rounds), then the
@@ -44,6 +45,7 @@ pub fn table(options: &NetOptions, runs: &[Run]) -> String {
         "server CPU/req",
         "SQEs/req",
         "enters/req",
+        "client CPU/req",
     ]
     .map(str::to_owned)
     .to_vec()];
@@ -56,16 +58,31 @@ pub fn table(options: &NetOptions, runs: &[Run]) -> String {
             ratio.peer,
             ratio.rate,
             ratio.p99,
-            ratio
-                .cpu
-                .map(|x| format!(", server CPU/req {x:.2}x"))
-                .unwrap_or_default()
+            cpu_ratio_text(&ratio)
         ));
     }
     if let Some(err) = runs.iter().find_map(|r| r.load.first_error.as_ref()) {
         out.push_str(&format!("first error: {err}\n"));
     }
     out
+}
+
+/// `, server CPU/req 0.93x (per round 0.91 0.95 0.97: median 0.95x)`, or
+/// nothing when the CPU was not measured.
+fn cpu_ratio_text(ratio: &Ratio) -> String {
+    let Some(cpu) = ratio.cpu else {
+        return String::new();
+    };
+    let mut text = format!(", server CPU/req {cpu:.2}x");
+    if ratio.cpu_rounds.len() > 1 {
+        let rounds: Vec<String> = ratio.cpu_rounds.iter().map(|r| format!("{r:.3}")).collect();
+        text.push_str(&format!(
+            " (per round {}: median {:.3}x)",
+            rounds.join(" "),
+            median_f64(ratio.cpu_rounds.iter().copied())
+        ));
+    }
+    text
 }
 
 fn plural(n: usize) -> &'static str {
@@ -98,12 +115,28 @@ fn heading(options: &NetOptions, rounds: usize) -> String {
             plural(options.server_cores)
         ),
     };
+    let client = match options.client {
+        Client::Percore => format!(
+            "percore client on {} core{}",
+            options.cores,
+            plural(options.cores)
+        ),
+        Client::Wrk => format!(
+            "wrk client, {} thread{}",
+            options.cores,
+            plural(options.cores)
+        ),
+        Client::Tokio => "tokio client, 1 thread".to_owned(),
+    };
+    let fresh = if options.target.is_none() && options.reuse_servers {
+        ", one process per server"
+    } else {
+        ""
+    };
     format!(
-        "percore-bench net {}: {} connections{messages}, {} client core{}, {runs} of {}{rate}{server}\n",
+        "percore-bench net {}: {} connections{messages}, {client}, {runs} of {}{rate}{server}{fresh}\n",
         options.protocol,
         options.connections,
-        options.cores,
-        plural(options.cores),
         report::duration(options.duration),
     )
 }
@@ -137,6 +170,8 @@ fn server_row(runs: &[Run], name: &str) -> Vec<String> {
             .map_or_else(|| "-".into(), |us| format!("{us:.2} µs")),
         ratio(m(&Run::sqes_per_request)),
         ratio(m(&Run::enters_per_request)),
+        m(&|run| run.client_cpu_per_request().map(micros))
+            .map_or_else(|| "-".into(), |us| format!("{us:.2} µs")),
     ]
 }
 
@@ -149,6 +184,9 @@ struct Ratio {
     p99: f64,
     /// Server CPU per request, when both were measured.
     cpu: Option<f64>,
+    /// The same ratio in each round (the figures of one round are measured
+    /// side by side, so this drifts less than the ratio of medians).
+    cpu_rounds: Vec<f64>,
 }
 
 /// Whether `server` is one of percore's: `percore`, or a variant of it such
@@ -172,14 +210,15 @@ fn ratios(runs: &[Run]) -> Vec<Ratio> {
                 numerator: ours.clone(),
                 peer: peer.clone(),
                 rate: over(ours, peer, &|r| Some(r.load.rate()))?,
-                p99: over(ours, peer, &|r| p(r, 0.99))?,
+                p99: over(ours, peer, &|r| p(r, 0.99)).unwrap_or(f64::NAN),
                 cpu: over(ours, peer, &|r| r.cpu_per_request().map(micros)),
+                cpu_rounds: per_round_ratios(runs, ours, peer, |r| r.cpu_per_request().map(micros)),
             })
         })
         .collect()
 }
 
-fn run_json(run: &Run, round: usize) -> Value {
+fn run_json(run: &Run) -> Value {
     let load = &run.load;
     let mut latency = serde_json::Map::new();
     for (label, q) in PERCENTILES {
@@ -189,7 +228,8 @@ fn run_json(run: &Run, round: usize) -> Value {
     latency.insert("mean".into(), json!(load.latency.mean() / 1e3));
     json!({
         "server": run.server,
-        "round": round,
+        "client": run.client,
+        "round": run.round,
         "requests": load.requests,
         "errors": load.errors,
         "first_error": load.first_error,
@@ -198,6 +238,8 @@ fn run_json(run: &Run, round: usize) -> Value {
         "req_per_s": load.rate(),
         "latency_us": latency,
         "server_cpu_us_per_request": run.cpu_per_request().map(micros),
+        "server_cpu_stat_us_per_request": run.stat_cpu_per_request().map(micros),
+        "client_cpu_us_per_request": run.client_cpu_per_request().map(micros),
         "server_sqes_per_request": run.sqes_per_request(),
         "server_enters_per_request": run.enters_per_request(),
         "server_driver": run.server_stats.and_then(|s| s.driver).map(|d| d.name()),
@@ -211,7 +253,6 @@ fn run_json(run: &Run, round: usize) -> Value {
 /// The `--json` document (schema [`SCHEMA`], described in `benches/README.md`).
 pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
     let names = servers(runs);
-    let round_of = |i: usize| i / names.len().max(1);
     let summary: Vec<Value> = names
         .iter()
         .map(|name| {
@@ -222,6 +263,8 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
                 "p50_us": m(&|r| p(r, 0.5)),
                 "p99_us": m(&|r| p(r, 0.99)),
                 "server_cpu_us_per_request": m(&|r| r.cpu_per_request().map(micros)),
+                "server_cpu_stat_us_per_request": m(&|r| r.stat_cpu_per_request().map(micros)),
+                "client_cpu_us_per_request": m(&|r| r.client_cpu_per_request().map(micros)),
                 "server_sqes_per_request": m(&|r| r.sqes_per_request()),
                 "server_enters_per_request": m(&|r| r.enters_per_request()),
             })
@@ -234,8 +277,11 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
                 "numerator": ratio.numerator,
                 "denominator": ratio.peer,
                 "req_per_s": ratio.rate,
-                "p99": ratio.p99,
+                "p99": (!ratio.p99.is_nan()).then_some(ratio.p99),
                 "server_cpu_per_request": ratio.cpu,
+                "server_cpu_per_request_by_round": ratio.cpu_rounds,
+                "server_cpu_per_request_median_of_rounds": (!ratio.cpu_rounds.is_empty())
+                    .then(|| median_f64(ratio.cpu_rounds.iter().copied())),
             })
         })
         .collect();
@@ -250,7 +296,10 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
         "server_cores": options.server_cores,
         "rate": options.rate,
         "compare": options.compare,
-        "runs": runs.iter().enumerate().map(|(i, r)| run_json(r, round_of(i))).collect::<Vec<_>>(),
+        "client": options.client.name(),
+        "fresh_servers": options.target.is_none() && !options.reuse_servers,
+        "pinned": options.target.is_none() && options.pin,
+        "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
         "summary": summary,
         "ratios": ratios,
     })
@@ -270,6 +319,8 @@ mod tests {
         latency.record_n(100_000, 1_000).unwrap();
         Run {
             server: server.into(),
+            client: "percore".into(),
+            round: 0,
             load: LoadResult {
                 requests: 1_000,
                 errors: 0,
@@ -280,6 +331,8 @@ mod tests {
                 timeline: vec![100; 10],
             },
             server_cpu: Some(Duration::from_millis(10)),
+            server_cpu_stat: None,
+            client_cpu: Some(Duration::from_millis(20)),
             server_stats: driver.map(|driver| ServerStats {
                 enters: 100,
                 sqes: 1_000,
@@ -316,10 +369,41 @@ mod tests {
     fn a_server_on_epoll_shows_enters_but_no_sqes() {
         let runs = [run("percore-epoll", Some(Driver::Epoll))];
         let row = server_row(&runs, "percore-epoll");
-        assert_eq!(row[row.len() - 2], "-");
-        assert_eq!(row[row.len() - 1], "0.100");
+        assert_eq!(row[row.len() - 3], "-");
+        assert_eq!(row[row.len() - 2], "0.100");
+        assert_eq!(row[row.len() - 1], "20.00 µs");
         let doc = json(&NetOptions::new(Protocol::Echo), &runs);
         assert_eq!(doc["runs"][0]["server_driver"], "epoll");
         assert!(doc["runs"][0]["server_sqes_per_request"].is_null());
+    }
+
+    #[test]
+    fn cpu_ratios_are_also_taken_round_by_round() {
+        // percore uses 10 ms in every round; tokio 20, 10 and 40 ms: the
+        // ratio of medians is 0.5, the rounds' ratios 0.5, 1 and 0.25.
+        let mut runs = Vec::new();
+        for (round, tokio_ms) in [20, 10, 40].into_iter().enumerate() {
+            let mut ours = run("percore", Some(Driver::IoUring));
+            ours.round = round;
+            let mut theirs = run("tokio", None);
+            theirs.round = round;
+            theirs.server_cpu = Some(Duration::from_millis(tokio_ms));
+            runs.extend([ours, theirs]);
+        }
+        let ratio = &ratios(&runs)[0];
+        assert_eq!(ratio.cpu, Some(0.5));
+        assert_eq!(ratio.cpu_rounds, [0.5, 1.0, 0.25]);
+        let table = table(&NetOptions::new(Protocol::Echo), &runs);
+        assert!(
+            table.contains("server CPU/req 0.50x (per round 0.500 1.000 0.250: median 0.500x)"),
+            "{table}"
+        );
+        let doc = json(&NetOptions::new(Protocol::Echo), &runs);
+        assert_eq!(
+            doc["ratios"][0]["server_cpu_per_request_median_of_rounds"],
+            0.5
+        );
+        assert_eq!(doc["runs"][5]["round"], 2);
+        assert_eq!(doc["runs"][5]["client"], "percore");
     }
 }

@@ -311,7 +311,7 @@ fn run_case(
 ) -> io::Result<Vec<Run>> {
     let plan = Plan {
         servers: SERVERS.map(str::to_owned).to_vec(),
-        client,
+        clients: vec![client],
         rounds: config.rounds,
         reuse_servers: false,
         protocol: case.protocol,
@@ -328,7 +328,9 @@ fn run_case(
             rate: case.rate,
             first_cpu: Some(1),
             progress: false,
+            send_alone: false,
         },
+        warmup: None,
     };
     let runs = net::run_plan(&plan, programs)?;
     if let Some(run) = runs.iter().find(|run| run.load.errors > 0) {
@@ -349,7 +351,7 @@ fn run_case(
     options.server_cores = case.server_threads;
     options.compare = true;
     options.rate = case.rate;
-    options.client = client;
+    options.clients = vec![client];
     println!("== {}, {} client", case.name, client.name());
     print!("{}", output::table(&options, &runs));
     println!();

@@ -135,6 +135,27 @@ impl ServerChild {
         })
     }
 
+    /// Times its threads have gone to sleep so far: the sum over its live
+    /// threads of `voluntary_ctxt_switches` (`/proc/<pid>/task/*/status`).
+    /// Every sleep is followed by a wakeup, so per request this says how
+    /// many requests a server handles per wakeup, for any runtime.
+    ///
+    /// # Errors
+    ///
+    /// The process is gone.
+    pub fn sleeps(&self) -> io::Result<u64> {
+        let pid = self.child.id();
+        let mut total = 0;
+        for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            // A thread may exit between the listing and the read.
+            let Ok(status) = std::fs::read_to_string(entry?.path().join("status")) else {
+                continue;
+            };
+            total += voluntary_switches(&status).unwrap_or(0);
+        }
+        Ok(total)
+    }
+
     /// Its counters, if it reports any.
     pub fn stats(&mut self) -> Option<ServerStats> {
         let stdin = self.stdin.as_mut()?;
@@ -184,6 +205,16 @@ fn stat_cpu_time(line: &str, ticks_per_second: u64) -> Option<Duration> {
     Some(Duration::from_nanos(
         ticks.saturating_mul(1_000_000_000) / ticks_per_second.max(1),
     ))
+}
+
+/// `voluntary_ctxt_switches` of a `/proc/<pid>/task/<tid>/status` text.
+fn voluntary_switches(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The address in a `... listening on IP:PORT ...` line.
@@ -257,6 +288,15 @@ mod tests {
             Some("127.0.0.1:7000".parse().unwrap())
         );
         assert_eq!(listening_addr("error: address in use"), None);
+    }
+
+    #[test]
+    fn status_gives_voluntary_switches() {
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t42\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(voluntary_switches(status), Some(42));
+        assert_eq!(voluntary_switches("Name:\tx\n"), None);
+        let own = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert!(voluntary_switches(&own).is_some());
     }
 
     #[test]

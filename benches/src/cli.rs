@@ -69,8 +69,9 @@ pub struct NetOptions {
     pub compare: bool,
     /// Rounds of `--compare`.
     pub rounds: usize,
-    /// Who sends the requests.
-    pub client: Client,
+    /// Who sends the requests: one client, or several taking turns within
+    /// each round (`--client a,b`).
+    pub clients: Vec<Client>,
     /// The servers to start (`--servers`); `None`: percore, and with
     /// `--compare` tokio and monoio too.
     pub servers: Option<Vec<String>>,
@@ -79,6 +80,8 @@ pub struct NetOptions {
     pub reuse_servers: bool,
     /// Pin the servers from the first allowed CPU and the client after them.
     pub pin: bool,
+    /// Load each server this long, unmeasured, before each measured run.
+    pub warmup: Option<Duration>,
     /// Print JSON instead of the table.
     pub json: bool,
     /// Write latency and throughput plots to this SVG file.
@@ -99,10 +102,11 @@ impl NetOptions {
             server_cores: 1,
             compare: false,
             rounds: 3,
-            client: Client::Percore,
+            clients: vec![Client::Percore],
             servers: None,
             reuse_servers: false,
             pin: true,
+            warmup: None,
             json: false,
             plot: None,
         }
@@ -173,8 +177,10 @@ NET OPTIONS:
                         servers (child processes), alternating, with ratios;
                         needs `cargo build --release -p percore-bench --example peer_server`
     --rounds N          rounds of --compare, 1..=25 (default 3)
-    --client C          who sends: percore (default: this load generator),
-                        tokio (a closed-loop tokio client, from the
+    --client C[,C..]    who sends (several take turns within each round):
+                        percore (default: this load generator),
+                        percore-unbatched (the same, each request's write
+                        submitted by an io_uring_enter of its own), tokio (a closed-loop tokio client, from the
                         peer_server example), wrk (HTTP; needs wrk on PATH),
                         outside (wrk for http, tokio for echo); outside
                         clients are closed loop, tokio runs one thread
@@ -185,6 +191,8 @@ NET OPTIONS:
                         (default: a fresh process for each run)
     --no-pin            pin neither servers nor client (default: servers from
                         the first CPU, the client after them)
+    --warmup SECS       before each measured run, load the server this long
+                        with the same client, unmeasured
     --json              print JSON (schema: benches/README.md) instead of a table
     --plot FILE.svg     write latency percentiles and throughput over time
 
@@ -369,14 +377,7 @@ fn parse_net(mut args: Args) -> Result<Command, UsageError> {
                 no_value(&flag, inline)?;
                 o.compare = true;
             }
-            "--client" => {
-                let name = args.value(&flag, inline)?;
-                o.client = Client::from_name(&name, o.protocol).ok_or_else(|| {
-                    usage(format!(
-                        "`--client {name}`: expected percore, tokio, wrk or outside"
-                    ))
-                })?;
-            }
+            "--client" => o.clients = parse_clients(&args.value(&flag, inline)?, o.protocol)?,
             "--servers" => o.servers = Some(parse_servers(&args.value(&flag, inline)?)?),
             "--reuse-servers" => {
                 no_value(&flag, inline)?;
@@ -385,6 +386,10 @@ fn parse_net(mut args: Args) -> Result<Command, UsageError> {
             "--no-pin" => {
                 no_value(&flag, inline)?;
                 o.pin = false;
+            }
+            "--warmup" => {
+                let secs: f64 = args.number(&flag, inline, 0.01, MAX_DURATION_SECS as f64)?;
+                o.warmup = Some(Duration::from_secs_f64(secs));
             }
             "--json" => {
                 no_value(&flag, inline)?;
@@ -422,27 +427,50 @@ fn parse_servers(list: &str) -> Result<Vec<String>, UsageError> {
     Ok(names)
 }
 
-/// What the chosen client cannot do.
+fn parse_clients(list: &str, protocol: Protocol) -> Result<Vec<Client>, UsageError> {
+    let mut clients = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        let client = Client::from_name(name, protocol).ok_or_else(|| {
+            usage(format!(
+                "`--client {list}`: `{name}` is not one of percore, percore-unbatched, tokio, wrk, outside"
+            ))
+        })?;
+        if !clients.contains(&client) {
+            clients.push(client);
+        }
+    }
+    Ok(clients)
+}
+
+/// What the chosen clients cannot do.
 fn check_client(o: &NetOptions) -> Result<(), UsageError> {
-    let client = o.client.name();
-    if !o.client.speaks(o.protocol) {
-        return Err(usage(format!(
-            "`--client {client}` speaks HTTP only: use tokio for echo"
-        )));
+    for &client in &o.clients {
+        let name = client.name();
+        if !client.speaks(o.protocol) {
+            return Err(usage(format!(
+                "`--client {name}` speaks HTTP only: use tokio for echo"
+            )));
+        }
+        if matches!(client, Client::Tokio | Client::Wrk) && o.rate.is_some() {
+            return Err(usage(format!(
+                "`--client {name}` is closed loop: `--rate` needs the percore client"
+            )));
+        }
+        if client == Client::Tokio && o.cores > 1 {
+            return Err(usage(
+                "`--client tokio` runs one thread: leave out `--cores`".into(),
+            ));
+        }
     }
-    if o.client != Client::Percore && o.rate.is_some() {
-        return Err(usage(format!(
-            "`--client {client}` is closed loop: `--rate` needs the percore client"
-        )));
-    }
-    if o.client == Client::Tokio && o.cores > 1 {
+    if o.target.is_some() && o.clients.len() > 1 {
         return Err(usage(
-            "`--client tokio` runs one thread: leave out `--cores`".into(),
+            "one `--client` with `--target` (several take turns only against servers started here)"
+                .into(),
         ));
     }
-    if o.target.is_some() && (o.servers.is_some() || o.reuse_servers) {
+    if o.target.is_some() && (o.servers.is_some() || o.reuse_servers || o.warmup.is_some()) {
         return Err(usage(
-            "`--servers` and `--reuse-servers` are for servers started here; leave out `--target`"
+            "`--servers`, `--reuse-servers` and `--warmup` are for servers started here; leave out `--target`"
                 .into(),
         ));
     }
@@ -516,21 +544,22 @@ mod tests {
     #[test]
     fn client_and_server_flags() {
         let Ok(Command::Net(o)) =
-            parse_str("net http --compare --client outside --servers tokio,percore,tokio --reuse-servers --no-pin")
+            parse_str("net http --compare --client outside --servers tokio,percore,tokio --reuse-servers --no-pin --warmup 0.5")
         else {
             panic!("should parse");
         };
-        assert_eq!(o.client, Client::Wrk);
+        assert_eq!(o.clients, [Client::Wrk]);
         assert_eq!(
             o.servers,
             Some(vec!["tokio".to_owned(), "percore".to_owned()])
         );
         assert!(o.reuse_servers);
         assert!(!o.pin);
-        let Ok(Command::Net(o)) = parse_str("net echo --client outside") else {
+        assert_eq!(o.warmup, Some(Duration::from_millis(500)));
+        let Ok(Command::Net(o)) = parse_str("net echo --client outside,percore,tokio") else {
             panic!("should parse");
         };
-        assert_eq!(o.client, Client::Tokio);
+        assert_eq!(o.clients, [Client::Tokio, Client::Percore]);
         assert!(!o.reuse_servers && o.pin);
     }
 
@@ -563,6 +592,8 @@ mod tests {
             "serve echo --cores 0",
             "net echo --client wrk",
             "net echo --client ab",
+            "net echo --client percore,ab",
+            "net echo --client percore,tokio --target 127.0.0.1:1",
             "net http --client wrk --rate 1000",
             "net echo --client tokio --cores 2",
             "net echo --servers percore,nginx",

@@ -35,6 +35,9 @@ pub struct Run {
     pub server_cpu_stat: Option<Duration>,
     /// CPU time the client used during the run.
     pub client_cpu: Option<Duration>,
+    /// Times the server's threads went to sleep during the run (voluntary
+    /// context switches): each is one wakeup.
+    pub server_sleeps: Option<u64>,
     /// Counter deltas during the run (percore servers).
     pub server_stats: Option<ServerStats>,
 }
@@ -68,6 +71,12 @@ impl Run {
             return None;
         }
         self.per_request(stats.sqes)
+    }
+
+    /// Server sleeps (so wakeups) per response: below one, the server handled
+    /// several requests per wakeup.
+    pub fn sleeps_per_request(&self) -> Option<f64> {
+        self.per_request(self.server_sleeps?)
     }
 
     /// Server `io_uring_enter` calls per response (on the epoll backend,
@@ -130,8 +139,9 @@ pub struct Plan {
     /// Server names ([`crate::cli::SERVER_NAMES`]), in the order of the first
     /// round; each later round starts one further along.
     pub servers: Vec<String>,
-    /// Who sends.
-    pub client: Client,
+    /// Who sends; several take turns within each round (the first one
+    /// rotating too).
+    pub clients: Vec<Client>,
     /// Rounds; every server runs once per round.
     pub rounds: usize,
     /// Keep one process per server across rounds (else a fresh one per run).
@@ -149,6 +159,9 @@ pub struct Plan {
     pub percore_on_io_uring: bool,
     /// The client's load (its `target` is set per run).
     pub load: LoadConfig,
+    /// Before each measured run, load the server this long with the same
+    /// client, unmeasured (a warmed-up server rather than a fresh one).
+    pub warmup: Option<Duration>,
 }
 
 /// Runs `options`: one run against `--target` or a percore server started
@@ -168,32 +181,39 @@ pub fn run(options: &NetOptions) -> io::Result<Vec<Run>> {
         cores: options.cores,
         rate: options.rate,
         first_cpu: (options.target.is_none() && options.pin).then_some(options.server_cores),
-        progress: !options.json && options.client == Client::Percore,
+        progress: !options.json
+            && options.clients.len() == 1
+            && matches!(
+                options.clients[0],
+                Client::Percore | Client::PercoreUnbatched
+            ),
+        send_alone: false,
     };
     let servers: Vec<String> = match &options.servers {
         Some(names) => names.clone(),
         None if options.compare => PEERS.map(str::to_owned).to_vec(),
         None => vec!["percore".to_owned()],
     };
-    let peers_needed = options.client == Client::Tokio
+    let peers_needed = options.clients.contains(&Client::Tokio)
         || (options.target.is_none() && servers.iter().any(|s| !s.starts_with("percore")));
     let programs = Programs::for_this_binary(peers_needed)?;
-    if options.target.is_some() {
-        let outcome = outside::run(options.client, &load, &programs.tokio_client)?;
+    if let (Some(_), [client]) = (options.target, options.clients.as_slice()) {
+        let outcome = outside::run(*client, &load, &programs.tokio_client)?;
         return Ok(vec![Run {
             server: "target".into(),
-            client: options.client.name().into(),
+            client: client.name().into(),
             round: 0,
             load: outcome.load,
             server_cpu: None,
             server_cpu_stat: None,
             client_cpu: outcome.cpu,
+            server_sleeps: None,
             server_stats: None,
         }]);
     }
     let plan = Plan {
         servers,
-        client: options.client,
+        clients: options.clients.clone(),
         rounds: if options.compare { options.rounds } else { 1 },
         reuse_servers: options.reuse_servers,
         protocol: options.protocol,
@@ -201,13 +221,15 @@ pub fn run(options: &NetOptions) -> io::Result<Vec<Run>> {
         pin: options.pin,
         percore_on_io_uring: false,
         load,
+        warmup: options.warmup,
     };
     run_plan(&plan, &programs)
 }
 
-/// Runs `plan`: every round, every server once, the first one rotating so
-/// drift on a shared machine hits all alike; a fresh server process for each
-/// run unless `plan.reuse_servers`.
+/// Runs `plan`: every round, every client against every server once, the
+/// first client and the first server rotating so drift on a shared machine
+/// hits all alike; a fresh server process for each run unless
+/// `plan.reuse_servers`.
 ///
 /// # Errors
 ///
@@ -222,18 +244,29 @@ pub fn run_plan(plan: &Plan, programs: &Programs) -> io::Result<Vec<Run>> {
     let count = plan.servers.len();
     let mut runs = Vec::new();
     for round in 0..plan.rounds {
-        for i in 0..count {
-            let index = (round + i) % count;
-            let mut fresh = None;
-            let server = match kept.get_mut(index).and_then(Option::as_mut) {
-                Some(server) => server,
-                None => fresh.insert(start_server(&plan.servers[index], plan, programs)?),
-            };
-            let mut load = plan.load.clone();
-            load.target = server.addr();
-            runs.push(measure(server, plan.client, &load, programs, round)?);
-            // A fresh server ends here, before the next one starts.
-            drop(fresh);
+        for c in 0..plan.clients.len() {
+            let client = plan.clients[(round + c) % plan.clients.len()];
+            for i in 0..count {
+                let index = (round + i) % count;
+                let mut fresh = None;
+                let server = match kept.get_mut(index).and_then(Option::as_mut) {
+                    Some(server) => server,
+                    None => fresh.insert(start_server(&plan.servers[index], plan, programs)?),
+                };
+                let mut load = plan.load.clone();
+                load.target = server.addr();
+                if let Some(warmup) = plan.warmup {
+                    let warm = LoadConfig {
+                        duration: warmup,
+                        progress: false,
+                        ..load.clone()
+                    };
+                    outside::run(client, &warm, &programs.tokio_client)?;
+                }
+                runs.push(measure(server, client, &load, programs, round)?);
+                // A fresh server ends here, before the next one starts.
+                drop(fresh);
+            }
         }
     }
     Ok(runs)
@@ -307,10 +340,12 @@ pub fn measure(
 ) -> io::Result<Run> {
     let cpu_before = server.cpu_time()?;
     let stat_before = server.cpu_time_stat().ok();
+    let sleeps_before = server.sleeps().ok();
     let stats_before = server.stats();
     let outcome = outside::run(client, config, &programs.tokio_client)?;
     let cpu_after = server.cpu_time()?;
     let stat_after = server.cpu_time_stat().ok();
+    let sleeps_after = server.sleeps().ok();
     let stats_after = server.stats();
     let server_stats = match (stats_before, stats_after) {
         (Some(a), Some(b)) => Some(ServerStats {
@@ -330,6 +365,9 @@ pub fn measure(
             .zip(stat_after)
             .map(|(before, after)| after.saturating_sub(before)),
         client_cpu: outcome.cpu,
+        server_sleeps: sleeps_before
+            .zip(sleeps_after)
+            .map(|(before, after)| after.saturating_sub(before)),
         server_stats,
     })
 }
@@ -361,6 +399,17 @@ pub fn median_of(runs: &[Run], server: &str, figure: impl Fn(&Run) -> Option<f64
         .filter_map(figure)
         .collect();
     (!values.is_empty()).then(|| median_f64(values))
+}
+
+/// The clients that appear in `runs`, in first-seen order.
+pub fn clients(runs: &[Run]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for run in runs {
+        if !names.contains(&run.client) {
+            names.push(run.client.clone());
+        }
+    }
+    names
 }
 
 /// The servers that appear in `runs`, in first-seen order.

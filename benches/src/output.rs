@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::cli::NetOptions;
 use crate::load::TIMELINE_STEP;
-use crate::net::{median_of, per_round_ratios, servers, Run};
+use crate::net::{clients, median_of, per_round_ratios, servers, Run};
 use crate::outside::Client;
 use crate::report::{self, median_f64};
 use crate::server::Protocol;
@@ -27,12 +27,27 @@ fn p(run: &Run, q: f64) -> Option<f64> {
     (!run.load.latency.is_empty()).then(|| micros(run.load.quantile(q)))
 }
 
-/// The plain-text report: one line per server (medians over rounds), then the
-/// ratios of each percore server (`percore`, `percore-epoll`) to each peer.
+/// The plain-text report: per client, one line per server (medians over
+/// rounds), then the ratios of each percore server (`percore`,
+/// `percore-epoll`) to each peer.
 pub fn table(options: &NetOptions, runs: &[Run]) -> String {
+    let names = clients(runs);
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        let of_client: Vec<Run> = runs.iter().filter(|r| &r.client == name).cloned().collect();
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&client_table(options, name, &of_client));
+    }
+    out
+}
+
+/// [`table`] for the runs of one client.
+fn client_table(options: &NetOptions, client: &str, runs: &[Run]) -> String {
     let names = servers(runs);
     let rounds = runs.len() / names.len().max(1);
-    let mut out = heading(options, rounds);
+    let mut out = heading(options, client, rounds);
     let mut grid = vec![[
         "server",
         "req/s",
@@ -45,6 +60,7 @@ pub fn table(options: &NetOptions, runs: &[Run]) -> String {
         "server CPU/req",
         "SQEs/req",
         "enters/req",
+        "sleeps/req",
         "client CPU/req",
     ]
     .map(str::to_owned)
@@ -93,8 +109,8 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// The first line: what was run, how long, against what.
-fn heading(options: &NetOptions, rounds: usize) -> String {
+/// The first line: what was run, how long, against what, with whom.
+fn heading(options: &NetOptions, client: &str, rounds: usize) -> String {
     let messages = match options.protocol {
         Protocol::Echo => format!(", {} B messages", options.size),
         Protocol::Http => String::new(),
@@ -115,24 +131,30 @@ fn heading(options: &NetOptions, rounds: usize) -> String {
             plural(options.server_cores)
         ),
     };
-    let client = match options.client {
-        Client::Percore => format!(
-            "percore client on {} core{}",
+    let client = match Client::from_name(client, options.protocol) {
+        Some(Client::Percore | Client::PercoreUnbatched) => format!(
+            "{client} client on {} core{}",
             options.cores,
             plural(options.cores)
         ),
-        Client::Wrk => format!(
+        Some(Client::Wrk) => format!(
             "wrk client, {} thread{}",
             options.cores,
             plural(options.cores)
         ),
-        Client::Tokio => "tokio client, 1 thread".to_owned(),
+        Some(Client::Tokio) => "tokio client, 1 thread".to_owned(),
+        None => format!("{client} client"),
     };
-    let fresh = if options.target.is_none() && options.reuse_servers {
-        ", one process per server"
-    } else {
-        ""
-    };
+    let mut fresh = String::new();
+    if options.target.is_none() && options.reuse_servers {
+        fresh.push_str(", one process per server");
+    }
+    if let Some(warmup) = options.warmup {
+        fresh.push_str(&format!(", {} warm-up", report::duration(warmup)));
+    }
+    if options.target.is_none() && !options.pin {
+        fresh.push_str(", unpinned");
+    }
     format!(
         "percore-bench net {}: {} connections{messages}, {client}, {runs} of {}{rate}{server}{fresh}\n",
         options.protocol,
@@ -170,6 +192,7 @@ fn server_row(runs: &[Run], name: &str) -> Vec<String> {
             .map_or_else(|| "-".into(), |us| format!("{us:.2} µs")),
         ratio(m(&Run::sqes_per_request)),
         ratio(m(&Run::enters_per_request)),
+        ratio(m(&Run::sleeps_per_request)),
         m(&|run| run.client_cpu_per_request().map(micros))
             .map_or_else(|| "-".into(), |us| format!("{us:.2} µs")),
     ]
@@ -242,6 +265,7 @@ fn run_json(run: &Run) -> Value {
         "client_cpu_us_per_request": run.client_cpu_per_request().map(micros),
         "server_sqes_per_request": run.sqes_per_request(),
         "server_enters_per_request": run.enters_per_request(),
+        "server_sleeps_per_request": run.sleeps_per_request(),
         "server_driver": run.server_stats.and_then(|s| s.driver).map(|d| d.name()),
         "timeline": {
             "step_ms": TIMELINE_STEP.as_millis() as u64,
@@ -252,13 +276,19 @@ fn run_json(run: &Run) -> Value {
 
 /// The `--json` document (schema [`SCHEMA`], described in `benches/README.md`).
 pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
-    let names = servers(runs);
-    let summary: Vec<Value> = names
-        .iter()
-        .map(|name| {
-            let m = |f: &dyn Fn(&Run) -> Option<f64>| median_of(runs, name, f);
-            json!({
+    let mut summary = Vec::new();
+    let mut ratio_list = Vec::new();
+    for client in clients(runs) {
+        let runs: Vec<Run> = runs
+            .iter()
+            .filter(|r| r.client == client)
+            .cloned()
+            .collect();
+        for name in servers(&runs) {
+            let m = |f: &dyn Fn(&Run) -> Option<f64>| median_of(&runs, &name, f);
+            summary.push(json!({
                 "server": name,
+                "client": client,
                 "req_per_s": m(&|r| Some(r.load.rate())),
                 "p50_us": m(&|r| p(r, 0.5)),
                 "p99_us": m(&|r| p(r, 0.99)),
@@ -267,24 +297,23 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
                 "client_cpu_us_per_request": m(&|r| r.client_cpu_per_request().map(micros)),
                 "server_sqes_per_request": m(&|r| r.sqes_per_request()),
                 "server_enters_per_request": m(&|r| r.enters_per_request()),
-            })
-        })
-        .collect();
-    let ratios: Vec<Value> = ratios(runs)
-        .into_iter()
-        .map(|ratio| {
-            json!({
+                "server_sleeps_per_request": m(&|r| r.sleeps_per_request()),
+            }));
+        }
+        for ratio in ratios(&runs) {
+            ratio_list.push(json!({
                 "numerator": ratio.numerator,
                 "denominator": ratio.peer,
+                "client": client,
                 "req_per_s": ratio.rate,
                 "p99": (!ratio.p99.is_nan()).then_some(ratio.p99),
                 "server_cpu_per_request": ratio.cpu,
                 "server_cpu_per_request_by_round": ratio.cpu_rounds,
                 "server_cpu_per_request_median_of_rounds": (!ratio.cpu_rounds.is_empty())
                     .then(|| median_f64(ratio.cpu_rounds.iter().copied())),
-            })
-        })
-        .collect();
+            }));
+        }
+    }
     json!({
         "schema": SCHEMA,
         "protocol": options.protocol.name(),
@@ -296,12 +325,13 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
         "server_cores": options.server_cores,
         "rate": options.rate,
         "compare": options.compare,
-        "client": options.client.name(),
+        "clients": options.clients.iter().map(|c| c.name()).collect::<Vec<_>>(),
         "fresh_servers": options.target.is_none() && !options.reuse_servers,
         "pinned": options.target.is_none() && options.pin,
+        "warmup_s": options.warmup.map(|w| w.as_secs_f64()),
         "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
         "summary": summary,
-        "ratios": ratios,
+        "ratios": ratio_list,
     })
 }
 
@@ -333,6 +363,7 @@ mod tests {
             server_cpu: Some(Duration::from_millis(10)),
             server_cpu_stat: None,
             client_cpu: Some(Duration::from_millis(20)),
+            server_sleeps: Some(50),
             server_stats: driver.map(|driver| ServerStats {
                 enters: 100,
                 sqes: 1_000,
@@ -369,8 +400,9 @@ mod tests {
     fn a_server_on_epoll_shows_enters_but_no_sqes() {
         let runs = [run("percore-epoll", Some(Driver::Epoll))];
         let row = server_row(&runs, "percore-epoll");
-        assert_eq!(row[row.len() - 3], "-");
-        assert_eq!(row[row.len() - 2], "0.100");
+        assert_eq!(row[row.len() - 4], "-");
+        assert_eq!(row[row.len() - 3], "0.100");
+        assert_eq!(row[row.len() - 2], "0.050");
         assert_eq!(row[row.len() - 1], "20.00 µs");
         let doc = json(&NetOptions::new(Protocol::Echo), &runs);
         assert_eq!(doc["runs"][0]["server_driver"], "epoll");

@@ -29,6 +29,11 @@ use crate::server::Protocol;
 pub enum Client {
     /// percore's own load generator ([`crate::load`]), in this process.
     Percore,
+    /// The same with each request's write submitted by an `io_uring_enter` of
+    /// its own ([`LoadConfig::send_alone`]), as an epoll client writes: a
+    /// diagnostic, to see what the batching of percore's client does to the
+    /// server's figures.
+    PercoreUnbatched,
     /// The closed-loop tokio client, a child process.
     Tokio,
     /// `wrk -t<cores> -c<connections>`, a child process (HTTP only).
@@ -40,6 +45,7 @@ impl Client {
     pub fn name(self) -> &'static str {
         match self {
             Client::Percore => "percore",
+            Client::PercoreUnbatched => "percore-unbatched",
             Client::Tokio => "tokio",
             Client::Wrk => "wrk",
         }
@@ -49,6 +55,7 @@ impl Client {
     pub fn from_name(name: &str, protocol: Protocol) -> Option<Client> {
         match name {
             "percore" => Some(Client::Percore),
+            "percore-unbatched" => Some(Client::PercoreUnbatched),
             "tokio" => Some(Client::Tokio),
             "wrk" => Some(Client::Wrk),
             "outside" => Some(Client::outside(protocol)),
@@ -105,16 +112,18 @@ const CHILD_GRACE: Duration = Duration::from_secs(15);
 /// percore client, what [`load::run`] returns. The outside clients take no
 /// `rate` (closed loop only).
 pub fn run(client: Client, config: &LoadConfig, tokio_client: &Launcher) -> io::Result<ClientRun> {
-    if client != Client::Percore && config.rate.is_some() {
+    if matches!(client, Client::Tokio | Client::Wrk) && config.rate.is_some() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("the {} client is closed loop only", client.name()),
         ));
     }
     match client {
-        Client::Percore => {
+        Client::Percore | Client::PercoreUnbatched => {
+            let mut config = config.clone();
+            config.send_alone = client == Client::PercoreUnbatched;
             let before = cpu::own_cpu_time();
-            let load = load::run(config)?;
+            let load = load::run(&config)?;
             let cpu = cpu::own_cpu_time().saturating_sub(before);
             Ok(ClientRun {
                 load,

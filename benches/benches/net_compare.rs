@@ -33,8 +33,9 @@
 //! arguments after `--`: `--rounds N`, `--seconds S`, `--clients
 //! percore,outside` (either or both), and words that pick cases by name
 //! (`-- http "4 KiB"`). Under `cargo test --benches` one short round runs as a
-//! smoke check (wrk's rows take 1 s each, wrk's shortest run; without wrk on
-//! `PATH` they are skipped with a note).
+//! smoke check, the outside clients on the one-thread cases only (wrk's rows
+//! take 1 s each, wrk's shortest run; without wrk on `PATH` they are skipped
+//! with a note).
 
 #[path = "common/peer.rs"]
 mod peer;
@@ -244,6 +245,9 @@ fn main() -> ExitCode {
             }
             if client == Client::Wrk && !wrk {
                 continue;
+            }
+            if client != Client::Percore && !config.benchmarking && case.server_threads > 1 {
+                continue; // a quick smoke: the outside clients once per protocol
             }
             match run_case(case, client, &config, &programs) {
                 Ok(runs) => {

@@ -22,7 +22,8 @@
 # Prints per variant the per-round ratios percore/tokio of server CPU per
 # request (schedstat of the server's threads; in brackets the same from
 # /proc/<pid>/stat), their median, and medians of percore's and tokio's req/s,
-# percore's io_uring_enter calls per request and both servers' sleeps per request.
+# percore's io_uring_enter calls per request, both servers' sleeps per request
+# and the client's CPU per request.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -73,7 +74,7 @@ done
 median() { sort -g | awk '{a[NR] = $1} END {if (NR == 0) print "nan"; else print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2)}'; }
 of() { jq -r "$1" "$out/$2.json"; }
 echo "== $proto$([ "$proto" = echo ] && echo " $size B"), $reps interleaved rounds of $seconds s, servers pinned to CPU 0 and clients to CPU 1 unless unpinned"
-printf '%-15s %-44s %-8s %-9s %-9s %-9s %-9s %s\n' variant "CPU/req percore/tokio per round" median "[stat]" "percore" "tokio" "enters" "sleeps percore, tokio"
+printf '%-15s %-44s %-8s %-9s %-9s %-9s %-9s %-22s %s\n' variant "CPU/req percore/tokio per round" median "[stat]" "percore" "tokio" "enters" "sleeps percore, tokio" "client µs/req"
 for v in "${variants[@]}"; do
     rounds=$(of '.ratios[] | select(.numerator == "percore" and .denominator == "tokio") | .server_cpu_per_request' "$v" | xargs printf '%.3f ')
     ratio=$(of '.ratios[] | select(.numerator == "percore" and .denominator == "tokio") | .server_cpu_per_request' "$v" | median)
@@ -85,7 +86,8 @@ for v in "${variants[@]}"; do
     enters=$(of '.summary[] | select(.server == "percore") | .server_enters_per_request' "$v" | median)
     sleeps_p=$(of '.summary[] | select(.server == "percore") | .server_sleeps_per_request' "$v" | median)
     sleeps_t=$(of '.summary[] | select(.server == "tokio") | .server_sleeps_per_request' "$v" | median)
-    printf '%-15s %-44s %-8.3f [%.3f]  %6.1fk   %6.1fk   %.3f     %.3f, %.3f\n' "$v" "$rounds" "$ratio" "$stat" \
+    client=$(of '.summary[] | .client_cpu_us_per_request' "$v" | median)
+    printf '%-15s %-44s %-8.3f [%.3f]  %6.1fk   %6.1fk   %.3f     %.3f, %.3f           %.2f\n' "$v" "$rounds" "$ratio" "$stat" \
         "$(awk -v r="$rate_p" 'BEGIN {print r / 1e3}')" "$(awk -v r="$rate_t" 'BEGIN {print r / 1e3}')" \
-        "$enters" "$sleeps_p" "$sleeps_t"
+        "$enters" "$sleeps_p" "$sleeps_t" "$client"
 done

@@ -9,6 +9,9 @@
 #   benches/scripts/server_profile.sh [echo SIZE | http] [SECONDS] [ROUNDS]   (default: echo 128, 2 s, 3 rounds)
 #
 # Needs perf (and wrk for the wrk rows); builds what it runs in release mode.
+# Tracing every system call costs the server time, more for the one that makes
+# more calls (tokio): read the counts here, and CPU ratios from the harness
+# (`percore-bench net --compare`, `outside_gap.sh`), not from this.
 # perf's tracepoints need root or kernel.perf_event_paranoid <= -1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -29,7 +29,7 @@
 //! open loop at 50k req/s (percore client only), so CPU per request is also
 //! seen at equal throughput.
 //!
-//! `cargo bench -p percore-bench --bench net_compare` (about 7 minutes);
+//! `cargo bench -p percore-bench --bench net_compare` (about 9 minutes);
 //! arguments after `--`: `--rounds N`, `--seconds S`, `--clients
 //! percore,outside` (either or both), and words that pick cases by name
 //! (`-- http "4 KiB"`). Under `cargo test --benches` one short round runs as a

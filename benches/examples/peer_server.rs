@@ -10,7 +10,7 @@
 //!
 //! `peer_server client echo|http --target IP:PORT [--connections N] [--size B]
 //! [--duration S]` is the closed-loop tokio client instead
-//! (`benches/common/outside_client.rs`): it prints one JSON line of what it
+//! (`benches/benches/common/outside_client.rs`): it prints one JSON line of what it
 //! measured.
 
 #[path = "../benches/common/peer.rs"]

@@ -113,6 +113,49 @@ impl ServerChild {
         cpu::process_cpu_time(self.child.id())
     }
 
+    /// CPU time the whole process has used so far, as `/proc/<pid>/stat`
+    /// counts it (`utime + stime`): it includes threads that already exited
+    /// (an io_uring worker that came and went), which [`cpu_time`]
+    /// (`schedstat` of the live threads) misses, but it moves in clock ticks
+    /// (10 ms), so it is only a check on runs of a second or more.
+    ///
+    /// [`cpu_time`]: ServerChild::cpu_time
+    ///
+    /// # Errors
+    ///
+    /// The process is gone, or its `stat` line does not parse.
+    pub fn cpu_time_stat(&self) -> io::Result<Duration> {
+        let pid = self.child.id();
+        let line = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        stat_cpu_time(&line, clock_ticks_per_second()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("/proc/{pid}/stat does not parse: {line:?}"),
+            )
+        })
+    }
+
+    /// Times its threads have gone to sleep so far: the sum over its live
+    /// threads of `voluntary_ctxt_switches` (`/proc/<pid>/task/*/status`).
+    /// Every sleep is followed by a wakeup, so per request this says how
+    /// many requests a server handles per wakeup, for any runtime.
+    ///
+    /// # Errors
+    ///
+    /// The process is gone.
+    pub fn sleeps(&self) -> io::Result<u64> {
+        let pid = self.child.id();
+        let mut total = 0;
+        for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            // A thread may exit between the listing and the read.
+            let Ok(status) = std::fs::read_to_string(entry?.path().join("status")) else {
+                continue;
+            };
+            total += voluntary_switches(&status).unwrap_or(0);
+        }
+        Ok(total)
+    }
+
     /// Its counters, if it reports any.
     pub fn stats(&mut self) -> Option<ServerStats> {
         let stdin = self.stdin.as_mut()?;
@@ -136,6 +179,42 @@ impl Drop for ServerChild {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `sysconf(_SC_CLK_TCK)`: the unit of `/proc/<pid>/stat`'s times (100 if
+/// the kernel would not say).
+fn clock_ticks_per_second() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as u64
+    } else {
+        100
+    }
+}
+
+/// `utime + stime` of a `/proc/<pid>/stat` line (fields 14 and 15, counted
+/// after the parenthesised command name, which may hold spaces).
+fn stat_cpu_time(line: &str, ticks_per_second: u64) -> Option<Duration> {
+    let after_name = &line[line.rfind(')')? + 1..];
+    // After the name: field 3 (state) is the first, so utime (14) is the 12th.
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    let ticks = utime + stime;
+    Some(Duration::from_nanos(
+        ticks.saturating_mul(1_000_000_000) / ticks_per_second.max(1),
+    ))
+}
+
+/// `voluntary_ctxt_switches` of a `/proc/<pid>/task/<tid>/status` text.
+fn voluntary_switches(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The address in a `... listening on IP:PORT ...` line.
@@ -209,5 +288,24 @@ mod tests {
             Some("127.0.0.1:7000".parse().unwrap())
         );
         assert_eq!(listening_addr("error: address in use"), None);
+    }
+
+    #[test]
+    fn status_gives_voluntary_switches() {
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t42\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(voluntary_switches(status), Some(42));
+        assert_eq!(voluntary_switches("Name:\tx\n"), None);
+        let own = std::fs::read_to_string("/proc/self/status").unwrap();
+        assert!(voluntary_switches(&own).is_some());
+    }
+
+    #[test]
+    fn stat_lines_give_user_plus_system_time() {
+        let line =
+            "4242 (peer server) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 2 0 1000 0 0";
+        assert_eq!(stat_cpu_time(line, 100), Some(Duration::from_secs(3)));
+        assert_eq!(stat_cpu_time("4242 (x) S 1", 100), None);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(stat_cpu_time(&own, clock_ticks_per_second()).is_some());
     }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::outside::Client;
 use crate::server::Protocol;
 
 mod fs;
@@ -68,6 +69,19 @@ pub struct NetOptions {
     pub compare: bool,
     /// Rounds of `--compare`.
     pub rounds: usize,
+    /// Who sends the requests: one client, or several taking turns within
+    /// each round (`--client a,b`).
+    pub clients: Vec<Client>,
+    /// The servers to start (`--servers`); `None`: percore, and with
+    /// `--compare` tokio and monoio too.
+    pub servers: Option<Vec<String>>,
+    /// Keep one server process per server for all rounds instead of a fresh
+    /// one for every run.
+    pub reuse_servers: bool,
+    /// Pin the servers from the first allowed CPU and the client after them.
+    pub pin: bool,
+    /// Load each server this long, unmeasured, before each measured run.
+    pub warmup: Option<Duration>,
     /// Print JSON instead of the table.
     pub json: bool,
     /// Write latency and throughput plots to this SVG file.
@@ -88,6 +102,11 @@ impl NetOptions {
             server_cores: 1,
             compare: false,
             rounds: 3,
+            clients: vec![Client::Percore],
+            servers: None,
+            reuse_servers: false,
+            pin: true,
+            warmup: None,
             json: false,
             plot: None,
         }
@@ -158,6 +177,22 @@ NET OPTIONS:
                         servers (child processes), alternating, with ratios;
                         needs `cargo build --release -p percore-bench --example peer_server`
     --rounds N          rounds of --compare, 1..=25 (default 3)
+    --client C[,C..]    who sends (several take turns within each round):
+                        percore (default: this load generator),
+                        percore-unbatched (the same, each request's write
+                        submitted by an io_uring_enter of its own), tokio (a closed-loop tokio client, from the
+                        peer_server example), wrk (HTTP; needs wrk on PATH),
+                        outside (wrk for http, tokio for echo); outside
+                        clients are closed loop, tokio runs one thread
+    --servers A,B,..    the servers to start: percore, percore-epoll, tokio,
+                        monoio (default: percore; with --compare percore,
+                        tokio, monoio)
+    --reuse-servers     one server process per server for every round
+                        (default: a fresh process for each run)
+    --no-pin            pin neither servers nor client (default: servers from
+                        the first CPU, the client after them)
+    --warmup SECS       before each measured run, load the server this long
+                        with the same client, unmeasured
     --json              print JSON (schema: benches/README.md) instead of a table
     --plot FILE.svg     write latency percentiles and throughput over time
 
@@ -342,6 +377,20 @@ fn parse_net(mut args: Args) -> Result<Command, UsageError> {
                 no_value(&flag, inline)?;
                 o.compare = true;
             }
+            "--client" => o.clients = parse_clients(&args.value(&flag, inline)?, o.protocol)?,
+            "--servers" => o.servers = Some(parse_servers(&args.value(&flag, inline)?)?),
+            "--reuse-servers" => {
+                no_value(&flag, inline)?;
+                o.reuse_servers = true;
+            }
+            "--no-pin" => {
+                no_value(&flag, inline)?;
+                o.pin = false;
+            }
+            "--warmup" => {
+                let secs: f64 = args.number(&flag, inline, 0.01, MAX_DURATION_SECS as f64)?;
+                o.warmup = Some(Duration::from_secs_f64(secs));
+            }
             "--json" => {
                 no_value(&flag, inline)?;
                 o.json = true;
@@ -350,12 +399,82 @@ fn parse_net(mut args: Args) -> Result<Command, UsageError> {
             _ => return Err(usage(format!("unknown argument `{flag}` for `net`"))),
         }
     }
+    check_client(&o)?;
     if o.compare && o.target.is_some() {
         return Err(usage(
             "`--compare` starts its own servers; leave out `--target`".into(),
         ));
     }
     Ok(Command::Net(o))
+}
+
+/// The servers `--servers` may name.
+pub const SERVER_NAMES: [&str; 4] = ["percore", "percore-epoll", "tokio", "monoio"];
+
+fn parse_servers(list: &str) -> Result<Vec<String>, UsageError> {
+    let mut names: Vec<String> = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        if !SERVER_NAMES.contains(&name) {
+            return Err(usage(format!(
+                "`--servers {list}`: `{name}` is not one of {}",
+                SERVER_NAMES.join(", ")
+            )));
+        }
+        if !names.iter().any(|known| known == name) {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+fn parse_clients(list: &str, protocol: Protocol) -> Result<Vec<Client>, UsageError> {
+    let mut clients = Vec::new();
+    for name in list.split(',').map(str::trim) {
+        let client = Client::from_name(name, protocol).ok_or_else(|| {
+            usage(format!(
+                "`--client {list}`: `{name}` is not one of percore, percore-unbatched, tokio, wrk, outside"
+            ))
+        })?;
+        if !clients.contains(&client) {
+            clients.push(client);
+        }
+    }
+    Ok(clients)
+}
+
+/// What the chosen clients cannot do.
+fn check_client(o: &NetOptions) -> Result<(), UsageError> {
+    for &client in &o.clients {
+        let name = client.name();
+        if !client.speaks(o.protocol) {
+            return Err(usage(format!(
+                "`--client {name}` speaks HTTP only: use tokio for echo"
+            )));
+        }
+        if matches!(client, Client::Tokio | Client::Wrk) && o.rate.is_some() {
+            return Err(usage(format!(
+                "`--client {name}` is closed loop: `--rate` needs the percore client"
+            )));
+        }
+        if client == Client::Tokio && o.cores > 1 {
+            return Err(usage(
+                "`--client tokio` runs one thread: leave out `--cores`".into(),
+            ));
+        }
+    }
+    if o.target.is_some() && o.clients.len() > 1 {
+        return Err(usage(
+            "one `--client` with `--target` (several take turns only against servers started here)"
+                .into(),
+        ));
+    }
+    if o.target.is_some() && (o.servers.is_some() || o.reuse_servers || o.warmup.is_some()) {
+        return Err(usage(
+            "`--servers`, `--reuse-servers` and `--warmup` are for servers started here; leave out `--target`"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
@@ -423,6 +542,28 @@ mod tests {
     }
 
     #[test]
+    fn client_and_server_flags() {
+        let Ok(Command::Net(o)) =
+            parse_str("net http --compare --client outside --servers tokio,percore,tokio --reuse-servers --no-pin --warmup 0.5")
+        else {
+            panic!("should parse");
+        };
+        assert_eq!(o.clients, [Client::Wrk]);
+        assert_eq!(
+            o.servers,
+            Some(vec!["tokio".to_owned(), "percore".to_owned()])
+        );
+        assert!(o.reuse_servers);
+        assert!(!o.pin);
+        assert_eq!(o.warmup, Some(Duration::from_millis(500)));
+        let Ok(Command::Net(o)) = parse_str("net echo --client outside,percore,tokio") else {
+            panic!("should parse");
+        };
+        assert_eq!(o.clients, [Client::Tokio, Client::Percore]);
+        assert!(!o.reuse_servers && o.pin);
+    }
+
+    #[test]
     fn help() {
         assert_eq!(parse_str("--help"), Ok(Command::Help));
         assert_eq!(parse_str("-h"), Ok(Command::Help));
@@ -449,6 +590,14 @@ mod tests {
             "net echo --duration 0",
             "net echo --compare --target 127.0.0.1:1",
             "serve echo --cores 0",
+            "net echo --client wrk",
+            "net echo --client ab",
+            "net echo --client percore,ab",
+            "net echo --client percore,tokio --target 127.0.0.1:1",
+            "net http --client wrk --rate 1000",
+            "net echo --client tokio --cores 2",
+            "net echo --servers percore,nginx",
+            "net echo --target 127.0.0.1:1 --servers tokio",
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} should not parse");
         }

@@ -316,6 +316,7 @@ pub fn net(
         rate: None,
         first_cpu: Some(1),
         progress: false,
+        send_alone: false,
     };
     let (cpu_before, stats_before) = (server.cpu_time()?, server.stats()?);
     let load = load::run(&config)?;

@@ -5,6 +5,7 @@
 //! - [`server`]: percore's echo and hello-world HTTP servers;
 //! - [`net`]: `percore-bench net`, one server or percore against its peers;
 //! - [`child`]: servers in child processes, their CPU time and counters;
+//! - [`outside`]: clients that are not percore (wrk, a tokio client) as child processes;
 //! - [`output`], [`plot`]: the table, `--json` and `--plot` of `net`;
 //! - [`fs`], [`fs_job`], [`fs_layout`], [`fio`], [`fs_output`]: `percore-bench
 //!   fs`, its percore job, its file, fio as its peer, its table and JSON;
@@ -32,6 +33,7 @@ pub mod http;
 pub mod load;
 pub mod net;
 pub mod output;
+pub mod outside;
 pub mod plot;
 pub mod progress;
 pub mod report;

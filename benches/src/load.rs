@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use percore::net::TcpStream;
 use percore::time::{sleep_until, timeout_at};
-use percore::Runtime;
+use percore::{op, BufResult, Op, Runtime};
+use std::os::fd::AsRawFd;
 
 use crate::cpu;
 use crate::http::{self, Cutter};
@@ -65,6 +66,11 @@ pub struct LoadConfig {
     pub first_cpu: Option<usize>,
     /// Show a progress bar on stderr (only if it is a terminal and the run is over 1 s).
     pub progress: bool,
+    /// Submit each request's write with an `io_uring_enter` of its own
+    /// (`Op::submit_now`) instead of with the rest of the tick's batch, as an
+    /// epoll client makes one `write(2)` per request: the server then sees
+    /// requests arrive one by one rather than in bursts.
+    pub send_alone: bool,
 }
 
 /// What a run measured.
@@ -392,6 +398,7 @@ async fn wait_turn(plan: &Plan, k: u64) -> Option<Instant> {
 /// One request and its response, with buffers reused from one to the next.
 struct Exchange {
     protocol: Protocol,
+    send_alone: bool,
     request: Rc<[u8]>,
     send: Vec<u8>,
     recv: Vec<u8>,
@@ -402,6 +409,7 @@ impl Exchange {
     fn new(plan: &Plan) -> Exchange {
         Exchange {
             protocol: plan.config.protocol,
+            send_alone: plan.config.send_alone,
             request: plan.request.clone(),
             send: plan.request.to_vec(),
             // Large echoes come back in several reads rather than one huge buffer.
@@ -412,7 +420,11 @@ impl Exchange {
 
     async fn run(&mut self, stream: &TcpStream) -> io::Result<()> {
         let send = std::mem::take(&mut self.send);
-        let (res, send) = stream.write_all(send).await;
+        let (res, send) = if self.send_alone {
+            write_all_alone(stream, send).await
+        } else {
+            stream.write_all(send).await
+        };
         self.send = send;
         res?;
         match self.protocol {
@@ -459,6 +471,24 @@ impl Exchange {
                 return Err(eof());
             }
         }
+    }
+}
+
+/// `write_all` with the first write submitted by an `io_uring_enter` of its
+/// own (a partial write, rare for a request this small, finishes as usual).
+async fn write_all_alone(stream: &TcpStream, buf: Vec<u8>) -> BufResult<(), Vec<u8>> {
+    // `u64::MAX`: no offset, a plain `write(2)` on the socket.
+    let (res, buf) = Op::new(op::Write::new(stream.as_raw_fd(), buf, u64::MAX))
+        .submit_now()
+        .await;
+    match res {
+        Ok(n) if n == buf.len() => (Ok(()), buf),
+        Ok(0) => (Err(io::ErrorKind::WriteZero.into()), buf),
+        Ok(n) => {
+            let (res, _) = stream.write_all(buf[n..].to_vec()).await;
+            (res, buf)
+        }
+        Err(err) => (Err(err), buf),
     }
 }
 

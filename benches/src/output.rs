@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 
 use crate::cli::NetOptions;
 use crate::load::TIMELINE_STEP;
-use crate::net::{median_of, servers, Run};
-use crate::report;
+use crate::net::{clients, median_of, per_round_ratios, servers, Run};
+use crate::outside::Client;
+use crate::report::{self, median_f64};
 use crate::server::Protocol;
 
 /// The JSON schema's name and version; bump it when a field changes meaning.
@@ -23,15 +24,30 @@ fn micros(d: Duration) -> f64 {
 }
 
 fn p(run: &Run, q: f64) -> Option<f64> {
-    Some(micros(run.load.quantile(q)))
+    (!run.load.latency.is_empty()).then(|| micros(run.load.quantile(q)))
 }
 
-/// The plain-text report: one line per server (medians over rounds), then the
-/// ratios of each percore server (`percore`, `percore-epoll`) to each peer.
+/// The plain-text report: per client, one line per server (medians over
+/// rounds), then the ratios of each percore server (`percore`,
+/// `percore-epoll`) to each peer.
 pub fn table(options: &NetOptions, runs: &[Run]) -> String {
+    let names = clients(runs);
+    let mut out = String::new();
+    for (i, name) in names.iter().enumerate() {
+        let of_client: Vec<Run> = runs.iter().filter(|r| &r.client == name).cloned().collect();
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&client_table(options, name, &of_client));
+    }
+    out
+}
+
+/// [`table`] for the runs of one client.
+fn client_table(options: &NetOptions, client: &str, runs: &[Run]) -> String {
     let names = servers(runs);
     let rounds = runs.len() / names.len().max(1);
-    let mut out = heading(options, rounds);
+    let mut out = heading(options, client, rounds);
     let mut grid = vec![[
         "server",
         "req/s",
@@ -44,6 +60,8 @@ pub fn table(options: &NetOptions, runs: &[Run]) -> String {
         "server CPU/req",
         "SQEs/req",
         "enters/req",
+        "sleeps/req",
+        "client CPU/req",
     ]
     .map(str::to_owned)
     .to_vec()];
@@ -56,16 +74,31 @@ pub fn table(options: &NetOptions, runs: &[Run]) -> String {
             ratio.peer,
             ratio.rate,
             ratio.p99,
-            ratio
-                .cpu
-                .map(|x| format!(", server CPU/req {x:.2}x"))
-                .unwrap_or_default()
+            cpu_ratio_text(&ratio)
         ));
     }
     if let Some(err) = runs.iter().find_map(|r| r.load.first_error.as_ref()) {
         out.push_str(&format!("first error: {err}\n"));
     }
     out
+}
+
+/// `, server CPU/req 0.93x (per round 0.91 0.95 0.97: median 0.95x)`, or
+/// nothing when the CPU was not measured.
+fn cpu_ratio_text(ratio: &Ratio) -> String {
+    let Some(cpu) = ratio.cpu else {
+        return String::new();
+    };
+    let mut text = format!(", server CPU/req {cpu:.2}x");
+    if ratio.cpu_rounds.len() > 1 {
+        let rounds: Vec<String> = ratio.cpu_rounds.iter().map(|r| format!("{r:.3}")).collect();
+        text.push_str(&format!(
+            " (per round {}: median {:.3}x)",
+            rounds.join(" "),
+            median_f64(ratio.cpu_rounds.iter().copied())
+        ));
+    }
+    text
 }
 
 fn plural(n: usize) -> &'static str {
@@ -76,8 +109,8 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// The first line: what was run, how long, against what.
-fn heading(options: &NetOptions, rounds: usize) -> String {
+/// The first line: what was run, how long, against what, with whom.
+fn heading(options: &NetOptions, client: &str, rounds: usize) -> String {
     let messages = match options.protocol {
         Protocol::Echo => format!(", {} B messages", options.size),
         Protocol::Http => String::new(),
@@ -98,12 +131,34 @@ fn heading(options: &NetOptions, rounds: usize) -> String {
             plural(options.server_cores)
         ),
     };
+    let client = match Client::from_name(client, options.protocol) {
+        Some(Client::Percore | Client::PercoreUnbatched) => format!(
+            "{client} client on {} core{}",
+            options.cores,
+            plural(options.cores)
+        ),
+        Some(Client::Wrk) => format!(
+            "wrk client, {} thread{}",
+            options.cores,
+            plural(options.cores)
+        ),
+        Some(Client::Tokio) => "tokio client, 1 thread".to_owned(),
+        None => format!("{client} client"),
+    };
+    let mut fresh = String::new();
+    if options.target.is_none() && options.reuse_servers {
+        fresh.push_str(", one process per server");
+    }
+    if let Some(warmup) = options.warmup {
+        fresh.push_str(&format!(", {} warm-up", report::duration(warmup)));
+    }
+    if options.target.is_none() && !options.pin {
+        fresh.push_str(", unpinned");
+    }
     format!(
-        "percore-bench net {}: {} connections{messages}, {} client core{}, {runs} of {}{rate}{server}\n",
+        "percore-bench net {}: {} connections{messages}, {client}, {runs} of {}{rate}{server}{fresh}\n",
         options.protocol,
         options.connections,
-        options.cores,
-        plural(options.cores),
         report::duration(options.duration),
     )
 }
@@ -137,6 +192,9 @@ fn server_row(runs: &[Run], name: &str) -> Vec<String> {
             .map_or_else(|| "-".into(), |us| format!("{us:.2} µs")),
         ratio(m(&Run::sqes_per_request)),
         ratio(m(&Run::enters_per_request)),
+        ratio(m(&Run::sleeps_per_request)),
+        m(&|run| run.client_cpu_per_request().map(micros))
+            .map_or_else(|| "-".into(), |us| format!("{us:.2} µs")),
     ]
 }
 
@@ -149,6 +207,9 @@ struct Ratio {
     p99: f64,
     /// Server CPU per request, when both were measured.
     cpu: Option<f64>,
+    /// The same ratio in each round (the figures of one round are measured
+    /// side by side, so this drifts less than the ratio of medians).
+    cpu_rounds: Vec<f64>,
 }
 
 /// Whether `server` is one of percore's: `percore`, or a variant of it such
@@ -172,14 +233,15 @@ fn ratios(runs: &[Run]) -> Vec<Ratio> {
                 numerator: ours.clone(),
                 peer: peer.clone(),
                 rate: over(ours, peer, &|r| Some(r.load.rate()))?,
-                p99: over(ours, peer, &|r| p(r, 0.99))?,
+                p99: over(ours, peer, &|r| p(r, 0.99)).unwrap_or(f64::NAN),
                 cpu: over(ours, peer, &|r| r.cpu_per_request().map(micros)),
+                cpu_rounds: per_round_ratios(runs, ours, peer, |r| r.cpu_per_request().map(micros)),
             })
         })
         .collect()
 }
 
-fn run_json(run: &Run, round: usize) -> Value {
+fn run_json(run: &Run) -> Value {
     let load = &run.load;
     let mut latency = serde_json::Map::new();
     for (label, q) in PERCENTILES {
@@ -189,7 +251,8 @@ fn run_json(run: &Run, round: usize) -> Value {
     latency.insert("mean".into(), json!(load.latency.mean() / 1e3));
     json!({
         "server": run.server,
-        "round": round,
+        "client": run.client,
+        "round": run.round,
         "requests": load.requests,
         "errors": load.errors,
         "first_error": load.first_error,
@@ -198,8 +261,11 @@ fn run_json(run: &Run, round: usize) -> Value {
         "req_per_s": load.rate(),
         "latency_us": latency,
         "server_cpu_us_per_request": run.cpu_per_request().map(micros),
+        "server_cpu_stat_us_per_request": run.stat_cpu_per_request().map(micros),
+        "client_cpu_us_per_request": run.client_cpu_per_request().map(micros),
         "server_sqes_per_request": run.sqes_per_request(),
         "server_enters_per_request": run.enters_per_request(),
+        "server_sleeps_per_request": run.sleeps_per_request(),
         "server_driver": run.server_stats.and_then(|s| s.driver).map(|d| d.name()),
         "timeline": {
             "step_ms": TIMELINE_STEP.as_millis() as u64,
@@ -210,35 +276,44 @@ fn run_json(run: &Run, round: usize) -> Value {
 
 /// The `--json` document (schema [`SCHEMA`], described in `benches/README.md`).
 pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
-    let names = servers(runs);
-    let round_of = |i: usize| i / names.len().max(1);
-    let summary: Vec<Value> = names
-        .iter()
-        .map(|name| {
-            let m = |f: &dyn Fn(&Run) -> Option<f64>| median_of(runs, name, f);
-            json!({
+    let mut summary = Vec::new();
+    let mut ratio_list = Vec::new();
+    for client in clients(runs) {
+        let runs: Vec<Run> = runs
+            .iter()
+            .filter(|r| r.client == client)
+            .cloned()
+            .collect();
+        for name in servers(&runs) {
+            let m = |f: &dyn Fn(&Run) -> Option<f64>| median_of(&runs, &name, f);
+            summary.push(json!({
                 "server": name,
+                "client": client,
                 "req_per_s": m(&|r| Some(r.load.rate())),
                 "p50_us": m(&|r| p(r, 0.5)),
                 "p99_us": m(&|r| p(r, 0.99)),
                 "server_cpu_us_per_request": m(&|r| r.cpu_per_request().map(micros)),
+                "server_cpu_stat_us_per_request": m(&|r| r.stat_cpu_per_request().map(micros)),
+                "client_cpu_us_per_request": m(&|r| r.client_cpu_per_request().map(micros)),
                 "server_sqes_per_request": m(&|r| r.sqes_per_request()),
                 "server_enters_per_request": m(&|r| r.enters_per_request()),
-            })
-        })
-        .collect();
-    let ratios: Vec<Value> = ratios(runs)
-        .into_iter()
-        .map(|ratio| {
-            json!({
+                "server_sleeps_per_request": m(&|r| r.sleeps_per_request()),
+            }));
+        }
+        for ratio in ratios(&runs) {
+            ratio_list.push(json!({
                 "numerator": ratio.numerator,
                 "denominator": ratio.peer,
+                "client": client,
                 "req_per_s": ratio.rate,
-                "p99": ratio.p99,
+                "p99": (!ratio.p99.is_nan()).then_some(ratio.p99),
                 "server_cpu_per_request": ratio.cpu,
-            })
-        })
-        .collect();
+                "server_cpu_per_request_by_round": ratio.cpu_rounds,
+                "server_cpu_per_request_median_of_rounds": (!ratio.cpu_rounds.is_empty())
+                    .then(|| median_f64(ratio.cpu_rounds.iter().copied())),
+            }));
+        }
+    }
     json!({
         "schema": SCHEMA,
         "protocol": options.protocol.name(),
@@ -250,9 +325,13 @@ pub fn json(options: &NetOptions, runs: &[Run]) -> Value {
         "server_cores": options.server_cores,
         "rate": options.rate,
         "compare": options.compare,
-        "runs": runs.iter().enumerate().map(|(i, r)| run_json(r, round_of(i))).collect::<Vec<_>>(),
+        "clients": options.clients.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        "fresh_servers": options.target.is_none() && !options.reuse_servers,
+        "pinned": options.target.is_none() && options.pin,
+        "warmup_s": options.warmup.map(|w| w.as_secs_f64()),
+        "runs": runs.iter().map(run_json).collect::<Vec<_>>(),
         "summary": summary,
-        "ratios": ratios,
+        "ratios": ratio_list,
     })
 }
 
@@ -270,6 +349,8 @@ mod tests {
         latency.record_n(100_000, 1_000).unwrap();
         Run {
             server: server.into(),
+            client: "percore".into(),
+            round: 0,
             load: LoadResult {
                 requests: 1_000,
                 errors: 0,
@@ -280,6 +361,9 @@ mod tests {
                 timeline: vec![100; 10],
             },
             server_cpu: Some(Duration::from_millis(10)),
+            server_cpu_stat: None,
+            client_cpu: Some(Duration::from_millis(20)),
+            server_sleeps: Some(50),
             server_stats: driver.map(|driver| ServerStats {
                 enters: 100,
                 sqes: 1_000,
@@ -316,10 +400,42 @@ mod tests {
     fn a_server_on_epoll_shows_enters_but_no_sqes() {
         let runs = [run("percore-epoll", Some(Driver::Epoll))];
         let row = server_row(&runs, "percore-epoll");
-        assert_eq!(row[row.len() - 2], "-");
-        assert_eq!(row[row.len() - 1], "0.100");
+        assert_eq!(row[row.len() - 4], "-");
+        assert_eq!(row[row.len() - 3], "0.100");
+        assert_eq!(row[row.len() - 2], "0.050");
+        assert_eq!(row[row.len() - 1], "20.00 µs");
         let doc = json(&NetOptions::new(Protocol::Echo), &runs);
         assert_eq!(doc["runs"][0]["server_driver"], "epoll");
         assert!(doc["runs"][0]["server_sqes_per_request"].is_null());
+    }
+
+    #[test]
+    fn cpu_ratios_are_also_taken_round_by_round() {
+        // percore uses 10 ms in every round; tokio 20, 10 and 40 ms: the
+        // ratio of medians is 0.5, the rounds' ratios 0.5, 1 and 0.25.
+        let mut runs = Vec::new();
+        for (round, tokio_ms) in [20, 10, 40].into_iter().enumerate() {
+            let mut ours = run("percore", Some(Driver::IoUring));
+            ours.round = round;
+            let mut theirs = run("tokio", None);
+            theirs.round = round;
+            theirs.server_cpu = Some(Duration::from_millis(tokio_ms));
+            runs.extend([ours, theirs]);
+        }
+        let ratio = &ratios(&runs)[0];
+        assert_eq!(ratio.cpu, Some(0.5));
+        assert_eq!(ratio.cpu_rounds, [0.5, 1.0, 0.25]);
+        let table = table(&NetOptions::new(Protocol::Echo), &runs);
+        assert!(
+            table.contains("server CPU/req 0.50x (per round 0.500 1.000 0.250: median 0.500x)"),
+            "{table}"
+        );
+        let doc = json(&NetOptions::new(Protocol::Echo), &runs);
+        assert_eq!(
+            doc["ratios"][0]["server_cpu_per_request_median_of_rounds"],
+            0.5
+        );
+        assert_eq!(doc["runs"][5]["round"], 2);
+        assert_eq!(doc["runs"][5]["client"], "percore");
     }
 }

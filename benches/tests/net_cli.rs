@@ -167,6 +167,134 @@ fn compare_runs_every_peer_and_prints_ratios() {
     }
 }
 
+/// `true` (and a note) when `output` is the missing-`peer_server` error.
+fn peer_server_missing(output: &std::process::Output) -> bool {
+    let missing = output.status.code() == Some(2)
+        && String::from_utf8_lossy(&output.stderr).contains("--example peer_server");
+    if missing {
+        eprintln!("peer_server not built: skipping");
+    }
+    missing
+}
+
+#[test]
+fn clients_take_turns_against_fresh_servers_with_ratios_per_round() {
+    let output = bench(&[
+        "net",
+        "echo",
+        "--compare",
+        "--servers",
+        "percore,tokio",
+        "--client",
+        "percore,tokio",
+        "--rounds",
+        "2",
+        "--connections",
+        "4",
+        "--duration",
+        "0.2",
+        "--json",
+    ]);
+    if peer_server_missing(&output) {
+        return;
+    }
+    let doc: Value = serde_json::from_str(&stdout(&output)).expect("stdout is JSON");
+    assert_eq!(doc["clients"], serde_json::json!(["percore", "tokio"]));
+    assert_eq!(doc["fresh_servers"], true);
+    let runs = doc["runs"].as_array().expect("runs");
+    // 2 rounds x 2 clients x 2 servers.
+    assert_eq!(runs.len(), 8);
+    for run in runs {
+        assert_eq!(run["errors"], 0, "{run}");
+        assert!(run["requests"].as_u64().expect("requests") > 0);
+        assert!(
+            run["server_cpu_us_per_request"]
+                .as_f64()
+                .expect("server CPU")
+                > 0.0
+        );
+        assert!(
+            run["client_cpu_us_per_request"]
+                .as_f64()
+                .expect("client CPU")
+                > 0.0
+        );
+        assert!(run["server_sleeps_per_request"].as_f64().is_some());
+    }
+    let tokio_runs = runs.iter().filter(|r| r["client"] == "tokio").count();
+    assert_eq!(tokio_runs, 4);
+    assert_eq!(runs.iter().filter(|r| r["round"] == 1).count(), 4);
+    let ratios = doc["ratios"].as_array().expect("ratios");
+    assert_eq!(ratios.len(), 2, "percore/tokio once per client");
+    for ratio in ratios {
+        assert_eq!(ratio["denominator"], "tokio");
+        let rounds = ratio["server_cpu_per_request_by_round"]
+            .as_array()
+            .expect("per-round ratios");
+        assert_eq!(rounds.len(), 2);
+        assert!(
+            ratio["server_cpu_per_request_median_of_rounds"]
+                .as_f64()
+                .expect("median")
+                > 0.0
+        );
+    }
+    let table = stdout(&bench(&[
+        "net",
+        "echo",
+        "--compare",
+        "--servers",
+        "percore,tokio",
+        "--client",
+        "tokio",
+        "--rounds",
+        "2",
+        "--connections",
+        "4",
+        "--duration",
+        "0.2",
+    ]));
+    assert!(table.contains("tokio client, 1 thread"), "{table}");
+    assert!(table.contains("per round"), "{table}");
+}
+
+#[test]
+fn wrk_loads_http_when_installed() {
+    if std::process::Command::new("wrk")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        eprintln!("wrk not installed: skipping");
+        return;
+    }
+    let output = bench(&[
+        "net",
+        "http",
+        "--client",
+        "wrk",
+        "--connections",
+        "4",
+        "--duration",
+        "0.2",
+        "--json",
+    ]);
+    let doc: Value = serde_json::from_str(&stdout(&output)).expect("stdout is JSON");
+    let run = &doc["runs"][0];
+    assert_eq!(run["client"], "wrk");
+    assert_eq!(run["errors"], 0, "{run}");
+    assert!(run["requests"].as_u64().expect("requests") > 0);
+    // wrk runs whole seconds.
+    assert!(run["elapsed_s"].as_f64().expect("elapsed") >= 0.9);
+    assert!(run["latency_us"]["p50"].as_f64().expect("p50") > 0.0);
+    assert!(
+        run["server_cpu_us_per_request"]
+            .as_f64()
+            .expect("server CPU")
+            > 0.0
+    );
+}
+
 #[test]
 fn open_loop_never_sends_ahead_of_its_schedule() {
     // 1,000 req/s over 2 connections for 0.3 s: at most 150 due per connection.

@@ -232,26 +232,26 @@ impl Poller {
             // Closing a fixed slot.
             let closed = self.files_update(sqe.file_index - 1, -1);
             let res = closed.map_or_else(|err| -err.raw_os_error().unwrap_or(libc::EBADF), |()| 0);
-            return Ok(self.finish_now(ops, sqe, state, res, 0));
+            return Ok(self.finish_now(ops, sqe.flags, state, res));
         }
         let (fd, file) = match self.resolve(&sqe) {
             Ok(found) => found,
             Err(err) => {
                 let res = -err.raw_os_error().unwrap_or(libc::EBADF);
-                return Ok(self.finish_now(ops, sqe, state, res, 0));
+                return Ok(self.finish_now(ops, sqe.flags, state, res));
             }
         };
         if matches!(sqe.opcode, op::Accept::CODE | op::Connect::CODE) {
             // No flag makes these two calls non-blocking: the socket's mode must.
             let res = self.set_nonblocking(fd);
             if res < 0 {
-                return Ok(self.finish_now(ops, sqe, state, res, 0));
+                return Ok(self.finish_now(ops, sqe.flags, state, res));
             }
         }
         match plan {
             Plan::Inline => {
                 let res = emulate::attempt(&sqe, fd, None);
-                Ok(self.finish_now(ops, sqe, state, res, 0))
+                Ok(self.finish_now(ops, sqe.flags, state, res))
             }
             Plan::Blocking => Ok(self.offload_op(ops, sqe, state, fd, file)),
             Plan::Timeout => Ok(self.start_timeout(ops, sqe, state)),
@@ -318,31 +318,34 @@ impl Poller {
         if matches!(state, Lifecycle::Streaming { .. }) {
             return Err(state);
         }
-        let Some(claim) = self.fds.claim_mut(sqe.fd) else {
-            return Err(state);
-        };
         let (fd, send) = (sqe.fd, sqe.opcode == op::Send::CODE);
         let events = if send { OUT } else { IN };
-        let res = if !claim.may_be_ready(events) {
-            -libc::EAGAIN
-        } else if send {
-            // SAFETY: the op owns the buffer the SQE names until its
-            // completion (the `OpCode` contract), posted after this call.
-            unsafe { emulate::send(fd, sqe.addr, sqe.len, sqe.op_flags) }
-        } else {
-            // SAFETY: as above.
-            unsafe { emulate::recv(fd, sqe.addr, sqe.len, sqe.op_flags) }
-        };
-        let short = res > 0 && (res as u32) < sqe.len;
-        if res == -libc::EAGAIN || short {
-            // Drained (tokio's rule for epoll: so is a socket a read found
-            // short of what it asked).
-            claim.ready &= !events;
-        }
-        if res != -libc::EAGAIN && !(send && short) && self.inline_left > 0 {
-            self.inline_left -= 1;
-            state.discard();
-            return Ok(Started::Done { res, flags: 0 });
+        let mut res = -libc::EAGAIN;
+        {
+            let Some(claim) = self.fds.claim_mut(fd) else {
+                return Err(state);
+            };
+            if claim.may_be_ready(events) {
+                res = if send {
+                    // SAFETY: the op owns the buffer the SQE names until its
+                    // completion (the `OpCode` contract), posted after this call.
+                    unsafe { emulate::send(fd, sqe.addr, sqe.len, sqe.op_flags) }
+                } else {
+                    // SAFETY: as above.
+                    unsafe { emulate::recv(fd, sqe.addr, sqe.len, sqe.op_flags) }
+                };
+            }
+            let short = res > 0 && (res as u32) < sqe.len;
+            if res == -libc::EAGAIN || short {
+                // Drained (tokio's rule for epoll: so is a socket a read found
+                // short of what it asked).
+                claim.ready &= !events;
+            }
+            if res != -libc::EAGAIN && !(send && short) && self.inline_left > 0 {
+                self.inline_left -= 1;
+                state.discard();
+                return Ok(Started::Done { res, flags: 0 });
+            }
         }
         let plan = Plan::Ready { events };
         Ok(self.settle(ops, *sqe, state, fd, None, plan, events, res))
@@ -414,7 +417,7 @@ impl Poller {
                 // No non-blocking form for this file: the plain call, off the core.
                 return self.offload_op(ops, sqe, state, fd, file);
             }
-            res => return self.finish_now(ops, sqe, state, res, 0),
+            res => return self.finish_now(ops, sqe.flags, state, res),
         }
         let key = ops.table.insert(state);
         let mut sqe = sqe;
@@ -446,25 +449,19 @@ impl Poller {
 
     /// Posts the result of an op that ran inside `start`: handed back at once
     /// if single-shot, else through a slot like any completion.
-    fn finish_now(
-        &mut self,
-        ops: &mut Ops,
-        sqe: RawSqe,
-        state: Lifecycle,
-        res: i32,
-        flags: u32,
-    ) -> Started {
+    #[inline(always)]
+    fn finish_now(&mut self, ops: &mut Ops, sqe_flags: u8, state: Lifecycle, res: i32) -> Started {
         if !matches!(state, Lifecycle::Streaming { .. }) && self.inline_left > 0 {
             self.inline_left -= 1;
             state.discard();
-            return Started::Done { res, flags };
+            return Started::Done { res, flags: 0 };
         }
         // A multishot op, or the tick's budget of ops finished at once is
         // spent: the result waits for the next turn, so a task whose every op
         // completes at once (reads from the page cache) still lets the
         // others, and the loop, run.
         let key = ops.table.insert(state);
-        self.post(key.user_data(), sqe.flags, res, flags);
+        self.post(key.user_data(), sqe_flags, res, 0);
         Started::Pending(key)
     }
 
@@ -542,7 +539,7 @@ impl Poller {
     fn start_timeout(&mut self, ops: &mut Ops, mut sqe: RawSqe, state: Lifecycle) -> Started {
         if sqe.addr == 0 || sqe.off != 0 {
             // A timeout that counts completions has no stand-in here.
-            return self.finish_now(ops, sqe, state, -libc::EINVAL, 0);
+            return self.finish_now(ops, sqe.flags, state, -libc::EINVAL);
         }
         // SAFETY: the op owns the `__kernel_timespec` at `addr` until its
         // completion (the `OpCode` contract).
@@ -571,6 +568,7 @@ impl Poller {
     }
 
     /// Queues a completion for the next turn (unless `CQE_SKIP_SUCCESS` hides it).
+    #[inline]
     fn post(&mut self, user_data: u64, sqe_flags: u8, res: i32, flags: u32) {
         waiting::post(&mut self.ready, user_data, sqe_flags, res, flags);
     }

@@ -29,6 +29,7 @@ pub(super) enum Outcome {
 }
 
 /// Queues a completion for the next turn (unless `CQE_SKIP_SUCCESS` hides it).
+#[inline]
 pub(super) fn post(
     ready: &mut Vec<(u64, i32, u32)>,
     user_data: u64,

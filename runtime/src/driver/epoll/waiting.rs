@@ -142,7 +142,7 @@ impl Trying<'_> {
             return Outcome::Done;
         };
         for _ in 0..BURST {
-            let Some((addr, len, bid, entry)) = ring.peek() else {
+            let Some((addr, len, bid)) = ring.peek() else {
                 post(self.ready, sqe.user_data, sqe.flags, -libc::ENOBUFS, 0);
                 return Outcome::Done;
             };
@@ -170,7 +170,7 @@ impl Trying<'_> {
                 post(self.ready, sqe.user_data, sqe.flags, res, 0);
                 return Outcome::Done;
             }
-            ring.take(entry);
+            ring.take();
             let flags = F_BUFFER | (u32::from(bid) << 16);
             if !multishot {
                 post(self.ready, sqe.user_data, sqe.flags, res, flags);
@@ -194,7 +194,7 @@ impl Trying<'_> {
         let Some((_, ring)) = self.rings.iter_mut().find(|(id, _)| *id == sqe.buf_index) else {
             return Some((-libc::ENOBUFS, 0));
         };
-        let Some((addr, len, bid, entry)) = ring.peek() else {
+        let Some((addr, len, bid)) = ring.peek() else {
             return Some((-libc::ENOBUFS, 0));
         };
         let len = if sqe.len == 0 { len } else { len.min(sqe.len) };
@@ -208,7 +208,7 @@ impl Trying<'_> {
             // Nothing was written: the buffer stays for the next receive.
             return (res != -libc::EAGAIN).then_some((res, 0));
         }
-        ring.take(entry);
+        ring.take();
         Some((res, F_BUFFER | (u32::from(bid) << 16)))
     }
 }

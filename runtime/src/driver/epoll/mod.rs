@@ -23,13 +23,14 @@
 //! `ECANCELED` at once; one on the blocking pool when its call returns.
 
 mod emulate;
+mod fds;
+mod provided;
+mod waiting;
 
 use std::cell::RefCell;
-use std::collections::HashMap as StdHashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,9 @@ use io_uring::{opcode as op, squeue};
 use super::{Fallback, Key, Lifecycle, Offload, Ops, Started, Wait, DRAIN_LIMIT};
 use crate::driver::sqe::RawSqe;
 use emulate::Plan;
+use fds::{Claim, Fds, Waiter, Waiters};
+use provided::Provided;
+use waiting::{Outcome, Trying};
 
 /// epoll data of the core's wake eventfd (fds are never negative).
 const WAKE_TOKEN: u64 = u64::MAX;
@@ -56,6 +60,9 @@ const SKIP_SUCCESS: u8 = 1 << 6;
 const RECV_MULTISHOT: u16 = 1 << 1;
 const ACCEPT_MULTISHOT: u16 = 1;
 const POLL_ADD_MULTI: u32 = 1;
+/// The two directions of readiness.
+const IN: u32 = libc::EPOLLIN as u32;
+const OUT: u32 = libc::EPOLLOUT as u32;
 /// `IORING_TIMEOUT_ABS`.
 const TIMEOUT_ABS: u32 = 1;
 /// Ops that may finish inside `start` per turn of the loop: as many as a
@@ -66,194 +73,9 @@ const INLINE_BUDGET: u32 = 128;
 /// the core get a turn (it is tried again at once if more is ready).
 const BURST: usize = 32;
 
-/// Maps keyed by `user_data`, fds and group ids: small integers this core
-/// makes itself, so a multiply is hash enough (SipHash would cost more than
-/// the lookup it guards, on every readiness event).
-type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<IntHasher>>;
-
-/// A Fibonacci hash of one integer key.
-#[derive(Default)]
-struct IntHasher(u64);
-
-impl Hasher for IntHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.write_u64(u64::from(byte) | (self.0 << 8));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // The generation sits in the high half of a `user_data`; fold it in.
-        self.0 = (n ^ (n >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_i32(&mut self, n: i32) {
-        self.write_u64(u64::from(n as u32));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
-    }
-}
-
 /// Whether the readiness backend can run `opcode`.
 pub(crate) fn is_supported(opcode: u8) -> bool {
     emulate::plan(opcode) != Plan::Unsupported
-}
-
-/// What the poller knows of a socket percore-net owns.
-#[derive(Clone, Copy, Debug)]
-struct Claim {
-    /// Registered (edge-triggered, both directions, for good).
-    registered: bool,
-    /// Directions (`EPOLLIN`, `EPOLLOUT`) that may be ready: set by an edge,
-    /// cleared when a call finds the socket drained (`EAGAIN`, or a read
-    /// shorter than asked). A direction not ready is waited for without a try:
-    /// its next edge is sure to come, the registration being edge-triggered.
-    ready: u32,
-    /// Directions the peer or an error closed (`EPOLLRDHUP`, `EPOLLHUP`,
-    /// `EPOLLERR` seen): ready for good, as no edge follows a hang-up that
-    /// arrived with the last data a short read took.
-    closed: u32,
-    /// `O_NONBLOCK` set (for accept and connect).
-    nonblocking: bool,
-}
-
-impl Claim {
-    /// Whether a call in direction `events` may find the socket ready: always
-    /// until it is registered (no edge has been promised yet).
-    fn may_be_ready(&self, events: u32) -> bool {
-        !self.registered || (self.ready | self.closed) & events != 0
-    }
-
-    fn new() -> Claim {
-        Claim {
-            registered: false,
-            ready: (libc::EPOLLIN | libc::EPOLLOUT) as u32,
-            closed: 0,
-            nonblocking: false,
-        }
-    }
-}
-
-/// The directions an epoll event closes: an error or hang-up, both; the
-/// peer's shutdown, reads.
-fn closing(revents: u32) -> u32 {
-    let mut closed = 0;
-    if revents & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0 {
-        closed |= (libc::EPOLLIN | libc::EPOLLOUT) as u32;
-    }
-    if revents & libc::EPOLLRDHUP as u32 != 0 {
-        closed |= libc::EPOLLIN as u32;
-    }
-    closed
-}
-
-/// An op that waits for its fd to be ready.
-struct Waiter {
-    sqe: RawSqe,
-    fd: RawFd,
-    events: u32,
-    /// A non-blocking connect is under way: its result is `SO_ERROR`.
-    connecting: bool,
-    /// Bytes of a stream send already out: io_uring completes a send on a
-    /// stream socket only once every byte is, and so does this backend.
-    sent: u32,
-    /// A fixed file the op names, kept open while it waits.
-    _file: Option<Arc<OwnedFd>>,
-}
-
-/// The ops waiting on one fd, and what its registration is armed for.
-#[derive(Default)]
-struct Watch {
-    ops: Vec<u64>,
-    armed: u32,
-}
-
-/// What a try of a waiting op came to.
-enum Outcome {
-    /// Not ready: wait on.
-    Again,
-    /// Finished (its last completion is posted).
-    Done,
-}
-
-/// A provided-buffer ring this backend picks from, as the kernel would but
-/// for the order: it picks the buffer returned last (a stack), so a core
-/// cycles through the few buffers still warm in its cache rather than all of
-/// the ring's (the kernel takes them in turn; for a 16 MiB ring that copies
-/// every receive into memory long evicted).
-struct Provided {
-    ring: *mut u8,
-    entries: u16,
-    /// The oldest entry not yet picked (the kernel's private head): the
-    /// buffers on offer are the entries from `head` up to the owner's tail.
-    head: u16,
-}
-
-/// Bytes of an entry that describe its buffer (address, length, id); the last
-/// two are reserved, and entry 0's are the ring's tail.
-const ENTRY_BUFFER: usize = 14;
-
-impl Provided {
-    /// The buffer returned last, not yet taken: address, length, id, and the
-    /// entry it is in (for [`take`](Self::take)).
-    fn peek(&self) -> Option<(u64, u32, u16, u16)> {
-        // SAFETY: byte 14 of the ring (the tail over entry 0's reserved field)
-        // is 2-aligned and inside the registered ring, valid until it is
-        // unregistered; the owner stores it atomically.
-        let tail = unsafe { AtomicU16::from_ptr(self.ring.add(14).cast()) }.load(Ordering::Acquire);
-        if tail == self.head {
-            return None;
-        }
-        let last = tail.wrapping_sub(1);
-        // SAFETY: the entry lies inside the ring; the owner wrote it before
-        // publishing the tail read above (acquire).
-        unsafe {
-            let entry = self.entry(last);
-            Some((
-                entry.cast::<u64>().read(),
-                entry.add(8).cast::<u32>().read(),
-                entry.add(12).cast::<u16>().read(),
-                last,
-            ))
-        }
-    }
-
-    /// Takes the buffer [`peek`](Self::peek) found in entry `picked`: the
-    /// oldest entry's buffer moves into its place, and the oldest entry leaves
-    /// the offer, so the offer stays the run from `head` to the tail.
-    fn take(&mut self, picked: u16) {
-        if picked != self.head {
-            // SAFETY: both entries lie inside the ring and between `head` and
-            // the tail, so they are the consumer's (this backend's): the owner
-            // writes only at its tail and never reads an entry back. Only the
-            // buffer bytes move; entry 0's reserved bytes (the tail) stay.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    self.entry(self.head),
-                    self.entry(picked),
-                    ENTRY_BUFFER,
-                )
-            };
-        }
-        self.head = self.head.wrapping_add(1);
-    }
-
-    /// Entry `index` (modulo the ring's size).
-    fn entry(&self, index: u16) -> *mut u8 {
-        // SAFETY: `entries` is a power of two, so the masked index is inside
-        // the ring of `entries` × 16 bytes.
-        unsafe { self.ring.add(usize::from(index & (self.entries - 1)) * 16) }
-    }
 }
 
 /// Results of ops run on the blocking pool, and the eventfd that wakes the
@@ -280,10 +102,10 @@ pub(crate) struct Poller {
     epoll: OwnedFd,
     eventfd: RawFd,
     events: Vec<libc::epoll_event>,
-    /// Ops waiting for readiness, by `user_data`.
-    waiting: HashMap<u64, Waiter>,
-    /// Per fd, the ops waiting on it.
-    watches: HashMap<RawFd, Watch>,
+    /// Ops waiting for readiness, by slot.
+    waiting: Waiters,
+    /// Per fd: the ops waiting on it, its registration, its claim.
+    fds: Fds,
     /// Multishot ops to try at the next turn (just started).
     retry: Vec<u64>,
     /// Completions to hand to the op table at the next turn.
@@ -296,10 +118,9 @@ pub(crate) struct Poller {
     timeouts: Vec<(Instant, u64)>,
     /// The registered file table's stand-in: duplicates of the installed fds.
     files: Vec<Option<Arc<OwnedFd>>>,
-    /// Provided-buffer rings by group.
-    rings: HashMap<u16, Provided>,
-    /// Sockets percore-net owns (`claim_fd` to `release_fd`).
-    claimed: HashMap<RawFd, Claim>,
+    /// Provided-buffer rings and their groups (a core has one or two: a
+    /// search of a few entries beats a hash).
+    rings: Vec<(u16, Provided)>,
     /// Ops that may still finish inside `start` before the next turn.
     inline_left: u32,
 }
@@ -338,8 +159,8 @@ impl Poller {
             epoll,
             eventfd,
             events: Vec::with_capacity(256),
-            waiting: HashMap::default(),
-            watches: HashMap::default(),
+            waiting: Waiters::default(),
+            fds: Fds::default(),
             retry: Vec::new(),
             ready: Vec::new(),
             pool: Arc::new(PoolDone {
@@ -350,8 +171,7 @@ impl Poller {
             offloaded: HashMap::default(),
             timeouts: Vec::new(),
             files: Vec::new(),
-            rings: HashMap::default(),
-            claimed: HashMap::default(),
+            rings: Vec::new(),
             inline_left: INLINE_BUDGET,
         };
         // Only now: a poller that failed to start must not leave a queue that
@@ -383,6 +203,15 @@ impl Poller {
             self.sync_claims();
         }
         let mut sqe = RawSqe::of(&entry);
+        let socket_op = matches!(sqe.opcode, op::Send::CODE | op::Recv::CODE);
+        let state = if socket_op && sqe.flags == 0 {
+            match self.start_claimed(ops, &sqe, state) {
+                Ok(started) => return Ok(started),
+                Err(state) => state,
+            }
+        } else {
+            state
+        };
         let plan = emulate::plan(sqe.opcode);
         if plan == Plan::Unsupported || sqe.flags & CHAINED != 0 {
             let what = if plan == Plan::Unsupported {
@@ -403,26 +232,26 @@ impl Poller {
             // Closing a fixed slot.
             let closed = self.files_update(sqe.file_index - 1, -1);
             let res = closed.map_or_else(|err| -err.raw_os_error().unwrap_or(libc::EBADF), |()| 0);
-            return Ok(self.finish_now(ops, sqe, state, res, 0));
+            return Ok(self.finish_now(ops, sqe.flags, state, res));
         }
         let (fd, file) = match self.resolve(&sqe) {
             Ok(found) => found,
             Err(err) => {
                 let res = -err.raw_os_error().unwrap_or(libc::EBADF);
-                return Ok(self.finish_now(ops, sqe, state, res, 0));
+                return Ok(self.finish_now(ops, sqe.flags, state, res));
             }
         };
         if matches!(sqe.opcode, op::Accept::CODE | op::Connect::CODE) {
             // No flag makes these two calls non-blocking: the socket's mode must.
             let res = self.set_nonblocking(fd);
             if res < 0 {
-                return Ok(self.finish_now(ops, sqe, state, res, 0));
+                return Ok(self.finish_now(ops, sqe.flags, state, res));
             }
         }
         match plan {
             Plan::Inline => {
                 let res = emulate::attempt(&sqe, fd, None);
-                Ok(self.finish_now(ops, sqe, state, res, 0))
+                Ok(self.finish_now(ops, sqe.flags, state, res))
             }
             Plan::Blocking => Ok(self.offload_op(ops, sqe, state, fd, file)),
             Plan::Timeout => Ok(self.start_timeout(ops, sqe, state)),
@@ -434,17 +263,14 @@ impl Poller {
                 let key = ops.table.insert(state);
                 sqe.user_data = key.user_data();
                 let events = self.events_of(&sqe);
-                self.waiting.insert(
-                    sqe.user_data,
-                    Waiter {
-                        sqe,
-                        fd,
-                        events,
-                        connecting: false,
-                        sent: 0,
-                        _file: file,
-                    },
-                );
+                self.waiting.insert(Waiter {
+                    sqe,
+                    fd,
+                    events,
+                    connecting: false,
+                    sent: 0,
+                    _file: file,
+                });
                 self.retry.push(sqe.user_data);
                 Ok(Started::Pending(key))
             }
@@ -458,11 +284,11 @@ impl Poller {
     /// Makes `fd` non-blocking, once per claimed socket (a listener that
     /// accepts one connection per op would pay an `fcntl` each time).
     fn set_nonblocking(&mut self, fd: RawFd) -> i32 {
-        if self.claimed.get(&fd).is_some_and(|claim| claim.nonblocking) {
+        if self.fds.claim(fd).is_some_and(|claim| claim.nonblocking) {
             return 0;
         }
         let res = emulate::set_nonblocking(fd);
-        if let (0, Some(claim)) = (res, self.claimed.get_mut(&fd)) {
+        if let (0, Some(claim)) = (res, self.fds.claim_mut(fd)) {
             claim.nonblocking = true;
         }
         res
@@ -477,6 +303,54 @@ impl Poller {
         }
     }
 
+    /// The hot path: a single-shot `SEND` or `RECV`, with no SQE flags, on a
+    /// socket percore-net owns. As [`start_single`](Self::start_single) does
+    /// it, with fewer questions: the fd is the SQE's, no file is direct, and a
+    /// receive needs no buffer picked. `state` comes back if the op is not of
+    /// that kind (a multishot op, or an fd not claimed): untried.
+    #[inline]
+    fn start_claimed(
+        &mut self,
+        ops: &mut Ops,
+        sqe: &RawSqe,
+        state: Lifecycle,
+    ) -> Result<Started, Lifecycle> {
+        if matches!(state, Lifecycle::Streaming { .. }) {
+            return Err(state);
+        }
+        let (fd, send) = (sqe.fd, sqe.opcode == op::Send::CODE);
+        let events = if send { OUT } else { IN };
+        let mut res = -libc::EAGAIN;
+        {
+            let Some(claim) = self.fds.claim_mut(fd) else {
+                return Err(state);
+            };
+            if claim.may_be_ready(events) {
+                res = if send {
+                    // SAFETY: the op owns the buffer the SQE names until its
+                    // completion (the `OpCode` contract), posted after this call.
+                    unsafe { emulate::send(fd, sqe.addr, sqe.len, sqe.op_flags) }
+                } else {
+                    // SAFETY: as above.
+                    unsafe { emulate::recv(fd, sqe.addr, sqe.len, sqe.op_flags) }
+                };
+            }
+            let short = res > 0 && (res as u32) < sqe.len;
+            if res == -libc::EAGAIN || short {
+                // Drained (tokio's rule for epoll: so is a socket a read found
+                // short of what it asked).
+                claim.ready &= !events;
+            }
+            if res != -libc::EAGAIN && !(send && short) && self.inline_left > 0 {
+                self.inline_left -= 1;
+                state.discard();
+                return Ok(Started::Done { res, flags: 0 });
+            }
+        }
+        let plan = Plan::Ready { events };
+        Ok(self.settle(ops, *sqe, state, fd, None, plan, events, res))
+    }
+
     /// A single-shot socket op, read or write: tried now; waits only if it
     /// would block.
     fn start_single(
@@ -488,10 +362,8 @@ impl Poller {
         file: Option<Arc<OwnedFd>>,
         plan: Plan,
     ) -> io::Result<Started> {
-        let mut connecting = false;
-        let mut sent = 0;
         let events = self.events_of(&sqe);
-        let claim = self.claimed.get(&fd).copied();
+        let claim = self.fds.claim(fd).copied();
         if matches!(plan, Plan::ReadWrite { .. }) && claim.is_none() && emulate::is_direct(fd) {
             // O_DIRECT goes to the device whatever the flags: `RWF_NOWAIT`
             // would still wait for it, on the core.
@@ -502,7 +374,27 @@ impl Poller {
         } else {
             -libc::EAGAIN
         };
-        self.note_result(fd, events, &sqe, res, sqe.len);
+        self.fds.note_result(fd, events, sqe.opcode, res, sqe.len);
+        Ok(self.settle(ops, sqe, state, fd, file, plan, events, res))
+    }
+
+    /// What follows a single-shot op's first try, `res`: the op finishes
+    /// with it, or goes on to wait for `events` (the rest of a stream send
+    /// that went out in part, a connect under way), or to the blocking pool.
+    #[allow(clippy::too_many_arguments)]
+    fn settle(
+        &mut self,
+        ops: &mut Ops,
+        sqe: RawSqe,
+        state: Lifecycle,
+        fd: RawFd,
+        file: Option<Arc<OwnedFd>>,
+        plan: Plan,
+        events: u32,
+        res: i32,
+    ) -> Started {
+        let mut connecting = false;
+        let mut sent = 0;
         let res = if sqe.opcode == op::Send::CODE
             && res > 0
             && (res as u32) < sqe.len
@@ -523,26 +415,23 @@ impl Poller {
                 && (res == -libc::EOPNOTSUPP || res == -libc::EINVAL) =>
             {
                 // No non-blocking form for this file: the plain call, off the core.
-                return Ok(self.offload_op(ops, sqe, state, fd, file));
+                return self.offload_op(ops, sqe, state, fd, file);
             }
-            res => return Ok(self.finish_now(ops, sqe, state, res, 0)),
+            res => return self.finish_now(ops, sqe.flags, state, res),
         }
         let key = ops.table.insert(state);
         let mut sqe = sqe;
         sqe.user_data = key.user_data();
         match self.watch(fd, sqe.user_data, events) {
             Ok(()) => {
-                self.waiting.insert(
-                    sqe.user_data,
-                    Waiter {
-                        sqe,
-                        fd,
-                        events,
-                        connecting,
-                        sent,
-                        _file: file,
-                    },
-                );
+                self.waiting.insert(Waiter {
+                    sqe,
+                    fd,
+                    events,
+                    connecting,
+                    sent,
+                    _file: file,
+                });
             }
             // A regular file cannot be polled: its read or write blocks on the
             // disk, so it goes to the pool.
@@ -555,30 +444,24 @@ impl Poller {
                 self.post(sqe.user_data, sqe.flags, res, 0);
             }
         }
-        Ok(Started::Pending(key))
+        Started::Pending(key)
     }
 
     /// Posts the result of an op that ran inside `start`: handed back at once
     /// if single-shot, else through a slot like any completion.
-    fn finish_now(
-        &mut self,
-        ops: &mut Ops,
-        sqe: RawSqe,
-        state: Lifecycle,
-        res: i32,
-        flags: u32,
-    ) -> Started {
+    #[inline(always)]
+    fn finish_now(&mut self, ops: &mut Ops, sqe_flags: u8, state: Lifecycle, res: i32) -> Started {
         if !matches!(state, Lifecycle::Streaming { .. }) && self.inline_left > 0 {
             self.inline_left -= 1;
             state.discard();
-            return Started::Done { res, flags };
+            return Started::Done { res, flags: 0 };
         }
         // A multishot op, or the tick's budget of ops finished at once is
         // spent: the result waits for the next turn, so a task whose every op
         // completes at once (reads from the page cache) still lets the
         // others, and the loop, run.
         let key = ops.table.insert(state);
-        self.post(key.user_data(), sqe.flags, res, flags);
+        self.post(key.user_data(), sqe_flags, res, 0);
         Started::Pending(key)
     }
 
@@ -656,7 +539,7 @@ impl Poller {
     fn start_timeout(&mut self, ops: &mut Ops, mut sqe: RawSqe, state: Lifecycle) -> Started {
         if sqe.addr == 0 || sqe.off != 0 {
             // A timeout that counts completions has no stand-in here.
-            return self.finish_now(ops, sqe, state, -libc::EINVAL, 0);
+            return self.finish_now(ops, sqe.flags, state, -libc::EINVAL);
         }
         // SAFETY: the op owns the `__kernel_timespec` at `addr` until its
         // completion (the `OpCode` contract).
@@ -685,42 +568,43 @@ impl Poller {
     }
 
     /// Queues a completion for the next turn (unless `CQE_SKIP_SUCCESS` hides it).
+    #[inline]
     fn post(&mut self, user_data: u64, sqe_flags: u8, res: i32, flags: u32) {
-        if sqe_flags & SKIP_SUCCESS != 0 && res >= 0 {
-            return;
-        }
-        self.ready.push((user_data, res, flags));
+        waiting::post(&mut self.ready, user_data, sqe_flags, res, flags);
     }
 
     /// Makes sure `fd`'s registration reports `events` for op `user_data`.
     fn watch(&mut self, fd: RawFd, user_data: u64, events: u32) -> io::Result<()> {
-        if let Some(claim) = self.claimed.get_mut(&fd) {
+        let epoll = self.epoll.as_raw_fd();
+        let Some(state) = self.fds.entry(fd) else {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        };
+        if let Some(claim) = &mut state.claim {
             // A socket percore-net owns: registered once, for good.
             if !claim.registered {
-                register_edge(self.epoll.as_raw_fd(), fd)?;
+                register_edge(epoll, fd)?;
                 claim.registered = true;
             }
-            self.watches.entry(fd).or_default().ops.push(user_data);
-            return Ok(());
+        } else {
+            let wanted = state.armed | events;
+            if wanted != state.armed {
+                arm(epoll, fd, wanted)?;
+                state.armed = wanted;
+            }
         }
-        let watch = self.watches.entry(fd).or_default();
-        let wanted = watch.armed | events;
-        if wanted != watch.armed {
-            arm(self.epoll.as_raw_fd(), fd, wanted)?;
-            watch.armed = wanted;
-        }
-        watch.ops.push(user_data);
+        state.ops.push(user_data);
         Ok(())
     }
 
-    /// Forgets that op `user_data` waits on `fd`. A watch left without ops is
-    /// dropped: its fd may be closed and its number reused before the next
-    /// wait, which then re-registers it (`arm`), never trusting a stale entry.
+    /// Forgets that op `user_data` waits on `fd`. An unclaimed fd left
+    /// without ops forgets its registration too: its fd may be closed and its
+    /// number reused before the next wait, which then re-registers it
+    /// (`arm`), never trusting a stale one.
     fn unwatch(&mut self, fd: RawFd, user_data: u64) {
-        if let Some(watch) = self.watches.get_mut(&fd) {
-            watch.ops.retain(|&op| op != user_data);
-            if watch.ops.is_empty() && !self.claimed.contains_key(&fd) {
-                self.watches.remove(&fd);
+        if let Some(state) = self.fds.get_mut(fd) {
+            state.ops.retain(|&op| op != user_data);
+            if state.ops.is_empty() && state.claim.is_none() {
+                state.armed = 0;
             }
         }
     }
@@ -730,7 +614,7 @@ impl Poller {
     /// its call returns.
     pub(crate) fn cancel(&mut self, key: Key) {
         let user_data = key.user_data();
-        if let Some(waiter) = self.waiting.remove(&user_data) {
+        if let Some(waiter) = self.waiting.remove(user_data) {
             self.unwatch(waiter.fd, user_data);
             self.retry.retain(|&op| op != user_data);
             // A send cut short reports what went out, as io_uring does.
@@ -748,238 +632,114 @@ impl Poller {
 
     /// Tries the op `user_data` again; posts what it produced.
     fn try_op(&mut self, user_data: u64) -> Outcome {
-        let Some(waiter) = self.waiting.get(&user_data) else {
+        let Some(waiter) = self.waiting.get_mut(user_data) else {
             return Outcome::Done;
         };
-        let (sqe, fd, events) = (waiter.sqe, waiter.fd, waiter.events);
-        if waiter.connecting {
-            let res = emulate::connect_result(fd);
-            self.post(user_data, sqe.flags, res, 0);
-            return Outcome::Done;
-        }
-        let multishot = match sqe.opcode {
-            op::Accept::CODE => sqe.ioprio & ACCEPT_MULTISHOT != 0,
-            op::Recv::CODE => sqe.ioprio & RECV_MULTISHOT != 0,
-            op::PollAdd::CODE => sqe.len & POLL_ADD_MULTI != 0,
-            _ => false,
+        let mut trying = Trying {
+            fds: &mut self.fds,
+            rings: &mut self.rings,
+            ready: &mut self.ready,
         };
-        let more = if multishot { F_MORE } else { 0 };
-        let send = matches!(sqe.opcode, op::Send::CODE | op::SendZc::CODE);
-        if sqe.opcode == op::SendZc::CODE && waiter.sent == 0 && !emulate::is_inet(fd) {
-            self.post(user_data, sqe.flags, -libc::EOPNOTSUPP, 0);
-            return Outcome::Done;
-        }
-        for _ in 0..BURST {
-            let (mut res, flags) = if sqe.flags & BUFFER_SELECT != 0 {
-                match self.recv_selected(&sqe, fd) {
-                    Some(done) => done,
-                    None => return Outcome::Again,
-                }
-            } else if send {
-                let sent = self.waiting.get(&user_data).map_or(0, |waiter| waiter.sent);
-                let rest = (sqe.addr + u64::from(sent), sqe.len - sent);
-                let res = emulate::attempt(&sqe, fd, Some(rest));
-                self.note_result(fd, events, &sqe, res, rest.1);
-                (res, 0)
-            } else {
-                let res = if self.may_be_ready(fd, events) {
-                    emulate::attempt(&sqe, fd, None)
-                } else {
-                    -libc::EAGAIN
-                };
-                self.note_result(fd, events, &sqe, res, sqe.len);
-                (res, 0)
-            };
-            if send {
-                match self.send_progress(user_data, fd, &sqe, res) {
-                    Some(total) => res = total,
-                    None => continue,
-                }
+        match trying.run(waiter) {
+            Outcome::More => {
+                self.retry.push(user_data);
+                Outcome::Again
             }
-            if res == -libc::EAGAIN {
-                return Outcome::Again;
-            }
-            let last = !multishot || res < 0 || (res == 0 && sqe.opcode == op::Recv::CODE);
-            if sqe.opcode == op::SendZc::CODE && res >= 0 {
-                // The notification that the kernel let go of the buffer, at once:
-                // a plain send copied it.
-                self.post(user_data, sqe.flags, res, F_MORE);
-                self.post(user_data, sqe.flags, 0, F_NOTIF);
-                return Outcome::Done;
-            }
-            if last {
-                self.post(user_data, sqe.flags, res, flags);
-                return Outcome::Done;
-            }
-            self.post(user_data, sqe.flags, res, flags | more);
-            if sqe.opcode == op::PollAdd::CODE || !self.may_be_ready(fd, events) {
-                // Drained (a short read): the next edge brings more.
-                return Outcome::Again;
-            }
+            outcome => outcome,
         }
-        // More may be ready: try again at the next turn, after other work.
-        self.retry.push(user_data);
-        Outcome::Again
-    }
-
-    /// Accounts a stream send's try: `None` if part went out and the rest is
-    /// to be tried; else the op's result (every byte out, or the bytes out
-    /// before an error, or the error).
-    fn send_progress(&mut self, user_data: u64, fd: RawFd, sqe: &RawSqe, res: i32) -> Option<i32> {
-        let waiter = self.waiting.get_mut(&user_data)?;
-        if res == -libc::EAGAIN {
-            return Some(res);
-        }
-        if res < 0 {
-            return Some(if waiter.sent > 0 {
-                waiter.sent as i32
-            } else {
-                res
-            });
-        }
-        let total = waiter.sent + res as u32;
-        if res > 0 && total < sqe.len && emulate::is_stream(fd) {
-            waiter.sent = total;
-            return None;
-        }
-        Some(total as i32)
-    }
-
-    /// Whether `fd` may be ready for `events`: always, unless it is a claimed
-    /// socket last found drained in that direction.
-    fn may_be_ready(&self, fd: RawFd, events: u32) -> bool {
-        self.claimed
-            .get(&fd)
-            .is_none_or(|claim| claim.may_be_ready(events))
-    }
-
-    /// Learns from a call's result on a claimed socket: `EAGAIN`, a partial
-    /// send, or a receive shorter than the `asked` bytes leaves it drained in
-    /// that direction (tokio's rule for epoll: a short read emptied the queue).
-    fn note_result(&mut self, fd: RawFd, events: u32, sqe: &RawSqe, res: i32, asked: u32) {
-        let flat = matches!(sqe.opcode, op::Recv::CODE | op::Read::CODE | op::Send::CODE);
-        let short = flat && res > 0 && (res as u32) < asked;
-        if res != -libc::EAGAIN && !short {
-            return; // the common case, with no lookup
-        }
-        if let Some(claim) = self.claimed.get_mut(&fd) {
-            claim.ready &= !events;
-        }
-    }
-
-    /// A receive into a buffer picked from its group's ring: `None` if the
-    /// socket had nothing (the buffer stays in the ring).
-    fn recv_selected(&mut self, sqe: &RawSqe, fd: RawFd) -> Option<(i32, u32)> {
-        let Some(ring) = self.rings.get_mut(&sqe.buf_index) else {
-            return Some((-libc::ENOBUFS, 0));
-        };
-        let Some((addr, len, bid, entry)) = ring.peek() else {
-            return Some((-libc::ENOBUFS, 0));
-        };
-        let len = if sqe.len == 0 { len } else { len.min(sqe.len) };
-        let res = if self.may_be_ready(fd, libc::EPOLLIN as u32) {
-            emulate::attempt(sqe, fd, Some((addr, len)))
-        } else {
-            -libc::EAGAIN
-        };
-        self.note_result(fd, libc::EPOLLIN as u32, sqe, res, len);
-        let Some(ring) = self.rings.get_mut(&sqe.buf_index) else {
-            return Some((-libc::ENOBUFS, 0));
-        };
-        if res <= 0 {
-            // Nothing was written: the buffer stays for the next receive.
-            return (res != -libc::EAGAIN).then_some((res, 0));
-        }
-        ring.take(entry);
-        Some((res, F_BUFFER | (u32::from(bid) << 16)))
     }
 
     /// Retries the ops waiting on `fd` that `revents` concerns, then re-arms
     /// its registration for those still waiting.
     fn ready_fd(&mut self, fd: RawFd, revents: u32) {
-        if let Some(claim) = self.claimed.get_mut(&fd) {
-            claim.closed |= closing(revents);
-            claim.ready |= revents & (libc::EPOLLIN | libc::EPOLLOUT) as u32;
-        }
-        let Some(watch) = self.watches.get_mut(&fd) else {
+        let Some(state) = self.fds.get_mut(fd) else {
             return;
         };
-        watch.armed = 0;
-        let broken = revents & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
-        let mut still = std::mem::take(&mut watch.ops);
-        still.retain(|&user_data| {
-            let wants = self
-                .waiting
-                .get(&user_data)
-                .map_or(0, |waiter| waiter.events);
-            let concerned = broken || wants & revents != 0;
-            if concerned && matches!(self.try_op(user_data), Outcome::Done) {
-                self.waiting.remove(&user_data);
+        let edge = match &mut state.claim {
+            Some(claim) => {
+                claim.saw(revents);
+                claim.registered
             }
-            self.waiting.contains_key(&user_data)
-        });
-        let edge = self.claimed.get(&fd).is_some_and(|claim| claim.registered);
-        let wanted = still
-            .iter()
-            .filter_map(|op| self.waiting.get(op))
-            .fold(0, |events, waiter| events | waiter.events);
-        let epoll = self.epoll.as_raw_fd();
-        let Some(watch) = self.watches.get_mut(&fd) else {
+            None => false,
+        };
+        if state.ops.is_empty() {
+            return;
+        }
+        state.armed = 0;
+        let broken = revents & (libc::EPOLLERR | libc::EPOLLHUP) as u32 != 0;
+        // In place: trying an op neither starts one nor touches a list of ops.
+        let mut at = 0;
+        while let Some(&user_data) = self.fds.get(fd).and_then(|state| state.ops.get(at)) {
+            let waits = match self.waiting.get(user_data) {
+                None => false,
+                Some(waiter) if !broken && waiter.events & revents == 0 => true,
+                Some(_) => self.try_op(user_data) != Outcome::Done,
+            };
+            if waits {
+                at += 1;
+            } else {
+                self.waiting.remove(user_data);
+                if let Some(state) = self.fds.get_mut(fd) {
+                    state.ops.remove(at);
+                }
+            }
+        }
+        let Some(state) = self.fds.get_mut(fd) else {
             return;
         };
-        // Ops that started meanwhile (a retry) registered themselves.
-        still.append(&mut watch.ops);
-        watch.ops = still;
         if edge {
             // Registered for both directions, edge-triggered, until released.
             return;
         }
-        if watch.ops.is_empty() {
-            self.watches.remove(&fd);
+        if state.ops.is_empty() {
             return;
         }
-        let wanted = wanted | watch.armed;
-        if let Err(err) = arm(epoll, fd, wanted) {
+        let waiting = &self.waiting;
+        let wanted = state
+            .ops
+            .iter()
+            .filter_map(|&op| waiting.get(op))
+            .fold(0, |events, waiter| events | waiter.events);
+        if let Err(err) = arm(self.epoll.as_raw_fd(), fd, wanted) {
             // The fd went away under its ops (closed by its owner): fail them.
             let res = -err.raw_os_error().unwrap_or(libc::EIO);
-            let ops = std::mem::take(&mut watch.ops);
-            self.watches.remove(&fd);
-            for user_data in ops {
-                if let Some(waiter) = self.waiting.remove(&user_data) {
+            for user_data in std::mem::take(&mut state.ops) {
+                if let Some(waiter) = self.waiting.remove(user_data) {
                     self.post(user_data, waiter.sqe.flags, res, 0);
                 }
             }
             return;
         }
-        watch.armed = wanted;
+        state.armed = wanted;
     }
 
     /// The ops just started that are tried at the next turn.
     fn run_retries(&mut self) {
         let retry = std::mem::take(&mut self.retry);
         for user_data in retry {
-            let Some(waiter) = self.waiting.get(&user_data) else {
+            let Some(waiter) = self.waiting.get(user_data) else {
                 continue;
             };
             let (fd, events) = (waiter.fd, waiter.events);
             let watched = self
-                .watches
-                .get(&fd)
-                .is_some_and(|watch| watch.ops.contains(&user_data));
+                .fds
+                .get(fd)
+                .is_some_and(|state| state.ops.contains(&user_data));
             match self.try_op(user_data) {
                 Outcome::Done => {
-                    self.waiting.remove(&user_data);
+                    self.waiting.remove(user_data);
                     self.unwatch(fd, user_data);
                 }
-                Outcome::Again if !watched => {
+                // (`try_op` queued an op that wants another go already.)
+                Outcome::Again | Outcome::More if !watched => {
                     if let Err(err) = self.watch(fd, user_data, events) {
                         let res = -err.raw_os_error().unwrap_or(libc::EIO);
-                        if let Some(waiter) = self.waiting.remove(&user_data) {
+                        if let Some(waiter) = self.waiting.remove(user_data) {
                             self.post(user_data, waiter.sqe.flags, res, 0);
                         }
                     }
                 }
-                Outcome::Again => {}
+                Outcome::Again | Outcome::More => {}
             }
         }
     }
@@ -1039,7 +799,7 @@ impl Poller {
             Wait::Park(None) => next_timeout,
             Wait::Park(Some(t)) => Some(next_timeout.map_or(t, |n| n.min(t))),
         };
-        let skip = matches!(timeout, Some(t) if t.is_zero()) && self.watches.is_empty();
+        let skip = matches!(timeout, Some(t) if t.is_zero()) && self.waiting.is_empty();
         if !skip {
             self.wait(ops, timeout)?;
         }
@@ -1126,14 +886,15 @@ impl Poller {
         for event in events.unwrap_or_default() {
             match event {
                 FdEvent::Claim(fd) => {
-                    self.claimed.insert(fd, Claim::new());
+                    if let Some(state) = self.fds.entry(fd) {
+                        state.claim = Some(Claim::new());
+                    }
                 }
                 FdEvent::Release(fd) => {
-                    if self
-                        .claimed
-                        .remove(&fd)
-                        .is_some_and(|claim| claim.registered)
-                    {
+                    let Some(state) = self.fds.get_mut(fd) else {
+                        continue;
+                    };
+                    if state.claim.take().is_some_and(|claim| claim.registered) {
                         // Not closed yet (the release comes first): unregister.
                         // SAFETY: a null event is allowed for DEL since 2.6.9.
                         unsafe {
@@ -1145,12 +906,8 @@ impl Poller {
                             )
                         };
                     }
-                    if self
-                        .watches
-                        .get(&fd)
-                        .is_some_and(|watch| watch.ops.is_empty())
-                    {
-                        self.watches.remove(&fd);
+                    if state.ops.is_empty() {
+                        state.armed = 0;
                     }
                 }
             }
@@ -1188,25 +945,18 @@ impl Poller {
         entries: u16,
         group: u16,
     ) -> io::Result<()> {
-        if self.rings.contains_key(&group) {
+        if self.rings.iter().any(|(id, _)| *id == group) {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
         if !entries.is_power_of_two() {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
-        self.rings.insert(
-            group,
-            Provided {
-                ring,
-                entries,
-                head: 0,
-            },
-        );
+        self.rings.push((group, Provided::new(ring, entries)));
         Ok(())
     }
 
     pub(crate) fn unregister_buf_ring(&mut self, group: u16) {
-        self.rings.remove(&group);
+        self.rings.retain(|(id, _)| *id != group);
     }
 }
 
@@ -1313,75 +1063,4 @@ fn arm(epoll: RawFd, fd: RawFd, events: u32) -> io::Result<()> {
         [libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD],
         libc::ENOENT,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A ring of 4 entries in 16-byte-aligned memory, and a way to offer a
-    /// buffer as `BufRing` does (write the entry, then publish the tail).
-    struct Owner {
-        memory: Vec<u128>,
-        tail: u16,
-    }
-
-    impl Owner {
-        fn give(&mut self, bid: u16) {
-            let entry = (self.tail & 3) as usize;
-            let bytes = self.memory.as_mut_ptr().cast::<u8>();
-            // SAFETY: `entry` < 4, the vector holds 4 × 16 bytes; the tail
-            // bytes of entry 0 are written only through the atomic below.
-            unsafe {
-                let at = bytes.add(entry * 16);
-                at.cast::<u64>().write(0x1000 * u64::from(bid));
-                at.add(8).cast::<u32>().write(100 + u32::from(bid));
-                at.add(12).cast::<u16>().write(bid);
-            }
-            self.tail = self.tail.wrapping_add(1);
-            // SAFETY: bytes 14..16 of the ring are the tail, 2-aligned.
-            unsafe { AtomicU16::from_ptr(bytes.add(14).cast()) }
-                .store(self.tail, Ordering::Release);
-        }
-    }
-
-    fn pick(ring: &mut Provided) -> Option<u16> {
-        let (addr, len, bid, entry) = ring.peek()?;
-        assert_eq!((addr, len), (0x1000 * u64::from(bid), 100 + u32::from(bid)));
-        ring.take(entry);
-        Some(bid)
-    }
-
-    #[test]
-    fn picks_the_buffer_returned_last_and_loses_none() {
-        let mut owner = Owner {
-            memory: vec![0; 4],
-            tail: 0,
-        };
-        let mut ring = Provided {
-            ring: owner.memory.as_mut_ptr().cast(),
-            entries: 4,
-            head: 0,
-        };
-        for bid in 0..4 {
-            owner.give(bid);
-        }
-        assert_eq!(pick(&mut ring), Some(3));
-        // What was given back last goes out first, over and over.
-        for _ in 0..10 {
-            owner.give(3);
-            assert_eq!(pick(&mut ring), Some(3));
-        }
-        let mut rest: Vec<u16> = std::iter::from_fn(|| pick(&mut ring)).collect();
-        rest.sort_unstable();
-        assert_eq!(rest, [0, 1, 2], "every buffer offered is picked once");
-        assert_eq!(pick(&mut ring), None);
-        // The ring wraps: entry 0's tail bytes survive the moves.
-        for bid in [2, 0] {
-            owner.give(bid);
-        }
-        assert_eq!(pick(&mut ring), Some(0));
-        assert_eq!(pick(&mut ring), Some(2));
-        assert_eq!(pick(&mut ring), None);
-    }
 }

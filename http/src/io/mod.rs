@@ -40,6 +40,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use futures_core::Stream as _;
 use hyper::rt::ReadBufCursor;
@@ -348,6 +349,33 @@ impl<S: Stream> Io<S> {
             res => Poll::Ready(res),
         }
     }
+}
+
+/// Ends a connection politely: shuts its writing side (the peer sees end of
+/// stream), then reads and drops what the peer still sends — up to
+/// `max_bytes`, for at most `max_time` — until it closes too. Closing with
+/// unread bytes would make the kernel reset the connection, and the peer
+/// could lose the last response it was sent (a 413 or 431 the server
+/// answered without reading the request).
+pub(crate) async fn linger<S: Stream>(stream: Rc<S>, max_bytes: usize, max_time: Duration) {
+    let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Write);
+    let drain = async {
+        let mut left = max_bytes;
+        let mut buf = pool::take_send_buf(pool::RING_BUF_SIZE as usize);
+        while left > 0 {
+            buf.clear();
+            let (res, back) = Op::new(op::Recv::new(Rc::clone(&stream), buf)).await;
+            buf = back;
+            match res {
+                Ok(0) => break,
+                Ok(n) => left = left.saturating_sub(n),
+                Err(err) if is_retryable(&err) => {}
+                Err(_) => break,
+            }
+        }
+        pool::give_send_buf(buf);
+    };
+    let _ = percore_runtime::time::timeout(max_time, drain).await;
 }
 
 /// An error after which the op did nothing, so trying again loses nothing.

@@ -16,7 +16,7 @@
 //!   kernel spreads connections across them) and runs a percore runtime;
 //!   each core accepts, serves and answers its own connections, with its
 //!   own clone of the service. Connections read through the core's buffer
-//!   ring and write through one send per response ([`Io`](crate::io::Io)).
+//!   ring and write through one send per response ([`Io`]).
 //! - **Protocols.** HTTP/1.0 and 1.1 (keep-alive, pipelining, chunked bodies
 //!   both ways, `Expect: 100-continue`, `HEAD`) and HTTP/2, told apart by
 //!   the HTTP/2 preface (h2c with prior knowledge) or by the [`Accept`]

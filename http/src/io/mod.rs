@@ -9,10 +9,12 @@
 //!   connection waiting for its next request holds no buffer and costs no
 //!   SQE per read. hyper copies each buffer into its own read buffer and the
 //!   ring buffer goes back at once; a tail hyper had no room for is kept
-//!   until it asks again. When the ring runs dry (`ENOBUFS`), receives fall
-//!   back to one-shot `recv`s into a plain buffer until ring buffers are
-//!   back — slower, never stalled, no byte lost. A core that cannot have a
-//!   ring (Linux before 5.19) uses one-shot receives throughout.
+//!   until it asks again. When the ring runs dry (`ENOBUFS`), a connection
+//!   waits for data with a one-shot poll (no buffer) and then receives it
+//!   with a one-shot `recv` into a plain buffer, until ring buffers are back
+//!   — slower, never stalled, no byte lost, and still no buffer held while
+//!   waiting. A core that cannot have a ring (Linux before 5.19) reads that
+//!   way throughout.
 //! - **Writes**: hyper hands over borrowed slices, which io_uring cannot send
 //!   from, so each write gathers them (all of a `poll_write_vectored` call:
 //!   headers and body of a response together) into one owned buffer from a
@@ -32,6 +34,8 @@
 
 mod op;
 mod pool;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 use std::future::Future;
@@ -109,7 +113,10 @@ pub struct Io<S: Stream = TcpStream> {
 struct Reader<S: Stream> {
     /// The multishot receive, made on the first read.
     recv: Option<RecvStream>,
-    /// A one-shot receive, on a core without a buffer ring.
+    /// Waiting for data without a buffer, while the ring has none to give
+    /// (or the core has no ring)…
+    poll: Option<Op<op::PollIn<S>>>,
+    /// …then one one-shot receive of it.
     plain: Option<Op<op::Recv<S>>>,
     /// Received bytes hyper has not taken yet: `tail[pos..]`.
     tail: Option<RingBuf>,
@@ -135,6 +142,7 @@ impl<S: Stream> Io<S> {
             stream: Rc::new(stream),
             read: Reader {
                 recv: None,
+                poll: None,
                 plain: None,
                 tail: None,
                 pos: 0,
@@ -181,14 +189,30 @@ impl<S: Stream> Io<S> {
                     Err(err) => Err(err),
                 });
             }
+            if let Some(poll) = self.read.poll.as_mut() {
+                let res = ready!(Pin::new(poll).poll(cx));
+                self.read.poll = None;
+                match res {
+                    // Readable (or closed): a one-shot receive completes at once.
+                    Ok(()) => self.start_plain(),
+                    Err(err) if is_retryable(&err) && self.read.retries < MAX_RETRIES => {
+                        self.read.retries += 1;
+                    }
+                    Err(err) => return Poll::Ready(Err(err)),
+                }
+                continue;
+            }
             let recv = match self.read.recv.as_mut() {
                 Some(recv) => recv,
                 None => match pool::ring() {
-                    Some(ring) => self.read.recv.insert(self.stream.recv_stream(&ring)),
-                    None => {
-                        let buf = Vec::with_capacity(pool::RING_BUF_SIZE as usize);
-                        let recv = op::Recv::new(Rc::clone(&self.stream), buf);
-                        self.read.plain = Some(Op::new(recv));
+                    Some(ring) if ring.available() > 0 => {
+                        self.read.recv.insert(self.stream.recv_stream(&ring))
+                    }
+                    // No ring buffer to wait with: wait for data holding no
+                    // buffer either, then receive it into a plain one.
+                    _ => {
+                        let poll = op::PollIn::new(Rc::clone(&self.stream));
+                        self.read.poll = Some(Op::new(poll));
                         continue;
                     }
                 },
@@ -196,6 +220,13 @@ impl<S: Stream> Io<S> {
             match ready!(Pin::new(recv).poll_next(cx)) {
                 Some(Ok(buf)) => {
                     self.read.retries = 0;
+                    if !buf.is_from_ring() {
+                        // The ring ran dry and the stream fell back to a
+                        // one-shot receive, now complete: nothing is in
+                        // flight, and the next wait must not hold a plain
+                        // buffer (it would, with this stream), so drop it.
+                        self.read.recv = None;
+                    }
                     return Poll::Ready(Ok(Some(buf)));
                 }
                 None => return Poll::Ready(Ok(None)),
@@ -207,6 +238,12 @@ impl<S: Stream> Io<S> {
                 Some(Err(err)) => return Poll::Ready(Err(err)),
             }
         }
+    }
+
+    fn start_plain(&mut self) {
+        let buf = Vec::with_capacity(pool::RING_BUF_SIZE as usize);
+        let recv = op::Recv::new(Rc::clone(&self.stream), buf);
+        self.read.plain = Some(Op::new(recv));
     }
 
     /// Copies received bytes into `cursor`, receiving if none are in hand.

@@ -105,3 +105,34 @@ unsafe impl<S: AsRawFd + 'static> OpCode for Recv<S> {
         (res.map(|n| n as usize), self.buf)
     }
 }
+
+/// Waits until the stream has something to read (`poll(2)` for `POLLIN`,
+/// one-shot), holding no buffer meanwhile.
+pub(super) struct PollIn<S> {
+    /// As in [`Send`]: the fd stays open until the completion.
+    stream: Rc<S>,
+}
+
+impl<S: AsRawFd + 'static> PollIn<S> {
+    pub(super) fn new(stream: Rc<S>) -> PollIn<S> {
+        PollIn { stream }
+    }
+}
+
+// SAFETY: the entry points at no memory; `stream` keeps the fd open.
+unsafe impl<S: AsRawFd + 'static> OpCode for PollIn<S> {
+    type Output = io::Result<()>;
+
+    /// Waits for the peer to send.
+    fn completes_on_its_own(&self) -> bool {
+        false
+    }
+
+    fn sqe(&mut self) -> squeue::Entry {
+        opcode::PollAdd::new(types::Fd(self.stream.as_raw_fd()), libc::POLLIN as u32).build()
+    }
+
+    fn complete(self, res: io::Result<u32>, _flags: u32) -> io::Result<()> {
+        res.map(drop)
+    }
+}

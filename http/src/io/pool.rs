@@ -44,7 +44,8 @@ pub(crate) fn ring() -> Option<BufRing> {
             Ring::Unavailable => return None,
             Ring::Unset => {}
         }
-        let made = BufRing::new(RING_ENTRIES, RING_BUF_SIZE).ok();
+        let (entries, size) = ring_shape();
+        let made = BufRing::new(entries, size).ok();
         *slot = match &made {
             Some(ring) => Ring::Ready(ring.clone()),
             None => Ring::Unavailable,
@@ -58,6 +59,25 @@ pub(crate) fn ring() -> Option<BufRing> {
         }));
         made
     })
+}
+
+#[cfg(not(test))]
+fn ring_shape() -> (u16, u32) {
+    (RING_ENTRIES, RING_BUF_SIZE)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A ring shape for the next ring this thread makes (unit tests).
+    pub(crate) static TEST_SHAPE: std::cell::Cell<Option<(u16, u32)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+#[cfg(test)]
+fn ring_shape() -> (u16, u32) {
+    TEST_SHAPE
+        .with(std::cell::Cell::get)
+        .unwrap_or((RING_ENTRIES, RING_BUF_SIZE))
 }
 
 struct ClearOnDrop;

@@ -123,8 +123,9 @@ fn memory_per_idle_keep_alive_connection() {
         .unwrap();
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let ready = std::io::BufReader::new(stdout)
-        .lines()
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let ready = lines
+        .by_ref()
         .any(|line| line.unwrap_or_default().contains("READY"));
     assert!(
         ready,
@@ -139,6 +140,7 @@ fn memory_per_idle_keep_alive_connection() {
     }
     let rss_after = rss();
     drop(stdin);
+    lines.for_each(drop);
     let _ = child.wait();
 
     let heap = heap_after.saturating_sub(heap_before) as f64 / CONNECTIONS as f64;

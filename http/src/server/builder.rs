@@ -320,26 +320,11 @@ impl<A: Accept> Builder<A> {
         B: http_body::Body<Data = Bytes> + 'static,
         B::Error: Into<BoxError>,
     {
-        let accept = self.acceptor.accept(io);
-        let accepted = match self.timeouts.header {
-            Some(after) => match percore_runtime::time::timeout(after, accept).await {
-                Ok(accepted) => accepted,
-                Err(_elapsed) => return,
-            },
-            None => accept.await,
-        };
-        let Ok(accepted) = accepted else { return };
         let state = ConnState::new();
-        let mut conn = Conn::new(accepted.conn, Rc::clone(&state));
-        let protocol = match accepted.protocol.or(self.only) {
-            Some(protocol) => protocol,
-            None => {
-                let sniff = pin!(Sniff(&mut conn));
-                match conn::drive(sniff, &state, self.timeouts, connections).await {
-                    Ended::Done(Ok(protocol)) => protocol,
-                    Ended::Done(Err(_)) | Ended::Stopped => return,
-                }
-            }
+        // Nothing of the opening is kept across the awaits below: the task
+        // holds room for hyper's connection, not for a copy of it too.
+        let Some((conn, protocol)) = self.open(io, &state, connections).await else {
+            return;
         };
         conn::set_protocol(&state, protocol);
         let service = Checked::new(service, self.limits, Rc::clone(&state));
@@ -351,10 +336,43 @@ impl<A: Accept> Builder<A> {
                 let _ = conn::drive(served, &state, self.timeouts, connections).await;
             }
             Protocol::Http2 => {
-                let served = pin!(self.h2.serve_connection(conn, service));
+                // On the heap: an HTTP/2 connection is twice an HTTP/1 one's
+                // size, and every task would otherwise carry that room.
+                let mut served = Box::pin(self.h2.serve_connection(conn, service));
+                let served = served.as_mut();
                 let _ = conn::drive(served, &state, self.timeouts, connections).await;
             }
         }
+    }
+}
+
+impl<A: Accept> Builder<A> {
+    /// The accept step (within the header read timeout) and the protocol:
+    /// the acceptor's choice, the builder's, or the preface's.
+    async fn open(
+        &self,
+        io: Io,
+        state: &Rc<ConnState>,
+        connections: &Connections,
+    ) -> Option<(Conn<A::Conn>, Protocol)> {
+        let accept = self.acceptor.accept(io);
+        let accepted = match self.timeouts.header {
+            Some(after) => percore_runtime::time::timeout(after, accept).await.ok()?,
+            None => accept.await,
+        }
+        .ok()?;
+        let mut conn = Conn::new(accepted.conn, Rc::clone(state));
+        let protocol = match accepted.protocol.or(self.only) {
+            Some(protocol) => protocol,
+            None => {
+                let sniff = pin!(Sniff(&mut conn));
+                match conn::drive(sniff, state, self.timeouts, connections).await {
+                    Ended::Done(Ok(protocol)) => protocol,
+                    Ended::Done(Err(_)) | Ended::Stopped => return None,
+                }
+            }
+        };
+        Some((conn, protocol))
     }
 }
 

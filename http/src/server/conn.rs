@@ -202,6 +202,28 @@ impl<T: Read + Write + Unpin> Conn<T> {
     }
 }
 
+impl<T: Read + Unpin> Conn<T> {
+    /// Reads from the transport into `cursor`, noting the bytes' arrival.
+    fn read_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        cursor: &mut ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: the inner read only writes (initialises) bytes of the
+        // unfilled part, never de-initialises one.
+        let unfilled: &mut [MaybeUninit<u8>] = unsafe { cursor.as_mut() };
+        let mut buf = ReadBuf::uninit(unfilled);
+        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf.unfilled()))?;
+        let n = buf.filled().len();
+        if n > 0 {
+            self.state.on_read();
+            // SAFETY: the inner read initialised these `n` bytes.
+            unsafe { cursor.advance(n) };
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<T: Read + Unpin> Read for Conn<T> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -214,20 +236,18 @@ impl<T: Read + Unpin> Read for Conn<T> {
             let n = rest.len().min(cursor.remaining());
             cursor.put_slice(&rest[..n]);
             this.start += n as u8;
-            return Poll::Ready(Ok(()));
+            if this.start < this.end || cursor.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            // With the prefix, whatever else is already received: hyper then
+            // parses the first request from one read, instead of growing its
+            // buffer for a second.
+            return match this.read_inner(cx, &mut cursor) {
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                _ => Poll::Ready(Ok(())),
+            };
         }
-        // SAFETY: the inner read only writes (initialises) bytes of the
-        // unfilled part, never de-initialises one.
-        let unfilled: &mut [MaybeUninit<u8>] = unsafe { cursor.as_mut() };
-        let mut buf = ReadBuf::uninit(unfilled);
-        std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, buf.unfilled()))?;
-        let n = buf.filled().len();
-        if n > 0 {
-            this.state.on_read();
-            // SAFETY: the inner read initialised these `n` bytes.
-            unsafe { cursor.advance(n) };
-        }
-        Poll::Ready(Ok(()))
+        this.read_inner(cx, &mut cursor)
     }
 }
 

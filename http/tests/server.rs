@@ -275,3 +275,27 @@ fn pipelined_requests_are_answered_in_order() {
     assert_eq!(end, End::Closed);
     server.stop().unwrap();
 }
+
+#[test]
+fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    use std::io::Write;
+    let server = start(Server::builder());
+    for _ in 0..20 {
+        let mut stream = std::net::TcpStream::connect(server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let (got, end) = read_all(&mut stream);
+        let text = String::from_utf8_lossy(&got);
+        assert!(
+            text.starts_with("HTTP/1.1 200") && text.ends_with("Hello, world!"),
+            "{text:?}"
+        );
+        assert_eq!(end, End::Closed);
+    }
+    server.stop().unwrap();
+}

@@ -91,7 +91,11 @@ impl Builder {
         h1.timer(Timer)
             // The server's own timeouts replace hyper's (see `conn`).
             .header_read_timeout(None)
-            .max_header_size(MAX_HEAD_SIZE);
+            .max_header_size(MAX_HEAD_SIZE)
+            // A client that shuts its writing side after its request
+            // (`printf … | nc`) still gets its answer; without this, hyper
+            // drops the request when it reads the end of stream.
+            .half_close(true);
         let mut h2 = http2::Builder::new(Executor);
         h2.timer(Timer).max_header_list_size(MAX_HEAD_SIZE as u32);
         Builder {

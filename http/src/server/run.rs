@@ -45,6 +45,7 @@ pub struct Server<A = Plain> {
     builder: Builder<A>,
     addr: SocketAddr,
     listeners: Vec<std::net::TcpListener>,
+    runtime: Option<percore_runtime::Builder>,
 }
 
 impl Server {
@@ -88,7 +89,16 @@ impl<A: Accept> Server<A> {
             builder,
             addr,
             listeners,
+            runtime: None,
         })
+    }
+
+    /// The runtime to serve on (backend, fault injection, stall threshold…);
+    /// its number of cores is set to the builder's. Default: a
+    /// `percore::Runtime::builder()` as it comes (it reads `PERCORE_DRIVER`).
+    pub fn runtime(mut self, runtime: percore_runtime::Builder) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// Where the server listens (the port chosen, for port 0).
@@ -166,8 +176,10 @@ impl<A: Accept> Server<A> {
             builder,
             addr: _,
             listeners,
+            runtime,
         } = self;
-        let runtime = percore_runtime::Runtime::builder()
+        let runtime = runtime
+            .unwrap_or_else(percore_runtime::Runtime::builder)
             .cores(builder.cores)
             .build()?;
         let shutdown = builder.shutdown.clone();

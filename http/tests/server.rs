@@ -115,6 +115,39 @@ fn a_thousand_requests_over_a_hundred_connections_each_get_their_own_body() {
     server.stop().unwrap();
 }
 
+#[test]
+fn a_thousand_requests_at_once_over_a_hundred_h2c_connections() {
+    const CONNECTIONS: usize = 100;
+    const PER_CONNECTION: usize = 10;
+    let server = start(Server::builder());
+    let addr = server.addr;
+    let answered = percore::run(async move {
+        let mut senders = Vec::new();
+        for _ in 0..CONNECTIONS {
+            senders.push(h2(addr).await);
+        }
+        // Every request is sent before any answer is awaited.
+        let requests = senders.iter().enumerate().flat_map(|(c, sender)| {
+            (0..PER_CONNECTION).map(move |r| {
+                let mut sender = sender.clone();
+                async move {
+                    let body = format!("{c}/{r} ").repeat(r + 1);
+                    let response = sender.send_request(post_req("/echo", body.clone())).await;
+                    assert_eq!(text(response.unwrap()).await, (200, body));
+                }
+            })
+        });
+        let all = futures_util::future::join_all(requests);
+        percore::time::timeout(Duration::from_secs(120), all)
+            .await
+            .expect("1,000 requests answered within 2 minutes")
+            .len()
+    })
+    .unwrap();
+    assert_eq!(answered, CONNECTIONS * PER_CONNECTION);
+    server.stop().unwrap();
+}
+
 /// Runs curl with `args`; `None` (and a loud message) if curl is missing.
 fn curl(args: &[&str]) -> Option<std::process::Output> {
     match std::process::Command::new("curl").args(args).output() {

@@ -27,6 +27,11 @@ pub(crate) type H2Sender = http2::SendRequest<Body>;
 /// The bytes of one connection: a plain TCP stream, or TLS over one
 /// (made in [`secure`]; [`Transport::alpn_h2`] reads the protocol the
 /// server chose).
+///
+/// TLS is boxed (its rustls state is kilobytes); the plain stream is not,
+/// though it is the larger of the two here: it is the common case, and the
+/// transport lives inside its connection's task, on the heap already.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Transport {
     /// `http://`: bytes as they are.

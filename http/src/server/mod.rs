@@ -39,6 +39,8 @@ mod builder;
 mod conn;
 mod run;
 mod service;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::future::Future;
 use std::io;

@@ -139,7 +139,7 @@ pub async fn fetch(options: &Options, out: &mut impl Write) -> Result<(), FetchE
     }
     if let Some(file) = &options.cacert {
         let connector = TlsConnector::from_ca_pem_file(file).map_err(|err| {
-            let err = io::Error::new(err.kind(), format!("--cacert {}: {err}", file.display()));
+            let err = io::Error::new(err.kind(), format!("--cacert: {err}"));
             FetchError::Fetch(err)
         })?;
         builder = builder.tls_connector(connector);

@@ -193,7 +193,7 @@ fn the_axum_json_example_keeps_a_todo_list_across_connections_and_cores() {
             .json()
             .await
             .unwrap();
-        assert_eq!(listed, [changed.clone()]);
+        assert_eq!(listed, std::slice::from_ref(&changed));
         let read: Todo = h2
             .get(format!("{base}/todos/1"))
             .send()

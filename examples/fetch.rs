@@ -26,9 +26,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let fetched = percore::run(async move { fetch(&options, &mut io::stdout().lock()).await });
+    let fetched = percore::run(async move { fetch(&options, io::stdout()).await });
     let failed = match fetched {
-        Ok(Ok(())) => return ExitCode::SUCCESS,
+        Ok(Ok(_stdout)) => return ExitCode::SUCCESS,
         // `fetch URL | head`: the reader has what it wanted.
         Ok(Err(FetchError::Output(err))) if err.kind() == io::ErrorKind::BrokenPipe => {
             return ExitCode::SUCCESS

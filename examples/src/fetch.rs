@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use bytes::Bytes;
 use percore::http::client::Client;
 use percore::http::tls::TlsConnector;
 
@@ -122,14 +123,15 @@ impl std::error::Error for FetchError {
 /// Fetches `options.url` and writes the answer to `out`: the status line
 /// (`HTTP/1.1 200 OK`), one `name: value` line per header, a blank line,
 /// then the body, written as it arrives. Any status is an answer: a 404 is
-/// printed, not an error.
+/// printed, not an error. `out` is written on the blocking pool (a slow
+/// reader of a pipe must not stall the core) and given back at the end.
 ///
 /// # Errors
 ///
 /// The CA file cannot be read; the request fails (the client's message:
 /// what failed, for which URL, and why); the body breaks off; `out`
 /// cannot be written.
-pub async fn fetch(options: &Options, out: &mut impl Write) -> Result<(), FetchError> {
+pub async fn fetch<W: Write + Send + 'static>(options: &Options, out: W) -> Result<W, FetchError> {
     let mut builder = Client::builder().connect_timeout(CONNECT_TIMEOUT);
     if options.http2 {
         builder = builder.http2_prior_knowledge();
@@ -139,8 +141,7 @@ pub async fn fetch(options: &Options, out: &mut impl Write) -> Result<(), FetchE
     }
     if let Some(file) = &options.cacert {
         let connector = TlsConnector::from_ca_pem_file(file).map_err(|err| {
-            let err = io::Error::new(err.kind(), format!("--cacert: {err}"));
-            FetchError::Fetch(err)
+            FetchError::Fetch(io::Error::new(err.kind(), format!("--cacert: {err}")))
         })?;
         builder = builder.tls_connector(connector);
     }
@@ -159,12 +160,27 @@ pub async fn fetch(options: &Options, out: &mut impl Write) -> Result<(), FetchE
         ));
     }
     head.push('\n');
-    // Blocking writes on the core: this program does nothing else meanwhile.
-    out.write_all(head.as_bytes()).map_err(FetchError::Output)?;
+    let mut out = write_out(out, Bytes::from(head)).await?;
     while let Some(chunk) = response.chunk().await.map_err(failed)? {
-        out.write_all(&chunk).map_err(FetchError::Output)?;
+        out = write_out(out, chunk).await?;
     }
-    out.flush().map_err(FetchError::Output)
+    write_out(out, Bytes::new()).await
+}
+
+/// Writes `bytes` to `out` and flushes it, on the blocking pool.
+async fn write_out<W: Write + Send + 'static>(mut out: W, bytes: Bytes) -> Result<W, FetchError> {
+    let written = percore::spawn_blocking(move || {
+        out.write_all(&bytes)?;
+        out.flush()?;
+        Ok(out)
+    })
+    .await;
+    match written {
+        Ok(written) => written.map_err(FetchError::Output),
+        Err(err) => Err(FetchError::Output(io::Error::other(format!(
+            "the blocking pool: {err}"
+        )))),
+    }
 }
 
 #[cfg(test)]

@@ -1,39 +1,27 @@
-//! A plain HTTP/1.1 keep-alive server ("Hello, world!" for every path), one
-//! `SO_REUSEPORT` listener per core; requests are parsed incrementally with
-//! bounded buffers (`percore_examples::http`).
+//! An HTTP server ("Hello, world!" for every request) on percore-http: one
+//! `SO_REUSEPORT` listener per core, HTTP/1.1 (keep-alive, pipelining,
+//! chunked bodies, `HEAD`) and HTTP/2 by prior knowledge (h2c), with the
+//! server's default timeouts and limits. The service is
+//! `percore_examples::http::hello`.
 //!
-//! `SIGTERM` or Ctrl-C drains it: the listeners close, every request received
-//! is answered (with `Connection: close`), idle connections close, and it
-//! exits within `--grace` seconds.
+//! `SIGTERM` or Ctrl-C drains it: the listeners close, every connection
+//! finishes the request in hand and closes (HTTP/2: `GOAWAY`), and it exits
+//! within `--grace` seconds.
 //!
 //! `cargo run --release -p percore-examples --example http -- --addr 127.0.0.1:8080 --cores 2`
+//!
+//! then `curl http://127.0.0.1:8080/` or `curl --http2-prior-knowledge http://127.0.0.1:8080/`.
 
 use std::io;
 
-use futures_util::StreamExt;
-use percore::net::graceful::Connections;
-use percore::net::TcpListener;
-use percore_examples::http;
-use percore_examples::server::{serve_per_core, Flags};
-
-async fn serve(listener: TcpListener, connections: Connections) {
-    let mut incoming = listener.incoming();
-    while let Some(next) = incoming.next().await {
-        // Accept errors (EMFILE…) are retried by `incoming` after a pause.
-        if let Ok(stream) = next {
-            let _ = stream.set_nodelay(true);
-            let stream = connections.track(stream);
-            let connections = connections.clone();
-            drop(percore::spawn(async move {
-                http::serve(&stream, || connections.is_finishing()).await
-            }));
-        }
-    }
-}
+use hyper::service::service_fn;
+use percore::http::server::Builder;
+use percore_examples::http::hello;
+use percore_examples::server::{bind, Flags};
 
 fn main() -> io::Result<()> {
     let flags = Flags::parse(8080)?;
-    serve_per_core("http", flags, |_core, listener, connections| {
-        serve(listener, connections)
-    })
+    bind(flags)?
+        .serve_http("http", Builder::new(), |_core| service_fn(hello))
+        .map(drop)
 }

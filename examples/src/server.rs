@@ -1,5 +1,13 @@
 //! `--addr`/`--cores`/`--grace` flags, one `SO_REUSEPORT` listener per core,
-//! and a graceful shutdown on `SIGTERM` or `SIGINT`.
+//! and a graceful shutdown on `SIGTERM` or `SIGINT`; [`Bound::serve_http`]
+//! serves HTTP on those listeners with percore-http.
+//!
+//! percore-http's own [`Server`](percore::http::server::Server) does the same
+//! binding and draining (the `axum_json` example uses it); the examples here
+//! go through [`Builder::serve_listener`] instead so that every server prints
+//! the same two lines — `NAME: listening on ADDR (N cores)` when it accepts,
+//! and `NAME: shut down (N connections cut …)` when it returns — which tests
+//! and scripts read.
 
 use std::future::Future;
 use std::io;
@@ -8,7 +16,10 @@ use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::future::select;
+use hyper::{Request, Response};
+use percore::http::server::{Body, BoxError, Builder};
 use percore::net::graceful::Connections;
 use percore::net::tcp::ListenOptions;
 use percore::net::TcpListener;
@@ -149,7 +160,7 @@ impl Bound {
             move || async move { shutdown.begin_on_signals() }
         })??;
         println!("{name}: listening on {addr} ({} cores)", flags.cores);
-        let left = runtime.run_on_all({
+        runtime.run_on_all({
             let shutdown = shutdown.clone();
             move |core| {
                 let listener = listeners
@@ -168,15 +179,44 @@ impl Bound {
                     shutdown.begun().await;
                     connections.finish().await;
                     let _ = percore::time::timeout(flags.grace, shutdown.drained()).await;
-                    connections.live()
                 }
             }
         })?;
-        let left: usize = left.into_iter().sum();
+        // Every connection task holds a guard of the shutdown until it ends;
+        // those still alive now are cut when the runtime drops them.
+        let left = shutdown.active();
+        drop(runtime);
         println!(
             "{name}: shut down ({left} connections cut at the end of the {:?} grace)",
             flags.grace
         );
         Ok(left)
+    }
+
+    /// Serves HTTP/1.1 and HTTP/2 (h2c) with percore-http on every core, as
+    /// [`serve`](Bound::serve) says: each core serves its listener with
+    /// `options` and the hyper service `service(core)` builds there — it
+    /// need not be `Send`, so per-core state can live in an `Rc`. At the
+    /// shutdown each connection finishes the request in hand and closes
+    /// (HTTP/2: `GOAWAY`).
+    ///
+    /// # Errors
+    ///
+    /// As [`serve`](Bound::serve).
+    pub fn serve_http<F, S, B>(self, name: &str, options: Builder, service: F) -> io::Result<usize>
+    where
+        F: Fn(usize) -> S + Send + Sync + 'static,
+        S: hyper::service::Service<Request<Body>, Response = Response<B>> + Clone + 'static,
+        S::Error: Into<BoxError>,
+        B: hyper::body::Body<Data = Bytes> + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.serve(name, move |core, listener, connections| {
+            let options = options.clone();
+            let service = service(core);
+            async move {
+                options.serve_listener(listener, service, connections).await;
+            }
+        })
     }
 }

@@ -137,12 +137,17 @@ pub fn signal(kind: SignalKind) -> io::Result<Signal> {
             kind.0
         )));
     }
+    // The count before the handler: a delivery right after the install is
+    // then reported by the first `recv` (read after, it would be swallowed
+    // — neither the default action nor a wake-up: a SIGTERM at start-up
+    // that neither kills nor drains).
+    let seen = registry::delivered(kind.0);
     registry::install(kind.0)?;
     let listeners = Listeners::of_this_core()?;
     let id = listeners.new_id();
     Ok(Signal {
         signal: kind.0,
-        seen: registry::delivered(kind.0),
+        seen,
         listeners,
         id,
     })

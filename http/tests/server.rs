@@ -191,6 +191,17 @@ fn curl_from_outside_over_http1_and_h2c() {
             format!("Hello, world!\n200 {version}"),
             "curl {flag}"
         );
+        // HEAD: the head a GET would get, no body (hyper's HTTP/2 would send
+        // it; curl then fails with error 92).
+        let Some(out) = curl(&["-sS", "--max-time", "30", flag, "-I", &url]) else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        assert!(out.status.success(), "curl {flag} -I: {out:?}");
+        assert!(
+            head.starts_with(&format!("http/{version} 200")) && head.contains("content-length: 13"),
+            "curl {flag} -I: {head:?}"
+        );
         // A body sent chunked, and `Expect: 100-continue` (curl sends it for
         // bodies over 1 MiB on HTTP/1.1).
         let Some(out) = curl(&[
@@ -331,4 +342,47 @@ fn a_client_that_half_closes_after_its_request_gets_the_answer() {
         assert_eq!(end, End::Closed);
     }
     server.stop().unwrap();
+}
+
+#[test]
+fn head_gets_the_head_without_the_body_over_http1_and_h2c() {
+    // A plain hyper service that answers HEAD as it answers GET (axum strips
+    // the body itself; this one leaves it to the server).
+    let server = Server::builder()
+        .cores(1)
+        .signals(false)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let addr = server.local_addr();
+    let shutdown = server.shutdown_handle();
+    let thread = std::thread::spawn(move || {
+        server.serve_hyper(hyper::service::service_fn(|_request| async {
+            Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                bytes::Bytes::from_static(b"Hello, world!"),
+            )))
+        }))
+    });
+    percore::run(async move {
+        let mut one = h1(addr).await;
+        let mut two = h2(addr).await;
+        for round in 0..2 {
+            let head = || {
+                hyper::Request::head(format!("http://{addr}/"))
+                    .body(http_body_util::Full::new(bytes::Bytes::new()))
+                    .unwrap()
+            };
+            let response = two.send_request(head()).await.unwrap();
+            assert_eq!(response.headers()["content-length"], "13", "h2 {round}");
+            assert_eq!(text(response).await, (200, String::new()), "h2 {round}");
+            let response = one.send_request(head()).await.unwrap();
+            assert_eq!(response.headers()["content-length"], "13", "h1 {round}");
+            assert_eq!(text(response).await, (200, String::new()), "h1 {round}");
+            // The connection goes on: a GET after the HEAD gets its body.
+            let (status, body) = text(two.send_request(get_req("/")).await.unwrap()).await;
+            assert_eq!((status, body.as_str()), (200, "Hello, world!"));
+        }
+    })
+    .unwrap();
+    shutdown.begin();
+    thread.join().unwrap().unwrap();
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::Body as _;
 use hyper::body::Incoming;
-use hyper::{header, Request, Response, StatusCode, Version};
+use hyper::{header, Method, Request, Response, StatusCode, Version};
 use pin_project_lite::pin_project;
 
 use super::body::{Body, BoxError, ResponseBody};
@@ -66,11 +66,15 @@ where
             }
         }
         let limits = self.limits;
+        // hyper's HTTP/1 drops the body of an answer to HEAD; its HTTP/2 sends
+        // it, and clients reset the stream: drop it here.
+        let head = request.method() == Method::HEAD && request.version() >= Version::HTTP_2;
         let request =
             request.map(|incoming| Body::new(incoming, limits.max_body, limits.body_read_timeout));
         CheckedFuture::Called {
             future: self.inner.call(request),
             active: Some(active),
+            head,
         }
     }
 }
@@ -102,6 +106,8 @@ pin_project! {
             #[pin]
             future: F,
             active: Option<Active>,
+            // An HTTP/2 HEAD: the answer goes out without its body.
+            head: bool,
         },
         Refused {
             response: Option<Response<ResponseBody<B>>>,
@@ -112,14 +118,22 @@ pin_project! {
 impl<F, B, E> Future for CheckedFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
     E: Into<BoxError>,
 {
     type Output = Result<Response<ResponseBody<B>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            CheckedProj::Called { future, active } => {
+            CheckedProj::Called {
+                future,
+                active,
+                head,
+            } => {
                 let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                if *head {
+                    return Poll::Ready(Ok(headless(response, active.take())));
+                }
                 Poll::Ready(Ok(
                     response.map(|body| ResponseBody::new(body, active.take()))
                 ))
@@ -130,4 +144,21 @@ where
             },
         }
     }
+}
+
+/// The answer to an HTTP/2 `HEAD`: its head, with the `content-length` a
+/// `GET` would have had (when the body knows it), and no body.
+fn headless<B: http_body::Body>(
+    response: Response<B>,
+    active: Option<Active>,
+) -> Response<ResponseBody<B>> {
+    let (mut parts, body) = response.into_parts();
+    if let Some(length) = body.size_hint().exact() {
+        parts
+            .headers
+            .entry(header::CONTENT_LENGTH)
+            .or_insert_with(|| header::HeaderValue::from(length));
+    }
+    drop(body);
+    Response::from_parts(parts, ResponseBody::fixed(b"", active))
 }

@@ -67,16 +67,11 @@ fn the_http_example_says_hello_over_http1_and_h2c_and_to_curl() {
                 assert_eq!(response.headers()["content-type"], "text/plain");
                 assert_eq!(response.text().await.unwrap(), "Hello, world!");
             }
-            // HEAD over HTTP/1.1 only: over HTTP/2 the server sends the
-            // service's body (hyper's HTTP/2 server does not drop it), which
-            // the client rightly refuses (a stream reset, PROTOCOL_ERROR).
-            // TODO(issue 16): percore-http's server to drop it.
-            if version == Version::HTTP_11 {
-                let head = client.head(&base).send().await.unwrap();
-                assert_eq!(head.status(), StatusCode::OK);
-                assert_eq!(head.headers()["content-length"], "13");
-                assert_eq!(head.text().await.unwrap(), "", "HEAD has no body");
-            }
+            // HEAD: the head a GET gets, no body (on HTTP/2 too).
+            let head = client.head(&base).send().await.unwrap();
+            assert_eq!(head.status(), StatusCode::OK);
+            assert_eq!(head.headers()["content-length"], "13");
+            assert_eq!(head.text().await.unwrap(), "", "HEAD has no body");
             // A chunked request body (the old hand-written server said 501).
             let chunks = stream::iter(["one ", "two ", "three"].map(Ok::<_, std::io::Error>));
             let posted = client

@@ -219,7 +219,8 @@ impl<A: Accept> Builder<A> {
     }
 
     /// hyper's HTTP/1 options, for what this builder does not name
-    /// (`half_close`, `title_case_headers`, `pipeline_flush`…). The timer is
+    /// (`title_case_headers`, `pipeline_flush`, `writev(true)` for large
+    /// response bodies: see [`Io`]'s `is_write_vectored`…). The timer is
     /// set already; leave `header_read_timeout` off (the server's own
     /// replaces it).
     pub fn http1(&mut self) -> &mut http1::Builder {

@@ -13,6 +13,8 @@
 //!
 //! Instructions per request: valgrind's "Collected" total over the client's
 //! request count (benches/scripts/kernel_features_callgrind.sh does both).
+//! At its end it prints its own counters (enters, SQEs, CQEs) and CPU time,
+//! which benches/scripts/kernel_features.sh reads with `SERVER=one_thread`.
 
 use std::pin::pin;
 use std::time::Duration;
@@ -22,7 +24,8 @@ use futures_util::StreamExt;
 use percore::net::{BufRing, TcpListener, TcpStream};
 use percore_bench::http::{Cutter, BAD_REQUEST, RESPONSE};
 
-/// As `percore-bench serve`: 16 MiB of receive buffers per core.
+/// As `percore-bench serve`: 16 MiB of receive buffers per core
+/// (`RING=COUNT/BYTES` in the environment sets others).
 const RING_BUFFERS: u16 = 1024;
 const RING_BUFFER_SIZE: u32 = 16 * 1024;
 
@@ -47,8 +50,22 @@ fn main() -> std::io::Result<()> {
     let seconds: f64 = seconds
         .parse()
         .map_err(|err| std::io::Error::new(std::io::ErrorKind::InvalidInput, err))?;
+    let (count, size) = match std::env::var("RING") {
+        Ok(ring) => {
+            let parsed = ring
+                .split_once('/')
+                .and_then(|(count, size)| Some((count.parse().ok()?, size.parse().ok()?)));
+            parsed.ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("RING={ring:?}: give COUNT/BYTES, e.g. 256/65536"),
+                )
+            })?
+        }
+        Err(_) => (RING_BUFFERS, RING_BUFFER_SIZE),
+    };
     percore::run(async move {
-        let ring = BufRing::new(RING_BUFFERS, RING_BUFFER_SIZE)?;
+        let ring = BufRing::new(count, size)?;
         let listener = TcpListener::bind(addr)?;
         println!("server_one_thread: listening on {}", listener.local_addr()?);
         let mut incoming = listener.incoming();
@@ -76,13 +93,59 @@ fn main() -> std::io::Result<()> {
                 Either::Left((None, _)) | Either::Right(_) => break,
             }
         }
+        // For benches/scripts/kernel_features.sh: this core's own counters.
+        let stats = percore::stats();
+        println!(
+            "server_one_thread: stats enters {} sqes {} cqes {} cpu_us {}",
+            stats.enters,
+            stats.sqes,
+            stats.cqes,
+            percore_bench::cpu::thread_cpu_time().as_micros()
+        );
         std::io::Result::Ok(())
     })?
 }
 
 async fn echo(stream: TcpStream, ring: BufRing) {
     let mut incoming = stream.recv_stream(&ring);
+    // GATHER=1: what a send bundle would do, with a plain sendmsg: every
+    // buffer received so far (the rest of a receive bundle) goes out in one
+    // SQE.
+    let gather = std::env::var_os("GATHER").is_some();
     while let Some(Ok(buf)) = incoming.next().await {
+        if gather {
+            let mut bufs = vec![buf];
+            while let Some(Some(Ok(more))) = futures_util::FutureExt::now_or_never(incoming.next())
+            {
+                bufs.push(more);
+            }
+            if bufs.len() > 1 {
+                let total: usize = bufs.iter().map(|b| b.len()).sum();
+                let (res, bufs) = stream.writev(bufs).await;
+                let Ok(mut sent) = res else { return };
+                if sent < total {
+                    for buf in bufs {
+                        if sent >= buf.len() {
+                            sent -= buf.len();
+                            continue;
+                        }
+                        let skip = sent;
+                        sent = 0;
+                        let (res, _) = stream.write_all(buf[skip..].to_vec()).await;
+                        if res.is_err() {
+                            return;
+                        }
+                    }
+                }
+                continue;
+            }
+            let Some(buf) = bufs.pop() else { return };
+            let (res, _buf) = stream.write_all(buf).await;
+            if res.is_err() {
+                return;
+            }
+            continue;
+        }
         let (res, _buf) = stream.write_all(buf).await;
         if res.is_err() {
             return;

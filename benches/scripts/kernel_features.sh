@@ -13,6 +13,16 @@
 # Per request, from `perf stat -p SERVER`: CQEs posted (io_uring:io_uring_complete),
 # SQEs (io_uring:io_uring_submit_req), io_uring_enter calls, server CPU µs
 # (task-clock); and the client's req/s. Prints every run, then the medians.
+# SERVER=one_thread runs examples/server_one_thread.rs instead of `serve`
+# (the same server on the main thread; it takes RING=COUNT/BYTES and
+# GATHER=1), and takes the counts from the server's own counters instead of
+# perf (whose syscall tracepoint slows every syscall of the server, enough to
+# change how 64 KiB messages are cut); its CPU time then covers its whole
+# life (start-up and a 2 s idle tail included).
+# FLUSH_TCP_METRICS=1 forgets the kernel's cached TCP metrics of 127.0.0.1
+# before each run (`ip tcp_metrics delete`, root): the cached congestion
+# state of earlier runs decides whether a 64 KiB send goes out whole or in
+# pieces, which moves the figures of large messages between two regimes.
 # RATE=R in the environment makes the client open-loop at R requests/s (a
 # server that is not saturated, where waits matter). perf's tracepoints need
 # root or kernel.perf_event_paranoid <= -1.
@@ -34,7 +44,7 @@ variants=("$@")
 [ ${#variants[@]} -gt 0 ] || { echo "kernel_features: name at least one variant (label=ENV)" >&2; exit 2; }
 
 command -v perf >/dev/null || { echo "kernel_features: perf not found" >&2; exit 2; }
-[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p percore-bench --bin percore-bench
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p percore-bench --bin percore-bench --example server_one_thread
 target=${CARGO_TARGET_DIR:-target}
 bench=$target/release/percore-bench
 events='task-clock,io_uring:io_uring_complete,io_uring:io_uring_submit_req,syscalls:sys_enter_io_uring_enter'
@@ -45,24 +55,42 @@ trap 'rm -f "$results"' EXIT
 # "label req/s cqes sqes enters cpu_us" (per request) to $results.
 run() {
     local label=$1 env=$2 server=$bench
+    [ -z "${FLUSH_TCP_METRICS:-}" ] || ip tcp_metrics delete 127.0.0.1 2>/dev/null || true
+    sleep "${PAUSE:-0}"
     # BIN=PATH in a variant's environment names another server binary (a build of the old code).
     if [[ $env =~ (^| )BIN=([^ ]*) ]]; then
         server=${BASH_REMATCH[2]}
         env=${env/BIN=$server/}
     fi
-    coproc SERVER { exec env $env PERCORE_DRIVER=io_uring taskset -c 0 "$server" serve "$proto" --addr 127.0.0.1:0 --control; }
-    local pid=$SERVER_PID line addr stat json
-    read -r line <&"${SERVER[0]}"
+    if [ "${SERVER:-}" = one_thread ]; then
+        [ "$server" = "$bench" ] && server=$target/release/examples/server_one_thread
+        coproc SRV { exec env $env PERCORE_DRIVER=io_uring taskset -c 0 "$server" "$proto" "127.0.0.1:$((20000 + RANDOM % 20000))" "$((seconds + 2))"; }
+    else
+        coproc SRV { exec env $env PERCORE_DRIVER=io_uring taskset -c 0 "$server" serve "$proto" --addr 127.0.0.1:0 --control; }
+    fi
+    local pid=$SRV_PID line addr stat json
+    read -r line <&"${SRV[0]}"
     addr=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' <<<"$line")
     [ -n "$addr" ] || { echo "kernel_features: $label did not start: $line" >&2; exit 1; }
     stat=$(mktemp)
-    perf stat -x, -e "$events" -p "$pid" -o "$stat" &
-    local perf=$!
+    local perf=
+    if [ "${SERVER:-}" != one_thread ]; then
+        perf stat -x, -e "$events" -p "$pid" -o "$stat" &
+        perf=$!
+    fi
     sleep 0.2
     json=$(PERCORE_DRIVER=io_uring taskset -c 1 "$bench" net "$proto" --size "$size" --target "$addr" -c 64 -d "$seconds" ${RATE:+--rate "$RATE"} --json)
-    kill -INT "$perf"
-    wait "$perf" 2>/dev/null || true
-    eval "exec ${SERVER[1]}>&-"
+    if [ -n "$perf" ]; then
+        kill -INT "$perf"
+        wait "$perf" 2>/dev/null || true
+    else
+        # The server's last line: its own counters and CPU time.
+        local last
+        read -r last <&"${SRV[0]}" || true
+        awk '{ printf "%s,,task-clock\n%s,,io_uring:io_uring_complete\n%s,,io_uring:io_uring_submit_req\n%s,,syscalls:sys_enter_io_uring_enter\n", $10 / 1e3, $8, $6, $4 }' <<<"$last" >"$stat"
+    fi
+    # Closing its stdin ends `serve --control` (a one-thread server has ended).
+    [ -z "${SRV[1]:-}" ] || eval "exec ${SRV[1]}>&-"
     wait "$pid" 2>/dev/null || true
     local n rps
     n=$(jq '.runs[0].requests' <<<"$json")

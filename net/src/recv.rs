@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
-use percore_runtime::buf_ring::{BufRing, RingBuf};
+use percore_runtime::buf_ring::{BufRing, Bundle, RingBuf};
 use percore_runtime::{BufResult, IoBufMut, MultiOp, Op};
 use socket2::SockAddr;
 
@@ -26,6 +26,7 @@ impl Socket {
             fd: self.shared_fd().clone(),
             ring: ring.clone(),
             multi: None,
+            bundle: None,
             fallback: None,
             done: false,
         }
@@ -123,6 +124,11 @@ impl Socket {
 /// Each buffer goes back to the ring when dropped; an echo can write it out as
 /// it is (`RingBuf` is an `IoBuf`).
 ///
+/// Where the kernel has receive bundles (Linux 6.10,
+/// [`Features::RECV_BUNDLE`](percore_runtime::Features::RECV_BUNDLE)), one
+/// completion may fill several ring buffers when more than one buffer's worth
+/// of bytes was waiting; they are yielded one by one, in order, as without.
+///
 /// While it waits, the connection holds no buffer: a server with 100,000 idle
 /// connections holds only the ring. If the ring runs out (the application holds
 /// every buffer), receives do not stall: each read falls back to a one-shot
@@ -164,6 +170,9 @@ pub struct RecvStream {
     fd: SharedFd,
     ring: BufRing,
     multi: Option<MultiOp<op::RecvMulti>>,
+    /// Buffers of the last completion not yielded yet (a completion of a
+    /// receive bundle may fill several).
+    bundle: Option<Bundle>,
     /// A one-shot receive, used while the ring has no buffer to give.
     fallback: Option<Op<op::Recv<Vec<u8>>>>,
     done: bool,
@@ -182,6 +191,12 @@ impl Stream for RecvStream {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
+            if let Some(bundle) = this.bundle.as_mut() {
+                match bundle.next() {
+                    Some(buf) => return Poll::Ready(Some(Ok(buf))),
+                    None => this.bundle = None,
+                }
+            }
             if this.done {
                 return Poll::Ready(None);
             }
@@ -213,7 +228,10 @@ impl Stream for RecvStream {
                 ))),
             };
             match std::task::ready!(Pin::new(multi).poll_next(cx)) {
-                Some(Ok(Some(buf))) => return Poll::Ready(Some(Ok(buf))),
+                Some(Ok(Some((buf, more)))) => {
+                    this.bundle = more;
+                    return Poll::Ready(Some(Ok(buf)));
+                }
                 Some(Ok(None)) => {
                     this.done = true;
                     this.multi = None;
@@ -239,6 +257,7 @@ impl std::fmt::Debug for RecvStream {
         f.debug_struct("RecvStream")
             .field("ring", &self.ring)
             .field("armed", &self.multi.is_some())
+            .field("bundle", &self.bundle)
             .field("done", &self.done)
             .finish()
     }

@@ -8,6 +8,14 @@
 //! [`RingBuf`], which goes back into the ring when dropped. Every op that
 //! selects from a ring must hold a clone of it until its last CQE, so the
 //! memory the kernel picks from outlives every op that may pick.
+//!
+//! Where the core's kernel has receive bundles
+//! ([`Features::RECV_BUNDLE`](crate::Features::RECV_BUNDLE)), one CQE may
+//! name several buffers: the one its flags name and those after it in the
+//! order they were put in the ring. [`BufRing::take_bundle`] turns such a CQE
+//! into its first buffer and a [`Bundle`] of the others; to know which
+//! buffers follow which, the ring remembers, for each buffer put in, the one
+//! put in right after it.
 
 use std::alloc::{self, Layout};
 use std::cell::Cell;
@@ -61,6 +69,18 @@ struct Inner {
     /// Buffers out of the ring (in a `RingBuf`, or picked by the kernel for a
     /// CQE not yet taken).
     out: Cell<usize>,
+    /// `next[b]`: the buffer put in the ring right after buffer `b`. The kernel
+    /// consumes a bundle in ring order, so the buffers of a bundle that starts
+    /// at `b` are `b`, `next[b]`, `next[next[b]]`… An entry is written only
+    /// when `b` is the last buffer put in (`last`): while `b` is out and not
+    /// last, its entry stays as it was when the kernel took `b`; while it is
+    /// last, nothing followed it into the ring, so no bundle continues past it.
+    next: Box<[Cell<u16>]>,
+    /// The buffer put in the ring last.
+    last: Cell<u16>,
+    /// Whether ops selecting from this ring ask for bundles (the core's
+    /// kernel has them, and they are allowed).
+    bundles: bool,
     /// The core whose ring it is registered with.
     core: u64,
 }
@@ -99,6 +119,9 @@ impl BufRing {
         let (Some(ring), Some(bufs)) = (ring, bufs) else {
             alloc::handle_alloc_error(bufs_layout);
         };
+        let bundles = executor::with_driver(|driver| {
+            driver.features().contains(crate::Features::RECV_BUNDLE)
+        });
         let mut inner = Inner {
             ring,
             bufs,
@@ -107,6 +130,9 @@ impl BufRing {
             group: 0,
             tail: Cell::new(0),
             out: Cell::new(entries as usize),
+            next: (0..entries).map(|_| Cell::new(0)).collect(),
+            last: Cell::new(0),
+            bundles,
             core,
         };
         for bid in 0..entries {
@@ -148,6 +174,14 @@ impl BufRing {
         self.0.entries as usize
     }
 
+    /// Whether multishot receives from this ring take bundles: one CQE for
+    /// several buffers when more than one buffer's worth of bytes is there
+    /// ([`Features::RECV_BUNDLE`](crate::Features::RECV_BUNDLE), on the core
+    /// that made the ring). Such CQEs go through [`take_bundle`](Self::take_bundle).
+    pub fn bundles(&self) -> bool {
+        self.0.bundles
+    }
+
     /// How many buffers are in the ring now (not held by a [`RingBuf`]). When
     /// it reaches 0, ops that select from the ring fail with `ENOBUFS`.
     pub fn available(&self) -> usize {
@@ -176,11 +210,62 @@ impl BufRing {
             len: len.min(self.0.buf_size as usize) as u32,
         }))
     }
+
+    /// The buffers a CQE of an op that may take bundles names, holding its
+    /// `len` bytes: the first, and if the CQE filled more than one, the
+    /// others as a [`Bundle`] (every buffer full but the last). `None` if the
+    /// CQE carries no buffer (`IORING_CQE_F_BUFFER` clear). On a ring that
+    /// does not take [`bundles`](Self::bundles), the one buffer the CQE
+    /// names, as [`take`](Self::take).
+    ///
+    /// # Safety
+    ///
+    /// As [`take`](Self::take): `flags` come from a CQE of an op that selected
+    /// from this ring (as a bundle if the ring takes bundles), each such CQE
+    /// is taken once, and `len` is the CQE's result.
+    #[inline]
+    pub unsafe fn take_bundle(&self, flags: u32, len: usize) -> Option<(RingBuf, Option<Bundle>)> {
+        let inner = &*self.0;
+        // A bundle of no bytes consumed no buffer.
+        if flags & CQE_F_BUFFER == 0 || (len == 0 && inner.bundles) {
+            return None;
+        }
+        let size = inner.buf_size as usize;
+        let bid = (flags >> 16) as u16 & (inner.entries - 1);
+        inner.out.set(inner.out.get() + 1);
+        let rest = (inner.bundles && len > size).then(|| self.rest_of(bid, len - size));
+        let first = RingBuf(Storage::Ring {
+            ring: Rc::clone(&self.0),
+            bid,
+            len: len.min(size) as u32,
+        });
+        Some((first, rest))
+    }
+
+    /// The buffers after `first` of a bundle, holding `len` bytes.
+    #[cold]
+    fn rest_of(&self, first: u16, len: usize) -> Bundle {
+        let inner = &*self.0;
+        let count = len.div_ceil(inner.buf_size as usize);
+        let available = inner.entries as usize - inner.out.get();
+        debug_assert!(count <= available, "a bundle of buffers not in the ring");
+        let count = count.min(available);
+        inner.out.set(inner.out.get() + count);
+        Bundle {
+            ring: Rc::clone(&self.0),
+            // Read now, while `first` is out (see `Bundle::next`).
+            next: inner.next[first as usize].get(),
+            count: count as u16,
+            len: len.min(count * inner.buf_size as usize),
+        }
+    }
 }
 
 impl Inner {
     /// Puts buffer `bid` back at the tail and publishes it to the kernel.
     fn give_back(&self, bid: u16) {
+        self.next[self.last.get() as usize].set(bid);
+        self.last.set(bid);
         let tail = self.tail.get();
         let index = (tail & (self.entries - 1)) as usize;
         // SAFETY: `bid < entries`, so the buffer lies inside `bufs`.
@@ -382,6 +467,81 @@ impl fmt::Debug for RingBuf {
         f.debug_struct("RingBuf")
             .field("len", &self.len())
             .field("from_ring", &self.is_from_ring())
+            .finish()
+    }
+}
+
+/// The buffers after the first that one receive completion filled, in order
+/// ([`BufRing::take_bundle`]): an iterator of [`RingBuf`]s. Buffers not taken
+/// from it go back to the ring when it drops.
+pub struct Bundle {
+    ring: Rc<Inner>,
+    /// The buffer [`next`](Iterator::next) yields.
+    next: u16,
+    /// Buffers left to yield (all out of the ring, held by this bundle).
+    count: u16,
+    /// Bytes left in them.
+    len: usize,
+}
+
+impl Bundle {
+    /// Bytes left in the bundle's buffers.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no bytes are left.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Buffers left.
+    pub fn buffers(&self) -> usize {
+        self.count as usize
+    }
+}
+
+impl Iterator for Bundle {
+    type Item = RingBuf;
+
+    fn next(&mut self) -> Option<RingBuf> {
+        if self.count == 0 {
+            return None;
+        }
+        let bid = self.next;
+        // Read the successor while `bid` is still out: once its `RingBuf`
+        // drops, `bid` goes back into the ring and its entry may change.
+        if self.count > 1 {
+            self.next = self.ring.next[bid as usize].get();
+        }
+        let len = self.len.min(self.ring.buf_size as usize);
+        self.count -= 1;
+        self.len -= len;
+        Some(RingBuf(Storage::Ring {
+            ring: Rc::clone(&self.ring),
+            bid,
+            len: len as u32,
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.count as usize, Some(self.count as usize))
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for buf in self.by_ref() {
+            drop(buf);
+        }
+    }
+}
+
+impl fmt::Debug for Bundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bundle")
+            .field("buffers", &self.count)
+            .field("len", &self.len)
             .finish()
     }
 }

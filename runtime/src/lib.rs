@@ -68,7 +68,7 @@ pub use io_uring;
 
 pub use blocking::{spawn_blocking, BlockingHandle, BlockingPool};
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
-pub use driver::{Driver, Fallback, MultishotCode, OpCode, SetupError, TaskRunMode};
+pub use driver::{Driver, Fallback, Features, MultishotCode, OpCode, SetupError, TaskRunMode};
 pub use executor::{current_core, stats, StallReport};
 pub use op::future::{MultiOp, Op};
 pub use runtime::{run, Builder, Runtime};

@@ -18,7 +18,7 @@ pub use remote::{spawn_on, RemoteJoinHandle};
 use crate::executor::{self, Config, Core, Remote, Shared, StallHook, StallReport};
 use crate::task::UnhandledPanic;
 use crate::trace;
-use crate::{Driver, Stats};
+use crate::{Driver, Features, Stats};
 
 /// The default of [`Builder::device_spin`]: more than a fast SSD or a virtio
 /// disk takes for a 4 KiB read, much less than a spinning disk.
@@ -127,6 +127,7 @@ impl Builder {
                 start_paused: false,
                 seed: None,
                 driver: Driver::Auto,
+                uring_features: None,
                 #[cfg(feature = "faults")]
                 faults: None,
             },
@@ -347,6 +348,28 @@ impl Builder {
     /// ```
     pub fn driver(mut self, driver: Driver) -> Builder {
         self.config.driver = driver;
+        self
+    }
+
+    /// The newer io_uring features the cores may use where the kernel has
+    /// them (default [`Features::DEFAULT`]); `Features::NONE` runs the path of
+    /// older kernels on any kernel. Without a call to `uring_features`, the
+    /// environment variable `PERCORE_URING_FEATURES` sets it. No effect on the
+    /// epoll backend. See [`Features`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use percore_runtime::{Builder, Features};
+    ///
+    /// let on = Builder::new()
+    ///     .uring_features(Features::DEFAULT & !Features::RECV_BUNDLE)
+    ///     .block_on(async { percore_runtime::stats().uring_features })
+    ///     .unwrap();
+    /// assert!(!on.contains(Features::RECV_BUNDLE));
+    /// ```
+    pub fn uring_features(mut self, features: Features) -> Builder {
+        self.config.uring_features = Some(features);
         self
     }
 

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicU64, Ordering};
 
-use crate::Driver;
+use crate::{Driver, Features};
 
 /// A snapshot of one core's counters since it started.
 ///
@@ -65,6 +65,10 @@ pub struct Stats {
     /// unless percore-runtime's `faults` feature is on and a spec is set:
     /// `Builder::faults`, `PERCORE_FAULTS`).
     pub faults: u64,
+    /// The newer io_uring features this core uses: those allowed
+    /// ([`Builder::uring_features`](crate::Builder::uring_features)) that its
+    /// kernel has; none on the epoll backend.
+    pub uring_features: Features,
     /// Operations in flight right now.
     pub in_flight: usize,
     /// Timers pending right now.
@@ -137,7 +141,7 @@ pub(crate) fn add(cell: &Cell<u64>, n: u64) {
 }
 
 /// Words in a [`Slot`]: every field of [`Stats`] as a `u64`.
-const WORDS: usize = 20;
+const WORDS: usize = 21;
 
 /// Attempts a reader makes at a consistent snapshot before it takes the
 /// figures as they are (a writer publishes rarely, so one attempt nearly
@@ -239,13 +243,14 @@ fn to_words(stats: &Stats) -> [u64; WORDS] {
         stats.timers as u64,
         stats.tasks as u64,
         stats.coop_yields,
+        u64::from(stats.uring_features.bits()),
     ]
 }
 
 /// The inverse of [`to_words`]; a struct literal, so a new field of
 /// [`Stats`] fails to compile here until it is carried.
 fn from_words(words: &[u64; WORDS]) -> Stats {
-    let [core, driver, enters, sqes, cqes, polls, parks, spins, stalls, timers_fired, spawned, remote_wakes, overflows, sq_full, msg_rings, faults, in_flight, timers, tasks, coop_yields] =
+    let [core, driver, enters, sqes, cqes, polls, parks, spins, stalls, timers_fired, spawned, remote_wakes, overflows, sq_full, msg_rings, faults, in_flight, timers, tasks, coop_yields, uring_features] =
         *words;
     Stats {
         core: core as usize,
@@ -272,6 +277,7 @@ fn from_words(words: &[u64; WORDS]) -> Stats {
         timers: timers as usize,
         tasks: tasks as usize,
         coop_yields,
+        uring_features: Features::from_bits(uring_features as u32),
     }
 }
 
@@ -304,6 +310,7 @@ mod tests {
             timers: 16,
             tasks: 17,
             coop_yields: 18,
+            uring_features: Features::RECV_BUNDLE,
         };
         slot.publish(&stats);
         assert_eq!(slot.read(), stats);

@@ -45,7 +45,7 @@ pub(crate) use epoll::{claim_fd, release_fd};
 pub(crate) use opcode::{cqe_result, leaked};
 pub use opcode::{Fallback, MultishotCode, OpCode};
 pub(crate) use table::{linked_result, Key, Lifecycle, Linked, OpTable, Orphan, Reaped};
-pub use uring::{SetupError, TaskRunMode};
+pub use uring::{Features, SetupError, TaskRunMode};
 
 /// How long shutdown waits for cancelled ops before leaking their memory.
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -154,17 +154,20 @@ pub(crate) struct Io {
 
 impl Io {
     /// A driver of the kind `choice` allows (see [`choose`]), its ring sized
-    /// `entries`/`cq_entries`. `eventfd` is the core's wake eventfd (owned by
+    /// `entries`/`cq_entries` and using the newer `features` it has (`None`:
+    /// as `PERCORE_URING_FEATURES` says, else the default). `eventfd` is the core's wake eventfd (owned by
     /// the caller, alive longer than the driver); `offload` runs the
     /// readiness backend's blocking file ops.
     pub(crate) fn new(
         choice: Driver,
         entries: u32,
         cq_entries: u32,
+        features: Option<Features>,
         eventfd: RawFd,
         offload: Offload,
     ) -> io::Result<Io> {
-        let backend = match choose(choice, || uring::Ring::new(entries, cq_entries, eventfd))? {
+        let uring = || uring::Ring::new(entries, cq_entries, eventfd, features);
+        let backend = match choose(choice, uring)? {
             Some(ring) => Backend::Uring(ring),
             None => Backend::Epoll(epoll::Poller::new(eventfd, offload)?),
         };
@@ -180,6 +183,14 @@ impl Io {
         match self.backend {
             Backend::Uring(_) => Driver::IoUring,
             Backend::Epoll(_) => Driver::Epoll,
+        }
+    }
+
+    /// The newer io_uring features this core uses (none on epoll).
+    pub(crate) fn features(&self) -> Features {
+        match &self.backend {
+            Backend::Uring(ring) => ring.features(),
+            Backend::Epoll(_) => Features::NONE,
         }
     }
 

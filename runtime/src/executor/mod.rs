@@ -80,6 +80,9 @@ pub(crate) struct Config {
     pub(crate) seed: Option<u64>,
     /// The backend to run on (`Builder::driver`, `PERCORE_DRIVER`).
     pub(crate) driver: Driver,
+    /// The newer io_uring features allowed (`Builder::uring_features`;
+    /// `None`: `PERCORE_URING_FEATURES`, else the default).
+    pub(crate) uring_features: Option<crate::Features>,
     /// Faults to inject (`Builder::faults`, `PERCORE_FAULTS`).
     #[cfg(feature = "faults")]
     pub(crate) faults: Option<std::sync::Arc<crate::driver::fault::Spec>>,
@@ -157,6 +160,7 @@ impl Core {
             config.driver,
             config.entries,
             config.cq_entries,
+            config.uring_features,
             shared.eventfd(),
             offload,
         )?;
@@ -173,6 +177,7 @@ impl Core {
         shared.stats.publish(&Stats {
             core: id,
             driver: driver.kind(),
+            uring_features: driver.features(),
             ..Stats::default()
         });
         trace::event!(INFO, core = id, driver = %driver.kind(), "core started");
@@ -748,6 +753,7 @@ impl Core {
             sq_full: io.sq_full,
             msg_rings: io.msg_rings,
             faults: io.faults,
+            uring_features: driver.features(),
             in_flight: driver.in_flight(),
             timers: self.timers.borrow().len(),
             tasks: self.live_tasks.get(),

@@ -7,6 +7,7 @@
 
 #[cfg(percore_asan)]
 mod asan;
+mod features;
 mod setup;
 mod sys;
 
@@ -20,6 +21,7 @@ use sys::RingFd;
 
 use super::{Key, Ops, Wait, DRAIN_LIMIT};
 
+pub use features::Features;
 pub use setup::{SetupError, TaskRunMode};
 
 /// `user_data` of `ASYNC_CANCEL` requests: their CQEs carry nothing we need.
@@ -49,14 +51,23 @@ pub(crate) struct Ring {
     msg_ring: bool,
     /// Whether the kernel has `IORING_OP_LINK_TIMEOUT`.
     link_timeout: bool,
+    /// The newer features this ring uses: wanted, and probed.
+    features: Features,
     /// Where the kernel writes for each op in flight, read back at its CQE.
     #[cfg(percore_asan)]
     asan: asan::Shadow,
 }
 
 impl Ring {
-    pub(crate) fn new(entries: u32, cq_entries: u32, eventfd: RawFd) -> io::Result<Ring> {
+    pub(crate) fn new(
+        entries: u32,
+        cq_entries: u32,
+        eventfd: RawFd,
+        features: Option<Features>,
+    ) -> io::Result<Ring> {
+        let wanted = features::wanted(features)?;
         let (ring, mode, probe) = setup::build(entries, cq_entries)?;
+        let features = features::probe(&ring, wanted);
         let raw = ring.as_raw_fd();
         let ring_fd = sys::register_ring_fd(raw).unwrap_or(RingFd::Raw(raw));
         crate::trace::event!(
@@ -66,6 +77,7 @@ impl Ring {
             mode = ?mode,
             registered_fd = matches!(ring_fd, RingFd::Registered(_)),
             msg_ring = probe.is_supported(opcode::MsgRingData::CODE),
+            features = %features,
             "io_uring ring set up"
         );
         Ok(Ring {
@@ -77,6 +89,7 @@ impl Ring {
             eventfd_armed: false,
             msg_ring: probe.is_supported(opcode::MsgRingData::CODE),
             link_timeout: probe.is_supported(opcode::LinkTimeout::CODE),
+            features,
             probe,
             #[cfg(percore_asan)]
             asan: asan::Shadow::default(),
@@ -85,6 +98,11 @@ impl Ring {
 
     pub(crate) fn is_supported(&self, opcode: u8) -> bool {
         self.probe.is_supported(opcode)
+    }
+
+    /// The newer features this ring uses.
+    pub(crate) fn features(&self) -> Features {
+        self.features
     }
 
     /// How the ring was set up.
@@ -374,7 +392,7 @@ mod tests {
     fn a_failed_msg_ring_names_the_core_to_ring_instead() {
         let not_a_ring = std::fs::File::open("/dev/null").unwrap();
         let wake = std::fs::File::open("/dev/null").unwrap();
-        let mut ring = Ring::new(8, 16, wake.as_raw_fd()).unwrap();
+        let mut ring = Ring::new(8, 16, wake.as_raw_fd(), None).unwrap();
         let mut ops = Ops::default();
         assert!(
             ring.msg_ring(&mut ops, not_a_ring.as_raw_fd(), 7),
@@ -396,7 +414,7 @@ mod tests {
     #[test]
     fn a_msg_ring_wakes_the_target_ring_and_names_no_op() {
         let wake = std::fs::File::open("/dev/null").unwrap();
-        let mut sender = Ring::new(8, 16, wake.as_raw_fd()).unwrap();
+        let mut sender = Ring::new(8, 16, wake.as_raw_fd(), None).unwrap();
         let mut sender_ops = Ops::default();
         // SAFETY: no memory preconditions; checked below.
         let eventfd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
@@ -405,7 +423,7 @@ mod tests {
         let eventfd =
             unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(eventfd) };
         // The target parks with a read posted on an eventfd nobody writes.
-        let mut target = Ring::new(8, 16, eventfd.as_raw_fd()).unwrap();
+        let mut target = Ring::new(8, 16, eventfd.as_raw_fd(), None).unwrap();
         let mut target_ops = Ops::default();
         let target_fd = target.dup_ring_fd().unwrap();
         assert!(sender.msg_ring(&mut sender_ops, target_fd.as_raw_fd(), 1));
@@ -434,7 +452,7 @@ mod tests {
 
         let wake = std::fs::File::open("/dev/null").unwrap();
         let zero = std::fs::File::open("/dev/zero").unwrap();
-        let mut ring = Ring::new(8, 16, wake.as_raw_fd()).unwrap();
+        let mut ring = Ring::new(8, 16, wake.as_raw_fd(), None).unwrap();
         let mut ops = Ops::default();
         let mut buf = vec![1u8; 64];
         let key = ops.table.insert(Lifecycle::Waiting(None));

@@ -1,0 +1,414 @@
+//! [`Builder`]: the server's options, and serving on one core — a listener's
+//! connections ([`Builder::serve_listener`]) or one connection
+//! ([`Builder::serve_connection`]).
+
+use std::error::Error as StdError;
+use std::io;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::HttpService;
+use hyper::{Request, Response};
+use percore_net::graceful::Connections;
+use percore_net::{TcpListener, TcpStream};
+use percore_runtime::shutdown::Shutdown;
+
+use super::body::{Body, BoxError};
+use super::conn::{self, Conn, ConnState, Driven, Ended, Protocol, Sniff, Timeouts};
+use super::service::{Checked, Limits};
+use super::{Accept, Plain, Server};
+use crate::io::Io;
+use crate::rt::{Executor, Timer};
+
+/// The server's options, then [`bind`](Builder::bind) (a whole server on
+/// every core) or, on a core of your own runtime,
+/// [`serve_listener`](Builder::serve_listener) /
+/// [`serve_connection`](Builder::serve_connection).
+///
+/// Cheap to clone and `Send`: one builder configures every core.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use percore_http::server::Server;
+///
+/// let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello" }));
+/// Server::builder()
+///     .cores(4)
+///     .header_read_timeout(Duration::from_secs(10))
+///     .max_body_size(1 << 20)
+///     .bind("0.0.0.0:8080")?
+///     .serve(app)?;
+/// # std::io::Result::Ok(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a Builder does nothing until it binds or serves"]
+pub struct Builder<A = Plain> {
+    pub(super) acceptor: A,
+    pub(super) cores: usize,
+    pub(super) grace: Duration,
+    pub(super) shutdown: Shutdown,
+    pub(super) signals: bool,
+    pub(super) backlog: i32,
+    only: Option<Protocol>,
+    timeouts: Timeouts,
+    limits: Limits,
+    h1: http1::Builder,
+    h2: http2::Builder<Executor>,
+}
+
+/// Defaults, chosen as a public server's: see each option.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+const MAX_HEAD_SIZE: usize = 64 * 1024;
+const MAX_BODY_SIZE: u64 = 16 * 1024 * 1024;
+/// What a rejected or closing connection's client may still send, read and
+/// dropped before closing (closing with unread bytes would reset the
+/// connection, and the client might lose the answer it was sent)…
+const LINGER_BYTES: usize = 1024 * 1024;
+/// …for at most this long.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// The defaults: every CPU, HTTP/1.1 and HTTP/2 (told apart by the
+    /// HTTP/2 preface), the timeouts and limits each option names, a 10 s
+    /// shutdown grace, shutdown on `SIGTERM` or `SIGINT`.
+    pub fn new() -> Builder {
+        let mut h1 = http1::Builder::new();
+        h1.timer(Timer)
+            // The server's own timeouts replace hyper's (see `conn`).
+            .header_read_timeout(None)
+            .max_header_size(MAX_HEAD_SIZE)
+            // A client that shuts its writing side after its request
+            // (`printf … | nc`) still gets its answer; without this, hyper
+            // drops the request when it reads the end of stream.
+            .half_close(true);
+        let mut h2 = http2::Builder::new(Executor);
+        h2.timer(Timer).max_header_list_size(MAX_HEAD_SIZE as u32);
+        Builder {
+            acceptor: Plain,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            grace: Duration::from_secs(10),
+            shutdown: Shutdown::new(),
+            signals: true,
+            backlog: 4096,
+            only: None,
+            timeouts: Timeouts {
+                header: Some(HEADER_READ_TIMEOUT),
+                idle: Some(KEEP_ALIVE_TIMEOUT),
+            },
+            limits: Limits {
+                max_body: Some(MAX_BODY_SIZE),
+                body_read_timeout: Some(BODY_READ_TIMEOUT),
+            },
+            h1,
+            h2,
+        }
+    }
+}
+
+impl<A: Accept> Builder<A> {
+    /// Serves on `cores` cores, one `SO_REUSEPORT` listener each (default:
+    /// every CPU). At least 1.
+    pub fn cores(mut self, cores: usize) -> Self {
+        self.cores = cores.max(1);
+        self
+    }
+
+    /// After the shutdown begins, how long connections may take to finish
+    /// the requests they have before they are cut (default 10 s).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The [`Shutdown`] that stops the server: begin it from anywhere (an
+    /// admin endpoint, a test) and the server drains and returns. By default
+    /// a fresh one, begun only by signals.
+    pub fn shutdown(mut self, shutdown: Shutdown) -> Self {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// Whether `SIGTERM` and `SIGINT` begin the shutdown (default: yes).
+    pub fn signals(mut self, on: bool) -> Self {
+        self.signals = on;
+        self
+    }
+
+    /// The listen backlog of each core's listener (default 4096).
+    pub fn backlog(mut self, backlog: i32) -> Self {
+        self.backlog = backlog;
+        self
+    }
+
+    /// Serves HTTP/1 only: no look for the HTTP/2 preface.
+    pub fn http1_only(mut self) -> Self {
+        self.only = Some(Protocol::Http1);
+        self
+    }
+
+    /// Serves HTTP/2 only (h2c with prior knowledge, or h2 over TLS).
+    pub fn http2_only(mut self) -> Self {
+        self.only = Some(Protocol::Http2);
+        self
+    }
+
+    /// How long a client may take to send a request head, from its first
+    /// byte (HTTP/1), and to finish the TLS handshake; then the connection
+    /// is closed. Default 30 s; `None` waits forever.
+    pub fn header_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeouts.header = timeout.into();
+        self
+    }
+
+    /// How long a connection may sit idle — no request in progress, no byte
+    /// of the next — before it is closed (an HTTP/2 one is told to go away
+    /// first). Default 60 s; `None` keeps it forever.
+    pub fn keep_alive_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.timeouts.idle = timeout.into();
+        self
+    }
+
+    /// How long a service reading a request body waits for the next bytes
+    /// before the body ends with a [`BodyTimeout`](super::BodyTimeout)
+    /// error. Default 30 s; `None` waits forever.
+    pub fn body_read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.limits.body_read_timeout = timeout.into();
+        self
+    }
+
+    /// The most bytes of request line and headers (HTTP/1) or of a header
+    /// list (HTTP/2) accepted; a larger head is answered 431 (HTTP/1) or
+    /// refused by the HTTP/2 layer. Default 64 KiB.
+    pub fn max_head_size(mut self, bytes: usize) -> Self {
+        self.h1.max_header_size(bytes);
+        self.h2
+            .max_header_list_size(u32::try_from(bytes).unwrap_or(u32::MAX));
+        self
+    }
+
+    /// The most header fields in an HTTP/1 request; more are answered 431.
+    /// Default 100 (hyper's, which keeps them on the stack; any other value
+    /// costs an allocation per request).
+    pub fn max_headers(mut self, count: usize) -> Self {
+        self.h1.max_headers(count);
+        self
+    }
+
+    /// The most bytes of request body a service can read: a request that
+    /// declares more (`Content-Length`) is answered 413 without calling the
+    /// service, and a streamed (chunked) body that grows past it ends with
+    /// an error ([`Body`]). Default 16 MiB; `None` for no limit.
+    pub fn max_body_size(mut self, bytes: impl Into<Option<u64>>) -> Self {
+        self.limits.max_body = bytes.into();
+        self
+    }
+
+    /// hyper's HTTP/1 options, for what this builder does not name
+    /// (`half_close`, `title_case_headers`, `pipeline_flush`…). The timer is
+    /// set already; leave `header_read_timeout` off (the server's own
+    /// replaces it).
+    pub fn http1(&mut self) -> &mut http1::Builder {
+        &mut self.h1
+    }
+
+    /// hyper's HTTP/2 options (`max_concurrent_streams`, window sizes,
+    /// keep-alive pings…). Executor and timer are set already.
+    pub fn http2(&mut self) -> &mut http2::Builder<Executor> {
+        &mut self.h2
+    }
+
+    /// What each accepted connection goes through before HTTP: TLS, say
+    /// (the default, [`Plain`], passes it on as it is).
+    pub fn acceptor<B: Accept>(self, acceptor: B) -> Builder<B> {
+        Builder {
+            acceptor,
+            cores: self.cores,
+            grace: self.grace,
+            shutdown: self.shutdown,
+            signals: self.signals,
+            backlog: self.backlog,
+            only: self.only,
+            timeouts: self.timeouts,
+            limits: self.limits,
+            h1: self.h1,
+            h2: self.h2,
+        }
+    }
+
+    /// Binds one `SO_REUSEPORT` listener per core on `addr` (port 0: the
+    /// same free port for all). Nothing is served until
+    /// [`Server::serve`].
+    ///
+    /// # Errors
+    ///
+    /// The address does not resolve or cannot be bound (in use, no
+    /// permission), with the address named.
+    pub fn bind(self, addr: impl percore_net::ToSocketAddrs) -> io::Result<Server<A>> {
+        Server::bind_with(self, addr)
+    }
+
+    /// Serves every connection `listener` accepts on the calling core, each
+    /// in a task of its own, with `service` (a hyper service; wrap a tower
+    /// one, such as an axum `Router`, in
+    /// [`TowerToHyperService`](super::TowerToHyperService)). Runs until
+    /// dropped: select it with your [`Shutdown`]'s `begun()`, then
+    /// [`Connections::finish`] and await the shutdown's `drained()`, as
+    /// [`Server::serve`] does.
+    pub async fn serve_listener<S, B>(
+        &self,
+        listener: TcpListener,
+        service: S,
+        connections: Connections,
+    ) where
+        S: hyper::service::Service<Request<Body>, Response = Response<B>> + Clone + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let this = Rc::new(self.clone());
+        let mut incoming = listener.incoming();
+        while let Some(next) = incoming.next().await {
+            // Accept errors (EMFILE…) are retried by `incoming` after a pause.
+            let Ok(stream) = next else { continue };
+            let this = Rc::clone(&this);
+            let service = service.clone();
+            let connections = connections.clone();
+            drop(percore_runtime::spawn(async move {
+                this.serve_connection(stream, service, &connections).await;
+            }));
+        }
+    }
+
+    /// Serves one accepted connection on the calling core until it closes:
+    /// the acceptor, the protocol, hyper, the timeouts; told to finish when
+    /// `connections` are. Errors end the connection only.
+    pub async fn serve_connection<S, B>(
+        &self,
+        stream: TcpStream,
+        service: S,
+        connections: &Connections,
+    ) where
+        S: hyper::service::Service<Request<Body>, Response = Response<B>> + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let guard = connections.guard();
+        let _ = stream.set_nodelay(true);
+        let io = Io::new(stream);
+        let stream = io.shared();
+        self.serve_io(io, service, connections).await;
+        drop(guard);
+        crate::io::linger(stream, LINGER_BYTES, LINGER_TIME).await;
+    }
+
+    async fn serve_io<S, B>(&self, io: Io, service: S, connections: &Connections)
+    where
+        S: hyper::service::Service<Request<Body>, Response = Response<B>> + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let state = ConnState::new();
+        // Nothing of the opening is kept across the awaits below: the task
+        // holds room for hyper's connection, not for a copy of it too.
+        let Some((conn, protocol)) = self.open(io, &state, connections).await else {
+            return;
+        };
+        conn::set_protocol(&state, protocol);
+        let service = Checked::new(service, self.limits, Rc::clone(&state));
+        // Errors (a reset peer, a malformed request hyper answered) end this
+        // connection only; so does a timeout.
+        match protocol {
+            Protocol::Http1 => {
+                let served = pin!(self.h1.serve_connection(conn, service));
+                let _ = conn::drive(served, &state, self.timeouts, connections).await;
+            }
+            Protocol::Http2 => {
+                // On the heap: an HTTP/2 connection is twice an HTTP/1 one's
+                // size, and every task would otherwise carry that room.
+                let mut served = Box::pin(self.h2.serve_connection(conn, service));
+                let served = served.as_mut();
+                let _ = conn::drive(served, &state, self.timeouts, connections).await;
+            }
+        }
+    }
+}
+
+impl<A: Accept> Builder<A> {
+    /// The accept step (within the header read timeout) and the protocol:
+    /// the acceptor's choice, the builder's, or the preface's.
+    async fn open(
+        &self,
+        io: Io,
+        state: &Rc<ConnState>,
+        connections: &Connections,
+    ) -> Option<(Conn<A::Conn>, Protocol)> {
+        let accept = self.acceptor.accept(io);
+        let accepted = match self.timeouts.header {
+            Some(after) => percore_runtime::time::timeout(after, accept).await.ok()?,
+            None => accept.await,
+        }
+        .ok()?;
+        let mut conn = Conn::new(accepted.conn, Rc::clone(state));
+        let protocol = match accepted.protocol.or(self.only) {
+            Some(protocol) => protocol,
+            None => {
+                let sniff = pin!(Sniff(&mut conn));
+                match conn::drive(sniff, state, self.timeouts, connections).await {
+                    Ended::Done(Ok(protocol)) => protocol,
+                    Ended::Done(Err(_)) | Ended::Stopped => return None,
+                }
+            }
+        };
+        Some((conn, protocol))
+    }
+}
+
+impl<I, S, B> Driven for http1::Connection<I, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    fn graceful(self: Pin<&mut Self>) -> bool {
+        self.graceful_shutdown();
+        true
+    }
+}
+
+impl<I, S, B> Driven for http2::Connection<I, S, Executor>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: http_body::Body + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+    Executor: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn graceful(self: Pin<&mut Self>) -> bool {
+        self.graceful_shutdown();
+        true
+    }
+
+    fn goes_away(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,388 @@
+//! One connection's life: which protocol it speaks, hyper serving it, and
+//! the server's connection timeouts around hyper.
+//!
+//! hyper's own HTTP/1 header timeout runs from the moment a connection waits
+//! for a request, so it cannot tell an idle keep-alive connection from a
+//! client dripping its head. The server keeps its own account instead, in a
+//! [`ConnState`] the transport and the service update:
+//!
+//! - *idle* — no request in progress and no byte of the next one: the
+//!   connection closes after the keep-alive timeout (an HTTP/2 one is first
+//!   told to go away);
+//! - *reading a head* — bytes arrived while idle (HTTP/1 only; on HTTP/2
+//!   frames come and go while idle): closed after the header read timeout
+//!   from the first byte;
+//! - *busy* — a request was handed to the service and its response is not
+//!   written yet: no connection timeout (the body read timeout is the
+//!   request [`Body`](super::Body)'s).
+//!
+//! One timer per connection, armed at the earliest deadline and moved only
+//! when a deadline comes *earlier*: when it fires for a deadline since moved
+//! later, it is re-armed. A busy keep-alive connection costs no timer work
+//! per request.
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::mem::MaybeUninit;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
+use percore_net::graceful::Connections;
+use percore_runtime::time::{sleep_until, Instant, Sleep};
+
+/// The first bytes of every HTTP/2 connection (RFC 9113, 3.4).
+const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The protocol a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// HTTP/1.0 or HTTP/1.1.
+    Http1,
+    /// HTTP/2 (h2c with prior knowledge, or h2 chosen by ALPN).
+    Http2,
+}
+
+/// What the connection is waiting for, for its timeouts.
+pub(crate) struct ConnState {
+    /// Requests handed to the service whose responses are not written yet.
+    active: Cell<usize>,
+    /// When the connection last became idle.
+    idle_since: Cell<Instant>,
+    /// When the first byte of the next request head arrived, while idle.
+    head_since: Cell<Option<Instant>>,
+    /// Whether bytes read while idle start a head (HTTP/1, and before the
+    /// protocol is known).
+    track_heads: Cell<bool>,
+    /// Set while the connection's task polls hyper: a request that ends
+    /// then needs no wake-up.
+    polling: Cell<bool>,
+    /// The connection's task, woken when a request ends elsewhere (HTTP/2
+    /// streams run in tasks of their own).
+    waker: Cell<Option<Waker>>,
+}
+
+impl ConnState {
+    pub(crate) fn new() -> Rc<ConnState> {
+        Rc::new(ConnState {
+            active: Cell::new(0),
+            idle_since: Cell::new(Instant::now()),
+            head_since: Cell::new(None),
+            track_heads: Cell::new(true),
+            polling: Cell::new(false),
+            waker: Cell::new(None),
+        })
+    }
+
+    /// A request reached the service; it is in progress until the returned
+    /// mark is dropped (with its response body).
+    pub(crate) fn start_request(self: &Rc<ConnState>) -> Active {
+        self.active.set(self.active.get() + 1);
+        self.head_since.set(None);
+        Active(Rc::clone(self))
+    }
+
+    fn on_read(&self) {
+        if self.track_heads.get() && self.active.get() == 0 && self.head_since.get().is_none() {
+            self.head_since.set(Some(Instant::now()));
+        }
+    }
+
+    /// The next deadline and what expires then, if any.
+    fn deadline(&self, timeouts: &Timeouts) -> Option<(Instant, Expiry)> {
+        if self.active.get() > 0 {
+            return None;
+        }
+        match self.head_since.get() {
+            Some(since) => timeouts.header.map(|after| (since + after, Expiry::Head)),
+            None => timeouts
+                .idle
+                .map(|after| (self.idle_since.get() + after, Expiry::Idle)),
+        }
+    }
+
+    fn set_waker(&self, waker: &Waker) {
+        let old = self.waker.take();
+        let keep = old.filter(|old| old.will_wake(waker));
+        self.waker.set(Some(keep.unwrap_or_else(|| waker.clone())));
+    }
+}
+
+impl std::fmt::Debug for ConnState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnState")
+            .field("active", &self.active.get())
+            .field("head_since", &self.head_since.get())
+            .finish()
+    }
+}
+
+/// A request in progress (see [`ConnState::start_request`]).
+#[derive(Debug)]
+pub(crate) struct Active(Rc<ConnState>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let state = &self.0;
+        state.active.set(state.active.get() - 1);
+        if state.active.get() == 0 {
+            state.idle_since.set(Instant::now());
+            state.head_since.set(None);
+            if !state.polling.get() {
+                if let Some(waker) = state.waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+    }
+}
+
+/// The connection timeouts (see the [module docs](self)).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) header: Option<Duration>,
+    pub(crate) idle: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    Head,
+    Idle,
+    /// The end of the time an HTTP/2 connection told to go away gets.
+    GoneAway,
+}
+
+/// The transport as hyper sees it: the accepted connection, with the bytes
+/// read to find the protocol put back in front, and reads reported to the
+/// connection's [`ConnState`].
+pub(crate) struct Conn<T> {
+    inner: T,
+    state: Rc<ConnState>,
+    /// `prefix[start..end]`: bytes read to find the protocol, not yet
+    /// handed to hyper.
+    prefix: [u8; 24],
+    start: u8,
+    end: u8,
+}
+
+impl<T: Read + Write + Unpin> Conn<T> {
+    pub(crate) fn new(inner: T, state: Rc<ConnState>) -> Conn<T> {
+        Conn {
+            inner,
+            state,
+            prefix: [0; 24],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Reads until the first bytes tell the protocol: the HTTP/2 preface, or
+    /// anything else (HTTP/1; also at end of stream).
+    pub(crate) fn poll_sniff(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Protocol>> {
+        loop {
+            let end = self.end as usize;
+            if self.prefix[..end] != PREFACE[..end] {
+                return Poll::Ready(Ok(Protocol::Http1));
+            }
+            if end == PREFACE.len() {
+                return Poll::Ready(Ok(Protocol::Http2));
+            }
+            let mut buf = ReadBuf::new(&mut self.prefix[end..]);
+            std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf.unfilled()))?;
+            let n = buf.filled().len();
+            if n == 0 {
+                return Poll::Ready(Ok(Protocol::Http1));
+            }
+            self.state.on_read();
+            self.end += n as u8;
+        }
+    }
+}
+
+impl<T: Read + Unpin> Conn<T> {
+    /// Reads from the transport into `cursor`, noting the bytes' arrival.
+    fn read_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+        cursor: &mut ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        // SAFETY: the inner read only writes (initialises) bytes of the
+        // unfilled part, never de-initialises one.
+        let unfilled: &mut [MaybeUninit<u8>] = unsafe { cursor.as_mut() };
+        let mut buf = ReadBuf::uninit(unfilled);
+        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf.unfilled()))?;
+        let n = buf.filled().len();
+        if n > 0 {
+            self.state.on_read();
+            // SAFETY: the inner read initialised these `n` bytes.
+            unsafe { cursor.advance(n) };
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<T: Read + Unpin> Read for Conn<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        mut cursor: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.start < this.end {
+            let rest = &this.prefix[this.start as usize..this.end as usize];
+            let n = rest.len().min(cursor.remaining());
+            cursor.put_slice(&rest[..n]);
+            this.start += n as u8;
+            if this.start < this.end || cursor.remaining() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            // With the prefix, whatever else is already received: hyper then
+            // parses the first request from one read, instead of growing its
+            // buffer for a second.
+            return match this.read_inner(cx, &mut cursor) {
+                Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+                _ => Poll::Ready(Ok(())),
+            };
+        }
+        this.read_inner(cx, &mut cursor)
+    }
+}
+
+impl<T: Write + Unpin> Write for Conn<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Something the connection's timeouts and the server's shutdown drive: the
+/// protocol sniff, then hyper's connection.
+pub(crate) trait Driven: Future {
+    /// Tells it to finish what is in hand and close; `false` if it should
+    /// just stop now.
+    fn graceful(self: Pin<&mut Self>) -> bool;
+    /// Whether an idle timeout should tell it to go away first (HTTP/2),
+    /// rather than close it at once.
+    fn goes_away(&self) -> bool {
+        false
+    }
+}
+
+/// How a driven phase ended.
+#[derive(Debug)]
+pub(crate) enum Ended<T> {
+    /// It completed with this output.
+    Done(T),
+    /// A timeout closed it, or the server's shutdown stopped it before it
+    /// served anything.
+    Stopped,
+}
+
+/// Polls `phase` under the connection's timeouts and the server's shutdown.
+pub(crate) async fn drive<F: Driven>(
+    mut phase: Pin<&mut F>,
+    state: &ConnState,
+    timeouts: Timeouts,
+    connections: &Connections,
+) -> Ended<F::Output> {
+    let mut finishing = pin!(connections.finishing());
+    let mut shutting = false;
+    let mut timer: Option<Sleep> = None;
+    let mut gone_away: Option<Instant> = None;
+    poll_fn(|cx| loop {
+        state.polling.set(true);
+        let polled = phase.as_mut().poll(cx);
+        state.polling.set(false);
+        if let Poll::Ready(out) = polled {
+            return Poll::Ready(Ended::Done(out));
+        }
+        if !shutting && finishing.as_mut().poll(cx).is_ready() {
+            shutting = true;
+            if !phase.as_mut().graceful() {
+                return Poll::Ready(Ended::Stopped);
+            }
+            continue;
+        }
+        let due = match gone_away {
+            Some(at) => Some((at, Expiry::GoneAway)),
+            None => state.deadline(&timeouts),
+        };
+        let Some((when, expiry)) = due else {
+            state.set_waker(cx.waker());
+            return Poll::Pending;
+        };
+        let sleep = timer.get_or_insert_with(|| sleep_until(when));
+        if sleep.deadline() > when {
+            sleep.reset(when);
+        }
+        if Pin::new(&mut *sleep).poll(cx).is_pending() {
+            state.set_waker(cx.waker());
+            return Poll::Pending;
+        }
+        if Instant::now() < when {
+            // Fired for a deadline that has since moved later.
+            sleep.reset(when);
+            continue;
+        }
+        match expiry {
+            Expiry::Idle if phase.goes_away() && !shutting => {
+                shutting = true;
+                phase.as_mut().graceful();
+                let grace = timeouts.header.unwrap_or(Duration::from_secs(5));
+                gone_away = Some(Instant::now() + grace);
+            }
+            Expiry::Head | Expiry::Idle | Expiry::GoneAway => {
+                return Poll::Ready(Ended::Stopped);
+            }
+        }
+    })
+    .await
+}
+
+/// The protocol sniff as a [`Driven`] phase.
+pub(crate) struct Sniff<'a, T>(pub(crate) &'a mut Conn<T>);
+
+impl<T: Read + Write + Unpin> Future for Sniff<'_, T> {
+    type Output = io::Result<Protocol>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<Protocol>> {
+        self.get_mut().0.poll_sniff(cx)
+    }
+}
+
+impl<T: Read + Write + Unpin> Driven for Sniff<'_, T> {
+    fn graceful(self: Pin<&mut Self>) -> bool {
+        false
+    }
+}
+
+/// Whether reads while idle start a head: not on HTTP/2.
+pub(crate) fn set_protocol(state: &ConnState, protocol: Protocol) {
+    state.track_heads.set(protocol == Protocol::Http1);
+}

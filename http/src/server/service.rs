@@ -1,0 +1,133 @@
+//! The service hyper calls: the user's, behind the server's checks. It
+//! answers a request that declares a body over the limit with 413 without
+//! calling the user's service, hands the service a [`Body`] under the
+//! server's limits, and marks each request's start and end for the
+//! connection's timeouts.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Body as _;
+use hyper::body::Incoming;
+use hyper::{header, Request, Response, StatusCode, Version};
+use pin_project_lite::pin_project;
+
+use super::body::{Body, BoxError, ResponseBody};
+use super::conn::{Active, ConnState};
+
+/// What the checks need, shared by a core's connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_body: Option<u64>,
+    pub(crate) body_read_timeout: Option<Duration>,
+}
+
+/// The user's service `S` behind the server's checks, for one connection.
+pub(crate) struct Checked<S> {
+    inner: S,
+    limits: Limits,
+    conn: Rc<ConnState>,
+}
+
+impl<S> Checked<S> {
+    pub(crate) fn new(inner: S, limits: Limits, conn: Rc<ConnState>) -> Checked<S> {
+        Checked {
+            inner,
+            limits,
+            conn,
+        }
+    }
+}
+
+const TOO_LARGE: &[u8] = b"request body too large\n";
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Checked<S>
+where
+    S: hyper::service::Service<Request<Body>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody<B>>;
+    type Error = BoxError;
+    type Future = CheckedFuture<S::Future, B>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let active = self.conn.start_request();
+        if let Some(max) = self.limits.max_body {
+            if request.body().size_hint().lower() > max {
+                return CheckedFuture::Refused {
+                    response: Some(too_large(request.version(), active)),
+                };
+            }
+        }
+        let limits = self.limits;
+        let request =
+            request.map(|incoming| Body::new(incoming, limits.max_body, limits.body_read_timeout));
+        CheckedFuture::Called {
+            future: self.inner.call(request),
+            active: Some(active),
+        }
+    }
+}
+
+/// 413, and on HTTP/1 the end of the connection: the body the client may
+/// be sending is not read.
+fn too_large<B>(version: Version, active: Active) -> Response<ResponseBody<B>> {
+    let mut response = Response::new(ResponseBody::fixed(TOO_LARGE, Some(active)));
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain"),
+    );
+    if version < Version::HTTP_2 {
+        headers.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+pin_project! {
+    /// The future of [`Checked`]'s `call`.
+    #[project = CheckedProj]
+    pub(crate) enum CheckedFuture<F, B> {
+        Called {
+            #[pin]
+            future: F,
+            active: Option<Active>,
+        },
+        Refused {
+            response: Option<Response<ResponseBody<B>>>,
+        },
+    }
+}
+
+impl<F, B, E> Future for CheckedFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<ResponseBody<B>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            CheckedProj::Called { future, active } => {
+                let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                Poll::Ready(Ok(
+                    response.map(|body| ResponseBody::new(body, active.take()))
+                ))
+            }
+            CheckedProj::Refused { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}

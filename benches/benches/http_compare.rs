@@ -10,7 +10,12 @@
 //! - `percore-http-epoll`: the same on the epoll backend;
 //! - `hyper-tokio-ct`: hyper-util's connection on a tokio current-thread
 //!   runtime per core (the baseline: every ratio is over it);
-//! - `hyper-tokio-mt`: the same on tokio's multi-thread runtime.
+//! - `hyper-tokio-mt`: the same on tokio's multi-thread runtime;
+//! - `hyper-tokio-ct-bare` (only with `--servers`, and in the smoke):
+//!   `hyper-tokio-ct` without tokio's timer on hyper, as hyper's own
+//!   examples serve — no header read timeout, no timer armed per request.
+//!
+//! percore-http and the first three arm the same 30 s header read timeout.
 //!
 //! Per round and server: requests/s, the server's CPU per answered request
 //! (all its threads), percore's SQEs and enters per request; then medians,
@@ -52,7 +57,15 @@ use percore_bench::http_compare::{
 use percore_bench::http_serve::{self, ChildReport};
 
 /// Every server this bench can start, the baseline first.
-const SERVERS: [&str; 4] = [
+const SERVERS: [&str; 5] = [
+    "hyper-tokio-ct",
+    "percore-http",
+    "percore-http-epoll",
+    "hyper-tokio-mt",
+    "hyper-tokio-ct-bare",
+];
+/// The servers run unless `--servers` says otherwise.
+const DEFAULT_SERVERS: [&str; 4] = [
     "hyper-tokio-ct",
     "percore-http",
     "percore-http-epoll",
@@ -134,7 +147,7 @@ impl Settings {
 
     fn parse(args: &[String]) -> Result<Settings, String> {
         let mut settings = Settings::defaults();
-        let mut servers: Vec<String> = SERVERS.map(String::from).to_vec();
+        let mut servers: Vec<String> = DEFAULT_SERVERS.map(String::from).to_vec();
         let mut pin = true;
         let mut args = args.iter();
         while let Some(flag) = args.next() {
@@ -375,8 +388,8 @@ fn serve_main(args: &[String]) -> ExitCode {
     };
     let result = match name.as_str() {
         "percore-http" => http_serve::serve(&options),
-        other => match hyper_peer::Flavor::from_name(other) {
-            Some(flavor) => serve_peer(flavor, other, &options),
+        other => match hyper_peer::from_name(other) {
+            Some((flavor, timer)) => serve_peer(flavor, timer, other, &options),
             None => {
                 eprintln!("http_compare serve: unknown server `{other}`");
                 return ExitCode::from(2);
@@ -394,11 +407,13 @@ fn serve_main(args: &[String]) -> ExitCode {
 
 fn serve_peer(
     flavor: hyper_peer::Flavor,
+    timer: bool,
     name: &str,
     options: &cli::ServeOptions,
 ) -> io::Result<()> {
     let addr = hyper_peer::start(
         flavor,
+        timer,
         options.addr,
         options.cores,
         options.first_cpu,

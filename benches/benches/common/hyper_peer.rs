@@ -10,6 +10,11 @@
 //!   `i` pinned to the `first_cpu + i`-th allowed CPU (percore's shape);
 //! - [`Flavor::MultiThread`]: one listener, tokio's multi-thread runtime
 //!   with a worker per core, all of the process on the server's CPUs.
+//!
+//! Both set tokio's timer on hyper, so hyper's 30 s header read timeout
+//! applies as percore-http's does (`hyper-tokio-ct`, `hyper-tokio-mt`);
+//! `hyper-tokio-ct-bare` leaves it out, as hyper's own examples do (then
+//! hyper arms no timer per request: a cheaper server, with no timeout).
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,14 +40,14 @@ pub enum Flavor {
     MultiThread,
 }
 
-impl Flavor {
-    /// The flavor a server name ends in: `hyper-tokio-ct` or `hyper-tokio-mt`.
-    pub fn from_name(name: &str) -> Option<Flavor> {
-        match name {
-            "hyper-tokio-ct" => Some(Flavor::CurrentThread),
-            "hyper-tokio-mt" => Some(Flavor::MultiThread),
-            _ => None,
-        }
+/// The peer a server name asks for: its flavor and whether hyper gets
+/// tokio's timer (`hyper-tokio-ct`, `hyper-tokio-mt`, `hyper-tokio-ct-bare`).
+pub fn from_name(name: &str) -> Option<(Flavor, bool)> {
+    match name {
+        "hyper-tokio-ct" => Some((Flavor::CurrentThread, true)),
+        "hyper-tokio-ct-bare" => Some((Flavor::CurrentThread, false)),
+        "hyper-tokio-mt" => Some((Flavor::MultiThread, true)),
+        _ => None,
     }
 }
 
@@ -76,10 +81,12 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Starts the peer on `addr` (port 0 picks one) with `cores` threads from
-/// `first_cpu`, HTTPS with a fresh self-signed certificate if `tls`;
+/// `first_cpu`, HTTPS with a fresh self-signed certificate if `tls`, hyper
+/// with tokio's timer if `timer`;
 /// returns the address at once, the threads serve until the process ends.
 pub fn start(
     flavor: Flavor,
+    timer: bool,
     addr: SocketAddr,
     cores: usize,
     first_cpu: Option<usize>,
@@ -111,8 +118,9 @@ pub fn start(
                         let runtime = tokio::runtime::Builder::new_current_thread()
                             .enable_all()
                             .build();
-                        let result = runtime
-                            .and_then(|runtime| runtime.block_on(accept_loop(listener, acceptor)));
+                        let result = runtime.and_then(|runtime| {
+                            runtime.block_on(accept_loop(listener, acceptor, timer))
+                        });
                         if let Err(err) = result {
                             eprintln!("hyper-tokio-ct thread {i}: {err}");
                         }
@@ -132,7 +140,7 @@ pub fn start(
             std::thread::Builder::new()
                 .name("hyper-tokio-mt".into())
                 .spawn(move || {
-                    if let Err(err) = runtime.block_on(accept_loop(first, acceptor)) {
+                    if let Err(err) = runtime.block_on(accept_loop(first, acceptor, timer)) {
                         eprintln!("hyper-tokio-mt: {err}");
                     }
                 })?;
@@ -160,7 +168,11 @@ fn pin_to_set(cpus: &[usize]) -> io::Result<()> {
     Ok(())
 }
 
-async fn accept_loop(listener: std::net::TcpListener, tls: Option<TlsAcceptor>) -> io::Result<()> {
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    timer: bool,
+) -> io::Result<()> {
     let listener = TcpListener::from_std(listener)?;
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -170,18 +182,20 @@ async fn accept_loop(listener: std::net::TcpListener, tls: Option<TlsAcceptor>) 
         let tls = tls.clone();
         drop(tokio::spawn(async move {
             match tls {
-                Some(acceptor) => serve_tls(acceptor, stream).await,
-                None => serve_plain(stream).await,
+                Some(acceptor) => serve_tls(acceptor, stream, timer).await,
+                None => serve_plain(stream, timer).await,
             }
         }));
     }
 }
 
 /// HTTP/1.1 or h2c (by the preface), as hyper-util serves a tokio stream.
-async fn serve_plain(stream: TcpStream) {
+async fn serve_plain(stream: TcpStream, timer: bool) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
+    if timer {
+        builder.http1().timer(TokioTimer::new());
+        builder.http2().timer(TokioTimer::new());
+    }
     let service = hyper::service::service_fn(http_serve::hello::<hyper::body::Incoming>);
     // Errors (a reset peer…) end this connection only.
     let _ = builder
@@ -190,7 +204,7 @@ async fn serve_plain(stream: TcpStream) {
 }
 
 /// The TLS handshake, then HTTP/2 if ALPN chose `h2`, else HTTP/1.1.
-async fn serve_tls(acceptor: TlsAcceptor, stream: TcpStream) {
+async fn serve_tls(acceptor: TlsAcceptor, stream: TcpStream, timer: bool) {
     let Ok(stream) = acceptor.accept(stream).await else {
         return;
     };
@@ -199,11 +213,15 @@ async fn serve_tls(acceptor: TlsAcceptor, stream: TcpStream) {
     let service = hyper::service::service_fn(http_serve::hello::<hyper::body::Incoming>);
     if h2 {
         let mut builder = http2::Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
+        if timer {
+            builder.timer(TokioTimer::new());
+        }
         let _ = builder.serve_connection(io, service).await;
     } else {
         let mut builder = http1::Builder::new();
-        builder.timer(TokioTimer::new());
+        if timer {
+            builder.timer(TokioTimer::new());
+        }
         let _ = builder.serve_connection(io, service).await;
     }
 }

@@ -131,6 +131,22 @@ pub struct ServeOptions {
     /// After `SIGTERM` or `SIGINT`, how long connections may take to finish
     /// what they received before the server exits anyway.
     pub grace: Duration,
+    /// Which HTTP server (`--server`): percore-bench's own or percore-http.
+    pub server: HttpServer,
+    /// HTTPS with a self-signed certificate (`--tls`, percore-http only).
+    pub tls: bool,
+}
+
+/// The HTTP server `serve http` runs (`--server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpServer {
+    /// `bench` (default): percore-bench's hand-written HTTP/1.1 server
+    /// ([`server`](crate::server)).
+    #[default]
+    Bench,
+    /// `percore-http`: the hello-world service on `percore::http::server`,
+    /// HTTP/1.1 and HTTP/2 ([`http_serve`](crate::http_serve)).
+    PercoreHttp,
 }
 
 /// The most runs `--runs` accepts: keeps the demo's run time bounded.
@@ -150,6 +166,7 @@ USAGE:
     percore-bench demo [--runs N] [--quick]
     percore-bench net echo|http [OPTIONS]
     percore-bench serve echo|http [--addr IP:PORT] [--cores N] [--first-cpu C] [--grace SECS] [--control]
+    percore-bench serve http --server percore-http [--tls] [same flags]
     percore-bench fs randread|randwrite|read|write [OPTIONS]
     percore-bench --help
 
@@ -161,7 +178,10 @@ COMMANDS:
     serve       a percore echo or hello-world HTTP server (prints its address;
                 with --control it answers `stats` on stdin, exits at its end;
                 without, SIGTERM or Ctrl-C drains it: listeners close, what
-                was received is answered, exit 0 within --grace SECS, default 5)
+                was received is answered, exit 0 within --grace SECS, default 5);
+                `serve http --server percore-http` serves hello world on
+                percore-http instead (HTTP/1.1 and h2c; --tls: HTTPS with
+                h2 by ALPN, a self-signed certificate made at start)
     fs          an fio-like file job on one percore core: IOPS, MiB/s, latency
 
 NET OPTIONS:
@@ -485,6 +505,8 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         first_cpu: None,
         control: false,
         grace: Duration::from_secs(5),
+        server: HttpServer::Bench,
+        tls: false,
     };
     while let Some((flag, inline)) = args.next_flag() {
         match flag.as_str() {
@@ -500,8 +522,31 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                 no_value(&flag, inline)?;
                 o.control = true;
             }
+            "--server" => {
+                o.server = match args.value(&flag, inline)?.as_str() {
+                    "bench" => HttpServer::Bench,
+                    "percore-http" => HttpServer::PercoreHttp,
+                    other => {
+                        return Err(usage(format!(
+                            "`--server {other}`: expected `bench` or `percore-http`"
+                        )))
+                    }
+                }
+            }
+            "--tls" => {
+                no_value(&flag, inline)?;
+                o.tls = true;
+            }
             _ => return Err(usage(format!("unknown argument `{flag}` for `serve`"))),
         }
+    }
+    if o.server == HttpServer::PercoreHttp && o.protocol != Protocol::Http {
+        return Err(usage("`--server percore-http` serves `http` only".into()));
+    }
+    if o.tls && o.server != HttpServer::PercoreHttp {
+        return Err(usage(
+            "`--tls` needs `serve http --server percore-http`".into(),
+        ));
     }
     Ok(Command::Serve(o))
 }
@@ -564,6 +609,21 @@ mod tests {
     }
 
     #[test]
+    fn serve_percore_http() {
+        let Ok(Command::Serve(o)) = parse_str("serve http --server percore-http --tls --cores 2")
+        else {
+            panic!("should parse");
+        };
+        assert_eq!(o.server, HttpServer::PercoreHttp);
+        assert!(o.tls);
+        assert_eq!(o.cores, 2);
+        let Ok(Command::Serve(o)) = parse_str("serve http") else {
+            panic!("should parse");
+        };
+        assert_eq!((o.server, o.tls), (HttpServer::Bench, false));
+    }
+
+    #[test]
     fn help() {
         assert_eq!(parse_str("--help"), Ok(Command::Help));
         assert_eq!(parse_str("-h"), Ok(Command::Help));
@@ -598,6 +658,9 @@ mod tests {
             "net echo --client tokio --cores 2",
             "net echo --servers percore,nginx",
             "net echo --target 127.0.0.1:1 --servers tokio",
+            "serve echo --server percore-http",
+            "serve http --server nginx",
+            "serve http --tls",
         ] {
             assert!(parse_str(bad).is_err(), "{bad:?} should not parse");
         }

@@ -4,6 +4,9 @@
 //! - [`load`]: the load generator (echo and HTTP, closed or open loop, HDR latency);
 //! - [`server`]: percore's echo and hello-world HTTP servers;
 //! - [`net`]: `percore-bench net`, one server or percore against its peers;
+//! - [`http_serve`]: the hello-world service on percore-http (`serve http
+//!   --server percore-http`); [`http_compare`]: it against hyper on tokio,
+//!   loaded by wrk and h2load (the `http_compare` bench);
 //! - [`child`]: servers in child processes, their CPU time and counters;
 //! - [`outside`]: clients that are not percore (wrk, a tokio client) as child processes;
 //! - [`output`], [`plot`]: the table, `--json` and `--plot` of `net`;
@@ -30,6 +33,8 @@ pub mod fs_job;
 pub mod fs_layout;
 pub mod fs_output;
 pub mod http;
+pub mod http_compare;
+pub mod http_serve;
 pub mod load;
 pub mod net;
 pub mod output;

@@ -10,12 +10,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use percore_bench::child::{self, ServerStats};
-use percore_bench::cli::{self, Command, DemoOptions, FsOptions, NetOptions, ServeOptions};
+use percore_bench::cli::{
+    self, Command, DemoOptions, FsOptions, HttpServer, NetOptions, ServeOptions,
+};
 use percore_bench::demo::{self, NetRun, Sizes};
 use percore_bench::fs_job::JobResult;
 use percore_bench::report::{self, median, median_f64, Table};
 use percore_bench::server::{Protocol, Server};
-use percore_bench::{fs, fs_output, net, output, plot};
+use percore_bench::{fs, fs_output, http_serve, net, output, plot};
 
 /// Exit status for bad arguments: a bad flag, an unreachable target, an
 /// unwritable `--plot` file, a missing peer server binary, a file that cannot
@@ -110,6 +112,9 @@ fn run_fs(options: &FsOptions) -> ExitCode {
 }
 
 fn serve(options: ServeOptions) -> io::Result<()> {
+    if options.server == HttpServer::PercoreHttp {
+        return http_serve::serve(&options);
+    }
     let server = Server::start(
         options.protocol,
         options.addr,

@@ -1,0 +1,438 @@
+//! The hello-world service on percore-http, as `percore-bench serve http
+//! --server percore-http` runs it and as the `http_compare` bench starts it:
+//! `percore::http::server`'s per-core path ([`Builder::serve_listener`]) on
+//! one `SO_REUSEPORT` listener per core, HTTP/1.1 and h2c (told apart by the
+//! preface) in the clear, or HTTPS with `h2`/`http/1.1` by ALPN (`--tls`,
+//! a self-signed certificate made at start).
+//!
+//! The service ([`hello`]) is the one its hyper-on-tokio peer answers with
+//! too, so both send the same bytes: `200`, `content-type: text/plain`,
+//! `Hello, world!`, and the `content-length` and `date` hyper adds.
+//!
+//! [`Builder::serve_listener`]: percore::http::server::Builder::serve_listener
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::{self, BufRead, Write};
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::select;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response};
+use percore::http::io::Io;
+use percore::http::server::{Accept, Accepted, Body, Builder, Protocol};
+use percore::http::tls::{TlsAcceptor, TlsStream};
+use percore::net::graceful::Connections;
+use percore::net::tcp::ListenOptions;
+use percore::net::TcpListener;
+use percore::shutdown::Shutdown;
+use percore::{Runtime, Stats};
+
+use crate::child::STATS_REQUEST;
+use crate::cli::ServeOptions;
+use crate::cpu;
+
+/// The body every server of the HTTP comparison answers with.
+pub const HELLO: &[u8] = b"Hello, world!";
+
+/// The hello-world response: `200`, `content-type: text/plain`, [`HELLO`].
+pub fn hello_response() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(HELLO)));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// The service: every request answered with [`hello_response`], its body
+/// left unread (a hello-world request has none).
+pub async fn hello<B>(_request: Request<B>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(hello_response())
+}
+
+/// A self-signed certificate for `localhost` and `127.0.0.1` (ECDSA P-256,
+/// rcgen's default), in PEM and DER.
+#[derive(Debug, Clone)]
+pub struct SelfSigned {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// Its private key, PEM (PKCS#8).
+    pub key_pem: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// Its private key, DER (PKCS#8).
+    pub key_der: Vec<u8>,
+}
+
+/// Makes a [`SelfSigned`] certificate (load generators here do not verify).
+///
+/// # Errors
+///
+/// rcgen could not make the key or the certificate.
+pub fn self_signed() -> io::Result<SelfSigned> {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let made = rcgen::generate_simple_self_signed(names)
+        .map_err(|err| io::Error::other(format!("making a self-signed certificate: {err}")))?;
+    Ok(SelfSigned {
+        cert_pem: made.cert.pem(),
+        key_pem: made.key_pair.serialize_pem(),
+        cert_der: made.cert.der().to_vec(),
+        key_der: made.key_pair.serialize_der(),
+    })
+}
+
+/// The TLS step of the server: rustls by percore-http's [`TlsAcceptor`],
+/// the protocol as ALPN chose it (HTTP/1.1 when the client offered none).
+#[derive(Debug, Clone)]
+struct Tls(TlsAcceptor);
+
+impl Accept for Tls {
+    type Conn = TlsStream<Io>;
+
+    fn accept(&self, io: Io) -> impl Future<Output = io::Result<Accepted<TlsStream<Io>>>> {
+        let acceptor = self.0.clone();
+        async move {
+            let conn = acceptor.accept(io).await?;
+            let protocol = if conn.is_h2() {
+                Protocol::Http2
+            } else {
+                Protocol::Http1
+            };
+            Ok(Accepted {
+                conn,
+                protocol: Some(protocol),
+            })
+        }
+    }
+}
+
+/// A running hello-world server on percore-http; dropping it stops its cores.
+#[derive(Debug)]
+pub struct HelloServer {
+    runtime: Runtime,
+    addr: SocketAddr,
+    shutdown: Shutdown,
+    tls: bool,
+}
+
+impl HelloServer {
+    /// Binds `cores` listeners on `addr` (port 0 picks one) and serves
+    /// [`hello`] on as many cores; core `i` pins itself to the `first_cpu +
+    /// i`-th allowed CPU when `first_cpu` is given. With `tls`, HTTPS with a
+    /// fresh [`self_signed`] certificate. The runtime reads `PERCORE_DRIVER`.
+    ///
+    /// # Errors
+    ///
+    /// Binding fails (address in use…), the certificate cannot be made, or
+    /// the runtime cannot start.
+    pub fn start(
+        addr: SocketAddr,
+        cores: usize,
+        first_cpu: Option<usize>,
+        tls: bool,
+    ) -> io::Result<HelloServer> {
+        let cores = cores.max(1);
+        let options = ListenOptions::new().reuse_port(true).backlog(4096);
+        let first = options.bind_tcp(addr)?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first.into_std()?];
+        for _ in 1..cores {
+            listeners.push(options.bind_tcp(addr)?.into_std()?);
+        }
+        let acceptor = if tls {
+            let cert = self_signed()?;
+            Some(TlsAcceptor::from_pem(
+                cert.cert_pem.as_bytes(),
+                cert.key_pem.as_bytes(),
+            )?)
+        } else {
+            None
+        };
+        let runtime = Runtime::builder()
+            .cores(cores)
+            .stall_threshold(None)
+            .build()?;
+        let shutdown = Shutdown::new();
+        for (core, listener) in listeners.into_iter().enumerate() {
+            let cpu = first_cpu.and_then(|first| cpu::cpu_for(first, core));
+            let shutdown = shutdown.clone();
+            let acceptor = acceptor.clone();
+            let _detached = runtime.spawn_on(core, move || async move {
+                if let Some(cpu) = cpu {
+                    // Unpinned is still a correct server; the caller asked for best effort.
+                    let _ = cpu::pin_to(cpu);
+                }
+                let listener = TcpListener::from_std(listener);
+                match acceptor {
+                    Some(acceptor) => {
+                        let builder = Builder::new().signals(false).acceptor(Tls(acceptor));
+                        serve_core(&builder, listener, &shutdown).await;
+                    }
+                    None => serve_core(&Builder::new().signals(false), listener, &shutdown).await,
+                }
+            })?;
+        }
+        Ok(HelloServer {
+            runtime,
+            addr,
+            shutdown,
+            tls,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Listens for `SIGTERM` and `SIGINT` (from now on they no longer end
+    /// the process): the first begins the server's shutdown.
+    ///
+    /// # Errors
+    ///
+    /// The handlers cannot be installed, or core 0 has stopped.
+    pub fn drain_on_signals(&self) -> io::Result<()> {
+        let shutdown = self.shutdown.clone();
+        self.runtime
+            .run_on(0, move || async move { shutdown.begin_on_signals() })?
+    }
+
+    /// Waits for the shutdown to begin, then up to `grace` for every
+    /// connection to finish what it received; returns how many were still
+    /// open.
+    ///
+    /// # Errors
+    ///
+    /// Core 0 has stopped.
+    pub fn wait_for_shutdown(&self, grace: Duration) -> io::Result<usize> {
+        let shutdown = self.shutdown.clone();
+        self.runtime.run_on(0, move || async move {
+            shutdown.begun().await;
+            let _ = percore::time::timeout(grace, shutdown.drained()).await;
+            shutdown.active()
+        })
+    }
+
+    /// Every core's counters, summed (`core` is the number of cores).
+    ///
+    /// # Errors
+    ///
+    /// A core has stopped.
+    pub fn stats(&self) -> io::Result<Stats> {
+        let all = self.runtime.run_on_all(|_| async { percore::stats() })?;
+        let mut sum = Stats::default();
+        sum.core = all.len();
+        for stats in all {
+            sum.driver = stats.driver;
+            sum.enters += stats.enters;
+            sum.sqes += stats.sqes;
+            sum.cqes += stats.cqes;
+            sum.polls += stats.polls;
+            sum.parks += stats.parks;
+        }
+        Ok(sum)
+    }
+}
+
+/// One core: serves `listener` with `builder` until the shutdown begins,
+/// then lets the connections finish.
+async fn serve_core<A: Accept>(builder: &Builder<A>, listener: TcpListener, shutdown: &Shutdown) {
+    let connections = Connections::new(shutdown);
+    let service = hyper::service::service_fn(hello::<Body>);
+    let served = builder.serve_listener(listener, service, connections.clone());
+    // Dropping `served` closes the listener.
+    let _ = select(pin!(served), pin!(shutdown.begun())).await;
+    shutdown.begun().await;
+    connections.finish().await;
+}
+
+/// Live heap bytes of this process as glibc's allocator counts them
+/// (`mallinfo2`: `uordblks + hblkhd`, over all arenas); `None` where that
+/// is not glibc.
+pub fn heap_in_use() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no arguments and returns a plain struct;
+        // it only reads the allocator's bookkeeping (under its locks).
+        let info = unsafe { libc::mallinfo2() };
+        Some((info.uordblks + info.hblkhd) as u64)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
+/// What a server child of the HTTP comparison reports on a `stats` line:
+/// percore's counters (when it is percore) and the process's live heap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildReport {
+    /// `io_uring_enter` (or `epoll_wait`) calls, percore servers only.
+    pub enters: Option<u64>,
+    /// Submission entries, percore servers only.
+    pub sqes: Option<u64>,
+    /// `io_uring` or `epoll`, percore servers only.
+    pub driver: Option<&'static str>,
+    /// [`heap_in_use`].
+    pub heap: Option<u64>,
+}
+
+impl ChildReport {
+    /// The report as one JSON line (fields left out when unknown); a
+    /// superset of what [`child::ServerChild::stats`](crate::child::ServerChild::stats)
+    /// reads.
+    pub fn to_json(&self) -> String {
+        let mut fields = Vec::new();
+        if let Some(enters) = self.enters {
+            fields.push(format!("\"enters\":{enters}"));
+        }
+        if let Some(sqes) = self.sqes {
+            fields.push(format!("\"sqes\":{sqes}"));
+        }
+        if let Some(driver) = self.driver {
+            fields.push(format!("\"driver\":\"{driver}\""));
+        }
+        if let Some(heap) = self.heap {
+            fields.push(format!("\"heap\":{heap}"));
+        }
+        format!("{{{}}}", fields.join(","))
+    }
+}
+
+/// Serves the child line protocol on stdin/stdout until stdin closes:
+/// each `stats` line is answered with `report()` as one JSON line.
+pub fn answer_stdin(mut report: impl FnMut() -> ChildReport) {
+    let stdin = io::stdin();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line.trim() != STATS_REQUEST {
+            continue;
+        }
+        let mut out = io::stdout().lock();
+        let _ = writeln!(out, "{}", report().to_json());
+        let _ = out.flush();
+    }
+}
+
+/// `percore-bench serve http --server percore-http [--tls]`: starts the
+/// server, prints its `listening on` line, then with `--control` answers
+/// `stats` lines until stdin closes, else serves until `SIGTERM`/`SIGINT`
+/// and drains.
+///
+/// # Errors
+///
+/// The server cannot start (address in use…), or stdout is closed.
+pub fn serve(options: &ServeOptions) -> io::Result<()> {
+    let server = HelloServer::start(options.addr, options.cores, options.first_cpu, options.tls)?;
+    if !options.control {
+        // Before the line below: a SIGTERM right after it drains the server.
+        server.drain_on_signals()?;
+    }
+    let cores = options.cores;
+    {
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "percore-bench serve: http (percore-http{}) listening on {} ({cores} core{})",
+            if options.tls { ", TLS" } else { "" },
+            server.addr(),
+            if cores == 1 { "" } else { "s" }
+        )?;
+        out.flush()?;
+    }
+    if options.control {
+        answer_stdin(|| {
+            let stats = server.stats().ok();
+            ChildReport {
+                enters: stats.map(|s| s.enters),
+                sqes: stats.map(|s| s.sqes),
+                driver: stats.map(|s| driver_name(s.driver)),
+                heap: heap_in_use(),
+            }
+        });
+        return Ok(());
+    }
+    let left = server.wait_for_shutdown(options.grace)?;
+    println!(
+        "percore-bench serve: shut down ({left} connections cut at the end of the {:?} grace)",
+        options.grace
+    );
+    Ok(())
+}
+
+/// `io_uring` or `epoll`, as `percore::Driver` prints.
+fn driver_name(driver: percore::Driver) -> &'static str {
+    match driver {
+        percore::Driver::Epoll => "epoll",
+        _ => "io_uring",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn a_report_is_one_json_object() {
+        let full = ChildReport {
+            enters: Some(3),
+            sqes: Some(4),
+            driver: Some("epoll"),
+            heap: Some(5),
+        };
+        let value: serde_json::Value = serde_json::from_str(&full.to_json()).unwrap();
+        assert_eq!(value["enters"], 3);
+        assert_eq!(value["sqes"], 4);
+        assert_eq!(value["driver"], "epoll");
+        assert_eq!(value["heap"], 5);
+        assert_eq!(ChildReport::default().to_json(), "{}");
+    }
+
+    #[test]
+    fn the_heap_is_counted_on_glibc() {
+        let before = heap_in_use();
+        let block = vec![1u8; 1 << 20];
+        let during = heap_in_use();
+        drop(block);
+        if let (Some(before), Some(during)) = (before, during) {
+            // Other test threads allocate too; 1 MiB is far above their noise.
+            assert!(during >= before + (1 << 19), "{before} -> {during}");
+        }
+    }
+
+    #[test]
+    fn the_server_answers_hello_over_http1() {
+        let server = HelloServer::start("127.0.0.1:0".parse().unwrap(), 1, None, false).unwrap();
+        let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut got = String::new();
+        stream.read_to_string(&mut got).unwrap();
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got:?}");
+        let lower = got.to_ascii_lowercase();
+        assert!(lower.contains("content-type: text/plain\r\n"), "{got:?}");
+        assert!(lower.contains("content-length: 13\r\n"), "{got:?}");
+        assert!(got.ends_with("\r\n\r\nHello, world!"), "{got:?}");
+        assert!(server.stats().unwrap().core == 1);
+    }
+}

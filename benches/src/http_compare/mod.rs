@@ -306,12 +306,39 @@ pub fn run_case(options: &Options, case: Case, mut each: impl FnMut(&Run)) -> io
     let mut runs = Vec::new();
     for round in 0..options.rounds {
         for spec in round_order(&options.servers, round) {
-            let run = measure(options, spec, case, round)?;
+            let run = measure_with_retries(options, spec, case, round)?;
             each(&run);
             runs.push(run);
         }
     }
     Ok(runs)
+}
+
+/// Tries per measurement: a tool that hangs or fails on a busy machine is
+/// run again against a fresh server (each failure is printed on stderr).
+const TRIES: usize = 3;
+
+fn measure_with_retries(
+    options: &Options,
+    spec: &ServerSpec,
+    case: Case,
+    round: usize,
+) -> io::Result<Run> {
+    let mut tries = 1;
+    loop {
+        match measure(options, spec, case, round) {
+            Ok(run) => return Ok(run),
+            Err(err) if tries < TRIES => {
+                eprintln!(
+                    "http_compare: {} under {}, try {tries} of {TRIES}: {err}; again",
+                    spec.name,
+                    case.name()
+                );
+                tries += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// One measured run of `spec` under `case`.

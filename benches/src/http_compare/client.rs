@@ -112,6 +112,10 @@ pub fn command_line(case: Case, addr: SocketAddr, load: &Load) -> Vec<String> {
             "-t1".into(),
             format!("-c{}", load.connections),
             format!("-d{}s", ms.div_ceil(1000)),
+            // wrk's default of 2 s counts a slow answer as an error; a
+            // debug build on a busy machine is that slow now and then.
+            "--timeout".into(),
+            "10s".into(),
             "--latency".into(),
             url,
         ],
@@ -169,6 +173,26 @@ pub fn run(case: Case, addr: SocketAddr, load: &Load) -> io::Result<ClientReport
             line.join(" ")
         ))
     })?;
+    if report.errors > 0 || report.requests == 0 {
+        let lines: Vec<&str> = stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.contains("requests in")
+                    || l.starts_with("Socket errors")
+                    || l.starts_with("Non-2xx")
+                    || l.starts_with("requests:")
+                    || l.starts_with("status codes:")
+            })
+            .collect();
+        return Err(io::Error::other(format!(
+            "`{}`: {} answered, {} errors ({})",
+            line.join(" "),
+            report.requests,
+            report.errors,
+            lines.join("; ")
+        )));
+    }
     // h2load on a busy machine sometimes drags its stop out long past the
     // duration, which would make a meaningless rate.
     if report.elapsed > load.duration * 2 + Duration::from_secs(1) {
@@ -397,7 +421,7 @@ req/s           :    3900.00     4000.00     3906.25        10.00    70.00%
         let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert_eq!(
             command_line(Case::H1, addr, &load).join(" "),
-            "wrk -t1 -c64 -d2s --latency http://127.0.0.1:8080/"
+            "wrk -t1 -c64 -d2s --timeout 10s --latency http://127.0.0.1:8080/"
         );
         assert_eq!(
             command_line(Case::H2Tls, addr, &load).join(" "),

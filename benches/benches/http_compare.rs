@@ -15,7 +15,13 @@
 //!   `hyper-tokio-ct` without tokio's timer on hyper, as hyper's own
 //!   examples serve — no header read timeout, no timer armed per request.
 //!
-//! percore-http and the first three arm the same 30 s header read timeout.
+//! - `percore-compat` (only with `--servers`, and in the smoke; HTTP/1.1
+//!   only, so `--cases h1`): hyper's HTTP/1.1 over percore's `Compat`, as
+//!   percore's `hyper` example served before percore-http — what
+//!   percore-http's I/O path replaces.
+//!
+//! percore-http and the first three arm the same 30 s header read timeout
+//! (so does `percore-compat`, hyper's own, on percore's timer).
 //!
 //! Per round and server: requests/s, the server's CPU per answered request
 //! (all its threads), percore's SQEs and enters per request; then medians,
@@ -54,15 +60,16 @@ use percore_bench::cpu;
 use percore_bench::http_compare::{
     self, case_report, client, idle_report, Case, IdleProtocol, Load, Options, ServerSpec,
 };
-use percore_bench::http_serve::{self, ChildReport};
+use percore_bench::http_serve::{self, ChildReport, Stack};
 
 /// Every server this bench can start, the baseline first.
-const SERVERS: [&str; 5] = [
+const SERVERS: [&str; 6] = [
     "hyper-tokio-ct",
     "percore-http",
     "percore-http-epoll",
     "hyper-tokio-mt",
     "hyper-tokio-ct-bare",
+    "percore-compat",
 ];
 /// The servers run unless `--servers` says otherwise.
 const DEFAULT_SERVERS: [&str; 4] = [
@@ -235,6 +242,7 @@ fn spec(exe: &std::path::Path, name: &str) -> ServerSpec {
     let (args_name, driver) = match name {
         "percore-http" => ("percore-http", Some("io_uring")),
         "percore-http-epoll" => ("percore-http", Some("epoll")),
+        "percore-compat" => ("percore-compat", Some("io_uring")),
         other => (other, None),
     };
     ServerSpec {
@@ -245,6 +253,7 @@ fn spec(exe: &std::path::Path, name: &str) -> ServerSpec {
             .map(|d| vec![("PERCORE_DRIVER".to_owned(), d.to_owned())])
             .unwrap_or_default(),
         driver: driver.map(str::to_owned),
+        http1_only: name == "percore-compat",
     }
 }
 
@@ -388,6 +397,7 @@ fn serve_main(args: &[String]) -> ExitCode {
     };
     let result = match name.as_str() {
         "percore-http" => http_serve::serve(&options),
+        "percore-compat" => http_serve::serve_stack(Stack::Compat, &options),
         other => match hyper_peer::from_name(other) {
             Some((flavor, timer)) => serve_peer(flavor, timer, other, &options),
             None => {

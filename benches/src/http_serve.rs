@@ -9,6 +9,11 @@
 //! too, so both send the same bytes: `200`, `content-type: text/plain`,
 //! `Hello, world!`, and the `content-length` and `date` hyper adds.
 //!
+//! [`Stack::Compat`] serves it the way percore's `hyper` example did before
+//! percore-http: hyper's HTTP/1.1 connection over `TcpStream::into_compat`
+//! (a 16 KiB buffer each way, a `recv` SQE per read), with percore's hyper
+//! timer — what percore-http's I/O path is measured against.
+//!
 //! [`Builder::serve_listener`]: percore::http::server::Builder::serve_listener
 
 use std::convert::Infallible;
@@ -26,6 +31,7 @@ use hyper::{Request, Response};
 use percore::http::io::Io;
 use percore::http::server::{Accept, Accepted, Body, Builder, Protocol};
 use percore::http::tls::{TlsAcceptor, TlsStream};
+use percore::net::compat::HyperTimer;
 use percore::net::graceful::Connections;
 use percore::net::tcp::ListenOptions;
 use percore::net::TcpListener;
@@ -110,6 +116,15 @@ impl Accept for Tls {
     }
 }
 
+/// How the hello-world server speaks HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// `percore::http::server`: HTTP/1.1 and HTTP/2, TLS if asked.
+    PercoreHttp,
+    /// hyper's HTTP/1.1 connection over percore's `Compat` (no HTTP/2, no TLS).
+    Compat,
+}
+
 /// A running hello-world server on percore-http; dropping it stops its cores.
 #[derive(Debug)]
 pub struct HelloServer {
@@ -135,6 +150,27 @@ impl HelloServer {
         first_cpu: Option<usize>,
         tls: bool,
     ) -> io::Result<HelloServer> {
+        HelloServer::start_stack(Stack::PercoreHttp, addr, cores, first_cpu, tls)
+    }
+
+    /// As [`start`](HelloServer::start), on `stack`.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](HelloServer::start); `tls` with [`Stack::Compat`].
+    pub fn start_stack(
+        stack: Stack,
+        addr: SocketAddr,
+        cores: usize,
+        first_cpu: Option<usize>,
+        tls: bool,
+    ) -> io::Result<HelloServer> {
+        if tls && stack == Stack::Compat {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the Compat server speaks plain HTTP/1.1 only: leave out --tls",
+            ));
+        }
         let cores = cores.max(1);
         let options = ListenOptions::new().reuse_port(true).backlog(4096);
         let first = options.bind_tcp(addr)?;
@@ -168,6 +204,7 @@ impl HelloServer {
                 }
                 let listener = TcpListener::from_std(listener);
                 match acceptor {
+                    None if stack == Stack::Compat => serve_compat(listener, &shutdown).await,
                     Some(acceptor) => {
                         let builder = Builder::new().signals(false).acceptor(Tls(acceptor));
                         serve_core(&builder, listener, &shutdown).await;
@@ -255,6 +292,34 @@ async fn serve_core<A: Accept>(builder: &Builder<A>, listener: TcpListener, shut
     connections.finish().await;
 }
 
+/// One core of [`Stack::Compat`]: a task per connection serving hyper's
+/// HTTP/1.1 over `Compat` until the shutdown begins.
+async fn serve_compat(listener: TcpListener, shutdown: &Shutdown) {
+    let connections = Connections::new(shutdown);
+    let accepting = async {
+        let mut incoming = listener.incoming();
+        while let Some(next) = futures_util::StreamExt::next(&mut incoming).await {
+            // Accept errors (EMFILE…) are retried by `incoming` after a pause.
+            let Ok(stream) = next else { continue };
+            let _ = stream.set_nodelay(true);
+            let guard = connections.guard();
+            drop(percore::spawn(async move {
+                let _guard = guard;
+                let service = hyper::service::service_fn(hello::<hyper::body::Incoming>);
+                // Errors (a reset peer…) end this connection only.
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(HyperTimer)
+                    .serve_connection(stream.into_compat(), service)
+                    .await;
+            }));
+        }
+    };
+    // Dropping `accepting` closes the listener.
+    let _ = select(pin!(accepting), pin!(shutdown.begun())).await;
+    shutdown.begun().await;
+    connections.finish().await;
+}
+
 /// Live heap bytes of this process as glibc's allocator counts them
 /// (`mallinfo2`: `uordblks + hblkhd`, over all arenas); `None` where that
 /// is not glibc.
@@ -337,7 +402,26 @@ pub fn answer_stdin(mut report: impl FnMut() -> ChildReport) {
 ///
 /// The server cannot start (address in use…), or stdout is closed.
 pub fn serve(options: &ServeOptions) -> io::Result<()> {
-    let server = HelloServer::start(options.addr, options.cores, options.first_cpu, options.tls)?;
+    serve_stack(Stack::PercoreHttp, options)
+}
+
+/// [`serve`] on `stack`.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub fn serve_stack(stack: Stack, options: &ServeOptions) -> io::Result<()> {
+    let name = match stack {
+        Stack::PercoreHttp => "percore-http",
+        Stack::Compat => "hyper over Compat",
+    };
+    let server = HelloServer::start_stack(
+        stack,
+        options.addr,
+        options.cores,
+        options.first_cpu,
+        options.tls,
+    )?;
     if !options.control {
         // Before the line below: a SIGTERM right after it drains the server.
         server.drain_on_signals()?;
@@ -347,7 +431,7 @@ pub fn serve(options: &ServeOptions) -> io::Result<()> {
         let mut out = io::stdout().lock();
         writeln!(
             out,
-            "percore-bench serve: http (percore-http{}) listening on {} ({cores} core{})",
+            "percore-bench serve: http ({name}{}) listening on {} ({cores} core{})",
             if options.tls { ", TLS" } else { "" },
             server.addr(),
             if cores == 1 { "" } else { "s" }
@@ -417,8 +501,17 @@ mod tests {
     }
 
     #[test]
-    fn the_server_answers_hello_over_http1() {
-        let server = HelloServer::start("127.0.0.1:0".parse().unwrap(), 1, None, false).unwrap();
+    fn both_stacks_answer_hello_over_http1() {
+        for stack in [Stack::PercoreHttp, Stack::Compat] {
+            let addr = "127.0.0.1:0".parse().unwrap();
+            let server = HelloServer::start_stack(stack, addr, 1, None, false).unwrap();
+            answers_hello(&server);
+        }
+        let addr = "127.0.0.1:0".parse().unwrap();
+        assert!(HelloServer::start_stack(Stack::Compat, addr, 1, None, true).is_err());
+    }
+
+    fn answers_hello(server: &HelloServer) {
         let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))

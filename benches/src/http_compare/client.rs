@@ -6,8 +6,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// A load of the comparison: which tool, which protocol, clear or TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +112,10 @@ pub fn command_line(case: Case, addr: SocketAddr, load: &Load) -> Vec<String> {
             "-t1".into(),
             format!("-c{}", load.connections),
             format!("-d{}s", ms.div_ceil(1000)),
+            // wrk's default of 2 s counts a slow answer as an error; a
+            // debug build on a busy machine is that slow now and then.
+            "--timeout".into(),
+            "10s".into(),
             "--latency".into(),
             url,
         ],
@@ -147,9 +151,8 @@ pub fn run(case: Case, addr: SocketAddr, load: &Load) -> io::Result<ClientReport
             command
         }
     };
-    let output = command.output().map_err(|err| {
-        io::Error::new(err.kind(), format!("running `{}`: {err}", line.join(" ")))
-    })?;
+    let output = run_bounded(&mut command, load.duration + TOOL_GRACE)
+        .map_err(|err| io::Error::new(err.kind(), format!("`{}`: {err}", line.join(" "))))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(io::Error::other(format!(
@@ -164,12 +167,70 @@ pub fn run(case: Case, addr: SocketAddr, load: &Load) -> io::Result<ClientReport
         Case::H1 | Case::H1Tls => parse_wrk(&stdout),
         Case::H2c | Case::H2Tls => parse_h2load(&stdout),
     };
-    parsed.ok_or_else(|| {
+    let report = parsed.ok_or_else(|| {
         io::Error::other(format!(
             "`{}` printed a report that does not parse: {stdout:?}",
             line.join(" ")
         ))
-    })
+    })?;
+    if report.errors > 0 || report.requests == 0 {
+        let lines: Vec<&str> = stdout
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.contains("requests in")
+                    || l.starts_with("Socket errors")
+                    || l.starts_with("Non-2xx")
+                    || l.starts_with("requests:")
+                    || l.starts_with("status codes:")
+            })
+            .collect();
+        return Err(io::Error::other(format!(
+            "`{}`: {} answered, {} errors ({})",
+            line.join(" "),
+            report.requests,
+            report.errors,
+            lines.join("; ")
+        )));
+    }
+    // h2load on a busy machine sometimes drags its stop out long past the
+    // duration, which would make a meaningless rate.
+    if report.elapsed > load.duration * 2 + Duration::from_secs(1) {
+        return Err(io::Error::other(format!(
+            "`{}` measured {:?} for a {:?} run",
+            line.join(" "),
+            report.elapsed,
+            load.duration
+        )));
+    }
+    Ok(report)
+}
+
+/// How long past its duration a tool may run before it is killed: wrk and
+/// h2load stop by themselves, but h2load has been seen to hang in its stop
+/// on a loaded machine.
+const TOOL_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs `command` to its end, or kills it after `limit`.
+fn run_bounded(command: &mut Command, limit: Duration) -> io::Result<std::process::Output> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let start = Instant::now();
+    // The reports are a few KiB: they fit in the pipes while this waits.
+    while child.try_wait()?.is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("still running after {limit:?}, killed"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output()
 }
 
 /// A duration as wrk and h2load print it: `441.24us`, `2.50ms`, `1.02s`,
@@ -360,7 +421,7 @@ req/s           :    3900.00     4000.00     3906.25        10.00    70.00%
         let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         assert_eq!(
             command_line(Case::H1, addr, &load).join(" "),
-            "wrk -t1 -c64 -d2s --latency http://127.0.0.1:8080/"
+            "wrk -t1 -c64 -d2s --timeout 10s --latency http://127.0.0.1:8080/"
         );
         assert_eq!(
             command_line(Case::H2Tls, addr, &load).join(" "),

@@ -47,6 +47,9 @@ pub struct ServerSpec {
     /// The backend it must report (`io_uring`, `epoll`), for percore
     /// servers: a server on another one stops the comparison.
     pub driver: Option<String>,
+    /// It speaks plain HTTP/1.1 only: loads other than [`Case::H1`] and idle
+    /// connections other than [`IdleProtocol::H1`] leave it out.
+    pub http1_only: bool,
 }
 
 /// What to compare.
@@ -306,12 +309,42 @@ pub fn run_case(options: &Options, case: Case, mut each: impl FnMut(&Run)) -> io
     let mut runs = Vec::new();
     for round in 0..options.rounds {
         for spec in round_order(&options.servers, round) {
-            let run = measure(options, spec, case, round)?;
+            if spec.http1_only && case != Case::H1 {
+                continue;
+            }
+            let run = measure_with_retries(options, spec, case, round)?;
             each(&run);
             runs.push(run);
         }
     }
     Ok(runs)
+}
+
+/// Tries per measurement: a tool that hangs or fails on a busy machine is
+/// run again against a fresh server (each failure is printed on stderr).
+const TRIES: usize = 3;
+
+fn measure_with_retries(
+    options: &Options,
+    spec: &ServerSpec,
+    case: Case,
+    round: usize,
+) -> io::Result<Run> {
+    let mut tries = 1;
+    loop {
+        match measure(options, spec, case, round) {
+            Ok(run) => return Ok(run),
+            Err(err) if tries < TRIES => {
+                eprintln!(
+                    "http_compare: {} under {}, try {tries} of {TRIES}: {err}; again",
+                    spec.name,
+                    case.name()
+                );
+                tries += 1;
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// One measured run of `spec` under `case`.
@@ -404,6 +437,9 @@ pub fn run_idle(
     let mut runs = Vec::new();
     for round in 0..rounds {
         for spec in round_order(&options.servers, round) {
+            if spec.http1_only && protocol != IdleProtocol::H1 {
+                continue;
+            }
             let mut server =
                 ServerChild::start(spec, options.server_cores, options.server_cpu, false)?;
             // One connection first: what the first request makes once (the
@@ -460,6 +496,7 @@ mod tests {
             args: Vec::new(),
             env: Vec::new(),
             driver: None,
+            http1_only: false,
         }
     }
 

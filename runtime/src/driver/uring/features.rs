@@ -39,7 +39,7 @@ use io_uring::IoUring;
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Features(u32);
 
-/// Each feature's bit, name, and what the kernel must have.
+/// Each feature and its name in `PERCORE_URING_FEATURES`.
 const TABLE: &[(Features, &str)] = &[(Features::RECV_BUNDLE, "recv_bundle")];
 
 impl Features {

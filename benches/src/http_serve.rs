@@ -238,9 +238,7 @@ impl HelloServer {
     ///
     /// The handlers cannot be installed, or core 0 has stopped.
     pub fn drain_on_signals(&self) -> io::Result<()> {
-        let shutdown = self.shutdown.clone();
-        self.runtime
-            .run_on(0, move || async move { shutdown.begin_on_signals() })?
+        crate::server::drain_on_signals(&self.runtime, &self.shutdown)
     }
 
     /// Waits for the shutdown to begin, then up to `grace` for every
@@ -251,12 +249,7 @@ impl HelloServer {
     ///
     /// Core 0 has stopped.
     pub fn wait_for_shutdown(&self, grace: Duration) -> io::Result<usize> {
-        let shutdown = self.shutdown.clone();
-        self.runtime.run_on(0, move || async move {
-            shutdown.begun().await;
-            let _ = percore::time::timeout(grace, shutdown.drained()).await;
-            shutdown.active()
-        })
+        crate::server::wait_for_shutdown(&self.runtime, &self.shutdown, grace)
     }
 
     /// Every core's counters, summed (`core` is the number of cores).

@@ -112,9 +112,7 @@ impl Server {
     ///
     /// The handlers cannot be installed, or core 0 has stopped.
     pub fn drain_on_signals(&self) -> io::Result<()> {
-        let shutdown = self.shutdown.clone();
-        self.runtime
-            .run_on(0, move || async move { shutdown.begin_on_signals() })?
+        drain_on_signals(&self.runtime, &self.shutdown)
     }
 
     /// Waits for the shutdown to begin, then up to `grace` for every
@@ -125,12 +123,7 @@ impl Server {
     ///
     /// Core 0 has stopped.
     pub fn wait_for_shutdown(&self, grace: Duration) -> io::Result<usize> {
-        let shutdown = self.shutdown.clone();
-        self.runtime.run_on(0, move || async move {
-            shutdown.begun().await;
-            let _ = percore::time::timeout(grace, shutdown.drained()).await;
-            shutdown.active()
-        })
+        wait_for_shutdown(&self.runtime, &self.shutdown, grace)
     }
 
     /// The address the server listens on.
@@ -264,4 +257,26 @@ async fn http(stream: Tracked, ring: BufRing, connections: Connections) {
         cutter.buf.extend_from_slice(&buf);
         finish_now = connections.is_finishing();
     }
+}
+
+/// `shutdown` begins at the first `SIGTERM` or `SIGINT` (listened for on
+/// `runtime`'s core 0): what every `serve` server of this crate does.
+pub(crate) fn drain_on_signals(runtime: &Runtime, shutdown: &Shutdown) -> io::Result<()> {
+    let shutdown = shutdown.clone();
+    runtime.run_on(0, move || async move { shutdown.begin_on_signals() })?
+}
+
+/// Waits (on `runtime`'s core 0) for `shutdown` to begin, then up to
+/// `grace` for its guards to drop; how many were still held.
+pub(crate) fn wait_for_shutdown(
+    runtime: &Runtime,
+    shutdown: &Shutdown,
+    grace: Duration,
+) -> io::Result<usize> {
+    let shutdown = shutdown.clone();
+    runtime.run_on(0, move || async move {
+        shutdown.begun().await;
+        let _ = percore::time::timeout(grace, shutdown.drained()).await;
+        shutdown.active()
+    })
 }

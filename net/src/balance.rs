@@ -27,7 +27,7 @@
 //! margin of zero, every second one is served on core 1.
 //!
 //! ```
-//! use std::io::{Read, Write};
+//! use std::io::Read;
 //! use futures_util::StreamExt;
 //! use percore_net::balance::Balance;
 //! use percore_net::tcp::ListenOptions;
@@ -42,19 +42,24 @@
 //!     addr.get_or_insert(listener.local_addr()?); // clients use core 0's
 //!     let listener = listener.into_std()?;
 //!     let balance = balance.clone();
-//!     let _detached = runtime.spawn_on(core, move || async move {
+//!     // `run_on` returns once this core takes connections; a task of the
+//!     // core accepts them from then on.
+//!     runtime.run_on(core, move || async move {
 //!         let listener = TcpListener::from_std(listener);
 //!         let mut incoming = balance.incoming(&listener)?;
-//!         while let Some(stream) = incoming.next().await {
-//!             let stream = stream?;
-//!             // Served here, on the core the connection was placed on.
-//!             let _detached = percore_runtime::spawn(async move {
-//!                 let reply = vec![b'0' + percore_runtime::current_core() as u8];
-//!                 stream.write_all(reply).await.0
-//!             });
-//!         }
+//!         let _detached = percore_runtime::spawn(async move {
+//!             while let Some(Ok(stream)) = incoming.next().await {
+//!                 // Served here, on the core the connection was placed on.
+//!                 let _detached = percore_runtime::spawn(async move {
+//!                     let reply = vec![b'0' + percore_runtime::current_core() as u8];
+//!                     stream.write_all(reply).await.0?;
+//!                     // Open (and counted on this core) until the client closes.
+//!                     stream.read(Vec::with_capacity(1)).await.0
+//!                 });
+//!             }
+//!         });
 //!         std::io::Result::Ok(())
-//!     })?;
+//!     })??;
 //! }
 //! let addr = addr.expect("bound");
 //! let mut served_on = Vec::new();
@@ -64,7 +69,7 @@
 //!     let mut core = [0];
 //!     client.read_exact(&mut core)?;
 //!     served_on.push(core[0]);
-//!     clients.push(client); // kept open: each stays counted on its core
+//!     clients.push(client); // kept open while the next ones connect
 //! }
 //! assert_eq!(served_on, b"0101");
 //! assert_eq!(balance.live(), [2, 2]);

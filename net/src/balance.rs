@@ -394,13 +394,15 @@ impl Balanced {
             fd,
             seat: Seat::new(&self.balance.table, target),
         };
+        // Counted before the target can see it, so a reader that saw it
+        // served there sees it counted too.
+        let handoffs = &self.balance.table.handoffs;
+        handoffs.fetch_add(1, Ordering::Relaxed);
         match self.balance.hand(target, handoff) {
-            Ok(()) => {
-                self.balance.table.handoffs.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+            Ok(()) => None,
             // The target stopped or is full: serve it here after all.
             Err(Handoff { fd, seat }) => {
+                handoffs.fetch_sub(1, Ordering::Relaxed);
                 drop(seat);
                 Some(self.keep(Socket::from_fd(fd)))
             }
@@ -411,11 +413,16 @@ impl Balanced {
 impl Stream for Balanced {
     type Item = io::Result<TcpStream>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<TcpStream>>> {
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<io::Result<TcpStream>>> {
         let this = self.get_mut();
         if let Some(handed) = &mut this.handed {
             match handed.poll_recv(cx) {
-                Poll::Ready(Some(handoff)) => return Poll::Ready(Some(Ok(Balanced::take(handoff)))),
+                Poll::Ready(Some(handoff)) => {
+                    return Poll::Ready(Some(Ok(Balanced::take(handoff))))
+                }
                 // Another `Balanced` registered on this core: it takes them now.
                 Poll::Ready(None) => this.handed = None,
                 Poll::Pending => {}

@@ -46,7 +46,10 @@ impl Socket {
 
     /// Counts this fresh socket on a core of a `Balance` until it closes;
     /// gives the seat back if an op already shares the fd.
-    pub(crate) fn set_seat(&mut self, seat: crate::balance::Seat) -> Result<(), crate::balance::Seat> {
+    pub(crate) fn set_seat(
+        &mut self,
+        seat: crate::balance::Seat,
+    ) -> Result<(), crate::balance::Seat> {
         match Rc::get_mut(&mut self.fd) {
             Some(fd) => {
                 fd.set_seat(seat);

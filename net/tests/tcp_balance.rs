@@ -84,7 +84,9 @@ fn connect(addr: SocketAddr) -> (std::net::TcpStream, u8) {
         .expect("timeout");
     client.write_all(b"?").expect("write");
     let mut core = [0];
-    client.read_exact(&mut core).expect("the serving core's number");
+    client
+        .read_exact(&mut core)
+        .expect("the serving core's number");
     (client, core[0] - b'0')
 }
 
@@ -227,6 +229,7 @@ fn a_full_queue_keeps_the_connection_and_a_stopped_core_closes_its_queue() {
 
 #[test]
 fn a_core_beyond_the_table_is_refused() {
+    let _serial = FDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let runtime = Runtime::builder().cores(2).build().unwrap();
     let balance = Balance::new(1);
     let err = runtime

@@ -69,7 +69,11 @@ pub fn start(
     let addr = first.local_addr()?;
     if peer == Peer::TokioMt {
         let cpus: Vec<usize> = first_cpu
-            .map(|first| (0..threads).filter_map(|i| cpu::cpu_for(first, i)).collect())
+            .map(|first| {
+                (0..threads)
+                    .filter_map(|i| cpu::cpu_for(first, i))
+                    .collect()
+            })
             .unwrap_or_default();
         std::thread::Builder::new()
             .name("tokio-mt".into())

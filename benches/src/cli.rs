@@ -632,6 +632,32 @@ mod tests {
     }
 
     #[test]
+    fn placement_flags() {
+        let Ok(Command::Serve(o)) = parse_str("serve echo --cores 2 --balance") else {
+            panic!("should parse");
+        };
+        assert!(o.balance);
+        let Ok(Command::Serve(o)) = parse_str("serve echo --cores 2") else {
+            panic!("should parse");
+        };
+        assert!(!o.balance);
+        assert!(parse_str("serve echo --balance=yes").is_err());
+        let Ok(Command::Net(o)) =
+            parse_str("net echo --compare --servers percore-balance,percore-unpinned,tokio-mt")
+        else {
+            panic!("should parse");
+        };
+        assert_eq!(
+            o.servers,
+            Some(vec![
+                "percore-balance".to_owned(),
+                "percore-unpinned".to_owned(),
+                "tokio-mt".to_owned()
+            ])
+        );
+    }
+
+    #[test]
     fn serve_percore_http() {
         let Ok(Command::Serve(o)) = parse_str("serve http --server percore-http --tls --cores 2")
         else {

@@ -121,7 +121,14 @@ mod tests {
             ReadHalf<TcpStream>,
             WriteHalf<TcpStream>,
             Incoming<TcpStream>,
+            balance::Balanced,
             compat::Compat<TcpStream>,
         );
+    }
+
+    #[test]
+    fn a_balance_is_shared_by_every_core() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::balance::Balance>();
     }
 }

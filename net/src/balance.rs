@@ -21,6 +21,12 @@
 //! dropped) gets no more connections; a connection handed to it and not yet
 //! taken is closed with its queue.
 //!
+//! What it does not see: connections still waiting in a core's listen
+//! backlog (a core slow to accept looks less loaded than it is), and how
+//! much CPU each core gets — a core sharing its CPU with another busy
+//! thread serves its connections more slowly whatever their number.
+//! docs/balance.md has the measurements, and why this is opt-in.
+//!
 //! # Examples
 //!
 //! Two cores, one listener each, every connection accepted on core 0: with a

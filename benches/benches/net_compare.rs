@@ -25,6 +25,10 @@
 //! overhead on the same kernel interface. Its SQEs are the backend's emulation,
 //! not submissions, so only its enters (`epoll_wait` calls) are shown.
 //!
+//! The two-thread cases also run `tokio-mt` (tokio's work-stealing
+//! multi-thread runtime, two workers, one listener), what issue 17 compared
+//! percore's two cores with.
+//!
 //! The issue's cases are closed loop; the one-thread cases then run again
 //! open loop at 50k req/s (percore client only), so CPU per request is also
 //! seen at equal throughput.
@@ -313,8 +317,14 @@ fn run_case(
     config: &Config,
     programs: &Programs,
 ) -> io::Result<Vec<Run>> {
+    let mut servers = SERVERS.map(str::to_owned).to_vec();
+    if case.server_threads > 1 {
+        // Work stealing across the threads: what issue 17 measured percore
+        // against with two server threads.
+        servers.push("tokio-mt".to_owned());
+    }
     let plan = Plan {
-        servers: SERVERS.map(str::to_owned).to_vec(),
+        servers,
         clients: vec![client],
         rounds: config.rounds,
         reuse_servers: false,

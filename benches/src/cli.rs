@@ -135,6 +135,9 @@ pub struct ServeOptions {
     pub server: HttpServer,
     /// HTTPS with a self-signed certificate (`--tls`, percore-http only).
     pub tls: bool,
+    /// Hand a core's fresh connections to the core serving the fewest
+    /// (`--balance`; `percore::net::balance`).
+    pub balance: bool,
 }
 
 /// The HTTP server `serve http` runs (`--server`).
@@ -165,7 +168,7 @@ percore-bench: load tools and figures for percore
 USAGE:
     percore-bench demo [--runs N] [--quick]
     percore-bench net echo|http [OPTIONS]
-    percore-bench serve echo|http [--addr IP:PORT] [--cores N] [--first-cpu C] [--grace SECS] [--control]
+    percore-bench serve echo|http [--addr IP:PORT] [--cores N] [--first-cpu C] [--grace SECS] [--control] [--balance]
     percore-bench serve http --server percore-http [--tls] [same flags]
     percore-bench fs randread|randwrite|read|write [OPTIONS]
     percore-bench --help
@@ -429,7 +432,22 @@ fn parse_net(mut args: Args) -> Result<Command, UsageError> {
 }
 
 /// The servers `--servers` may name.
-pub const SERVER_NAMES: [&str; 4] = ["percore", "percore-epoll", "tokio", "monoio"];
+///
+/// `percore-balance` is `percore` started with `--balance`; `percore-unpinned`
+/// is `percore` whose cores stay unpinned when the others are pinned (the
+/// client is still pinned); `tokio-mt` is tokio's multi-thread runtime, one
+/// listener, a worker per server thread, the process on the server threads'
+/// CPUs.
+pub const SERVER_NAMES: [&str; 8] = [
+    "percore",
+    "percore-epoll",
+    "percore-balance",
+    "percore-unpinned",
+    "percore-balance-unpinned",
+    "tokio",
+    "tokio-mt",
+    "monoio",
+];
 
 fn parse_servers(list: &str) -> Result<Vec<String>, UsageError> {
     let mut names: Vec<String> = Vec::new();
@@ -507,6 +525,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         grace: Duration::from_secs(5),
         server: HttpServer::Bench,
         tls: false,
+        balance: false,
     };
     while let Some((flag, inline)) = args.next_flag() {
         match flag.as_str() {
@@ -536,6 +555,10 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
             "--tls" => {
                 no_value(&flag, inline)?;
                 o.tls = true;
+            }
+            "--balance" => {
+                no_value(&flag, inline)?;
+                o.balance = true;
             }
             _ => return Err(usage(format!("unknown argument `{flag}` for `serve`"))),
         }
@@ -606,6 +629,32 @@ mod tests {
         };
         assert_eq!(o.clients, [Client::Tokio, Client::Percore]);
         assert!(!o.reuse_servers && o.pin);
+    }
+
+    #[test]
+    fn placement_flags() {
+        let Ok(Command::Serve(o)) = parse_str("serve echo --cores 2 --balance") else {
+            panic!("should parse");
+        };
+        assert!(o.balance);
+        let Ok(Command::Serve(o)) = parse_str("serve echo --cores 2") else {
+            panic!("should parse");
+        };
+        assert!(!o.balance);
+        assert!(parse_str("serve echo --balance=yes").is_err());
+        let Ok(Command::Net(o)) =
+            parse_str("net echo --compare --servers percore-balance,percore-unpinned,tokio-mt")
+        else {
+            panic!("should parse");
+        };
+        assert_eq!(
+            o.servers,
+            Some(vec![
+                "percore-balance".to_owned(),
+                "percore-unpinned".to_owned(),
+                "tokio-mt".to_owned()
+            ])
+        );
     }
 
     #[test]

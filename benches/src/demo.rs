@@ -16,7 +16,7 @@ use crate::cli::Rw;
 use crate::fs_job::{self, Job, JobResult};
 use crate::fs_layout::{self, TempFile};
 use crate::load::{self, LoadConfig, LoadResult};
-use crate::server::{Protocol, Server};
+use crate::server::{Placement, Protocol, Server};
 
 /// Workload sizes; `--quick` divides each by 10.
 #[derive(Debug, Clone, Copy)]
@@ -305,7 +305,13 @@ pub fn net(
     connections: usize,
     duration: Duration,
 ) -> io::Result<NetRun> {
-    let server = Server::start(protocol, SocketAddr::from(([127, 0, 0, 1], 0)), 1, Some(0))?;
+    let server = Server::start(
+        protocol,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        1,
+        Some(0),
+        Placement::Kernel,
+    )?;
     let config = LoadConfig {
         target: server.addr(),
         protocol,

@@ -276,7 +276,11 @@ pub fn run_plan(plan: &Plan, programs: &Programs) -> io::Result<Vec<Run>> {
 fn driver_of(name: &str, plan: &Plan) -> Option<Driver> {
     match name {
         "percore-epoll" => Some(Driver::Epoll),
-        "percore" if plan.percore_on_io_uring => Some(Driver::IoUring),
+        "percore" | "percore-balance" | "percore-unpinned" | "percore-balance-unpinned"
+            if plan.percore_on_io_uring =>
+        {
+            Some(Driver::IoUring)
+        }
         _ => None,
     }
 }
@@ -296,12 +300,15 @@ pub fn start_server(name: &str, plan: &Plan, programs: &Programs) -> io::Result<
         plan.server_threads.to_string(),
         "--control".into(),
     ];
-    if plan.pin {
+    if plan.pin && !name.ends_with("-unpinned") {
         common.extend(["--first-cpu".into(), "0".into()]);
     }
     if name.starts_with("percore") {
         let mut args = vec!["serve".to_owned()];
         args.extend(common);
+        if name.starts_with("percore-balance") {
+            args.push("--balance".into());
+        }
         let driver = driver_of(name, plan);
         let env: Vec<(&str, &str)> = driver
             .iter()

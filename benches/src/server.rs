@@ -2,19 +2,24 @@
 //! them and as the demo and the benches start them in-process: one
 //! `SO_REUSEPORT` listener per core, multishot accept, one task per connection,
 //! each receiving through the core's provided-buffer ring (one multishot
-//! `recv` per connection; a request costs one SQE, the send).
+//! `recv` per connection; a request costs one SQE, the send). With
+//! [`Placement::Balance`], a core's fresh connections go to the core serving
+//! the fewest ([`percore::net::balance`]).
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::select;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
+use percore::net::balance::Balance;
 use percore::net::graceful::{Connections, Tracked};
 use percore::net::tcp::ListenOptions;
-use percore::net::{BufRing, TcpListener};
+use percore::net::{BufRing, TcpListener, TcpStream};
 use percore::shutdown::Shutdown;
 use percore::{Runtime, Stats};
 
@@ -46,18 +51,43 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// Which core serves a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Placement {
+    /// The core whose `SO_REUSEPORT` listener the kernel gave it to.
+    #[default]
+    Kernel,
+    /// As the kernel placed it, unless that core serves more connections
+    /// than another by more than one: then the core serving the fewest
+    /// ([`Balance`]).
+    Balance,
+}
+
+/// What one core did, for `PERCORE_BENCH_PER_CORE` (see [`Server::per_core`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CoreReport {
+    /// Connections this core served (accepted here, or handed here).
+    pub connections: u64,
+    /// CPU time its thread used.
+    pub cpu: Duration,
+    /// Its counters.
+    pub stats: Stats,
+}
+
 /// A running percore server; dropping it stops its cores.
 #[derive(Debug)]
 pub struct Server {
     runtime: Runtime,
     addr: SocketAddr,
     shutdown: Shutdown,
+    served: Arc<[AtomicU64]>,
 }
 
 impl Server {
     /// Binds `cores` listeners on `addr` (port 0 picks one) and serves
-    /// `protocol` on as many cores; core `i` pins itself to the `first_cpu + i`-th
-    /// allowed CPU when `first_cpu` is given.
+    /// `protocol` on as many cores, placing connections as `placement`
+    /// says; core `i` pins itself to the `first_cpu + i`-th allowed CPU when
+    /// `first_cpu` is given.
     ///
     /// # Errors
     ///
@@ -67,6 +97,7 @@ impl Server {
         addr: SocketAddr,
         cores: usize,
         first_cpu: Option<usize>,
+        placement: Placement,
     ) -> io::Result<Server> {
         let cores = cores.max(1);
         let options = ListenOptions::new().reuse_port(true).backlog(4096);
@@ -81,9 +112,13 @@ impl Server {
             .stall_threshold(None)
             .build()?;
         let shutdown = Shutdown::new();
+        let balance = (placement == Placement::Balance).then(|| Balance::new(cores));
+        let served: Arc<[AtomicU64]> = (0..cores).map(|_| AtomicU64::new(0)).collect();
         for (core, listener) in listeners.into_iter().enumerate() {
             let cpu = first_cpu.and_then(|first| cpu::cpu_for(first, core));
             let shutdown = shutdown.clone();
+            let balance = balance.clone();
+            let served = Arc::clone(&served);
             let _detached = runtime.spawn_on(core, move || async move {
                 if let Some(cpu) = cpu {
                     // Unpinned is still a correct server; the caller asked for best effort.
@@ -91,8 +126,22 @@ impl Server {
                 }
                 let connections = Connections::new(&shutdown);
                 let listener = TcpListener::from_std(listener);
+                let served = &served[core];
                 // Dropping the accept loop closes the listener.
-                let accepting = accept_loop(protocol, listener, connections.clone());
+                let accepting = async {
+                    match &balance {
+                        Some(balance) => match balance.incoming(&listener) {
+                            Ok(incoming) => {
+                                accept_loop(protocol, incoming, &connections, served).await;
+                            }
+                            Err(err) => eprintln!("percore-bench: core {core}: {err}"),
+                        },
+                        None => {
+                            let incoming = listener.incoming();
+                            accept_loop(protocol, incoming, &connections, served).await;
+                        }
+                    }
+                };
                 let _ = select(pin!(accepting), pin!(shutdown.begun())).await;
                 shutdown.begun().await;
                 connections.finish().await;
@@ -102,7 +151,28 @@ impl Server {
             runtime,
             addr,
             shutdown,
+            served,
         })
+    }
+
+    /// What each core did so far (index = core).
+    ///
+    /// # Errors
+    ///
+    /// A core has stopped.
+    pub fn per_core(&self) -> io::Result<Vec<CoreReport>> {
+        let all = self
+            .runtime
+            .run_on_all(|_| async { (cpu::thread_cpu_time(), percore::stats()) })?;
+        Ok(all
+            .into_iter()
+            .zip(self.served.iter())
+            .map(|((cpu, stats), served)| CoreReport {
+                connections: served.load(Ordering::Relaxed),
+                cpu,
+                stats,
+            })
+            .collect())
     }
 
     /// Listens for `SIGTERM` and `SIGINT` (from now on they no longer end
@@ -170,7 +240,12 @@ impl Server {
 const RING_BUFFERS: u16 = 1024;
 const RING_BUFFER_SIZE: u32 = 16 * 1024;
 
-async fn accept_loop(protocol: Protocol, listener: TcpListener, connections: Connections) {
+async fn accept_loop(
+    protocol: Protocol,
+    mut incoming: impl Stream<Item = io::Result<TcpStream>> + Unpin,
+    connections: &Connections,
+    served: &AtomicU64,
+) {
     let ring = match BufRing::new(RING_BUFFERS, RING_BUFFER_SIZE) {
         Ok(ring) => ring,
         Err(err) => {
@@ -180,10 +255,10 @@ async fn accept_loop(protocol: Protocol, listener: TcpListener, connections: Con
             )
         }
     };
-    let mut incoming = listener.incoming();
     while let Some(next) = incoming.next().await {
         match next {
             Ok(stream) => {
+                served.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 let ring = ring.clone();
                 let stream = connections.track(stream);

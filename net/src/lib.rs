@@ -5,7 +5,9 @@
 //! (`let (res, buf) = stream.read(buf).await;`), so dropping a future mid-read
 //! never frees memory the kernel still writes into. Listeners accept with one
 //! multishot SQE ([`Incoming`]); a listener per core with `SO_REUSEPORT`
-//! ([`tcp::ListenOptions`]) shares a port across cores.
+//! ([`tcp::ListenOptions`]) shares a port across cores, and a
+//! [`balance::Balance`] moves fresh connections from a busy core's listener
+//! to the least-loaded core.
 //!
 //! Sockets are `!Send`: they belong to the core that uses them. To move one to
 //! another core, `into_std` it, send the std socket, and `from_std` it there.
@@ -54,6 +56,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod addr;
+pub mod balance;
 pub mod compat;
 mod error;
 mod fd;
@@ -118,7 +121,14 @@ mod tests {
             ReadHalf<TcpStream>,
             WriteHalf<TcpStream>,
             Incoming<TcpStream>,
+            balance::Balanced,
             compat::Compat<TcpStream>,
         );
+    }
+
+    #[test]
+    fn a_balance_is_shared_by_every_core() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<crate::balance::Balance>();
     }
 }

@@ -44,6 +44,21 @@ impl Socket {
         Ok(Socket::from_fd(socket.into()))
     }
 
+    /// Counts this fresh socket on a core of a `Balance` until it closes;
+    /// gives the seat back if an op already shares the fd.
+    pub(crate) fn set_seat(
+        &mut self,
+        seat: crate::balance::Seat,
+    ) -> Result<(), crate::balance::Seat> {
+        match Rc::get_mut(&mut self.fd) {
+            Some(fd) => {
+                fd.set_seat(seat);
+                Ok(())
+            }
+            None => Err(seat),
+        }
+    }
+
     pub(crate) fn shared_fd(&self) -> &SharedFd {
         &self.fd
     }
@@ -61,6 +76,17 @@ impl Socket {
                 .into_owned()
                 .ok_or_else(|| io::Error::other("the socket's fd is gone")),
             Err(shared) => shared.as_fd().try_clone_to_owned(),
+        }
+    }
+
+    /// The fd back if no op shares it (a fresh socket), else the socket.
+    pub(crate) fn into_unique_fd(self) -> Result<OwnedFd, Socket> {
+        match Rc::try_unwrap(self.fd) {
+            Ok(fd) => match fd.into_owned() {
+                Some(fd) => Ok(fd),
+                None => unreachable!("a SocketFd holds its fd until it is consumed"),
+            },
+            Err(fd) => Err(Socket { fd }),
         }
     }
 

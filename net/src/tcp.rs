@@ -179,6 +179,10 @@ impl TcpListener {
         Incoming::new(self.socket.shared_fd().clone(), TcpStream::from_socket)
     }
 
+    pub(crate) fn socket(&self) -> &Socket {
+        &self.socket
+    }
+
     /// The address this listener is bound to.
     ///
     /// # Errors

@@ -2,7 +2,10 @@
 //! (`percore_bench::server`): one thread per core, each with its own
 //! single-threaded runtime and its own `SO_REUSEPORT` listener; tokio's
 //! current-thread runtime (epoll) and monoio's io_uring driver. They answer
-//! byte for byte what percore's servers answer.
+//! byte for byte what percore's servers answer. And `tokio-mt`: the same
+//! tokio server on tokio's work-stealing multi-thread runtime (one listener,
+//! one worker per server thread), the shape percore's placement of
+//! connections across cores is measured against.
 //!
 //! Shared by the `net_compare` bench and the `peer_server` example (which
 //! `percore-bench net --compare` runs as a child process).
@@ -25,6 +28,9 @@ pub enum Peer {
     Tokio,
     /// monoio with its io_uring driver, one runtime per thread.
     Monoio,
+    /// tokio's multi-thread runtime: one listener, a worker per thread, the
+    /// process on the threads' CPUs (each worker free to run on any).
+    TokioMt,
 }
 
 impl Peer {
@@ -33,6 +39,7 @@ impl Peer {
         match self {
             Peer::Tokio => "tokio",
             Peer::Monoio => "monoio",
+            Peer::TokioMt => "tokio-mt",
         }
     }
 
@@ -41,6 +48,7 @@ impl Peer {
         match name {
             "tokio" => Some(Peer::Tokio),
             "monoio" => Some(Peer::Monoio),
+            "tokio-mt" => Some(Peer::TokioMt),
             _ => None,
         }
     }
@@ -59,6 +67,23 @@ pub fn start(
 ) -> io::Result<SocketAddr> {
     let first = bind(addr)?;
     let addr = first.local_addr()?;
+    if peer == Peer::TokioMt {
+        let cpus: Vec<usize> = first_cpu
+            .map(|first| {
+                (0..threads)
+                    .filter_map(|i| cpu::cpu_for(first, i))
+                    .collect()
+            })
+            .unwrap_or_default();
+        std::thread::Builder::new()
+            .name("tokio-mt".into())
+            .spawn(move || {
+                if let Err(err) = tokio_server::run_multi_thread(protocol, first, threads, &cpus) {
+                    eprintln!("tokio-mt server: {err}");
+                }
+            })?;
+        return Ok(addr);
+    }
     let mut listeners = vec![first];
     for _ in 1..threads {
         listeners.push(bind(addr)?);
@@ -72,7 +97,7 @@ pub fn start(
                     let _ = cpu::pin_to(cpu);
                 }
                 let result = match peer {
-                    Peer::Tokio => tokio_server::run(protocol, listener),
+                    Peer::Tokio | Peer::TokioMt => tokio_server::run(protocol, listener),
                     Peer::Monoio => monoio_server::run(protocol, listener),
                 };
                 if let Err(err) = result {
@@ -116,7 +141,9 @@ fn answer(cutter: &mut Cutter, out: &mut Vec<u8>) -> bool {
 /// `percore-bench serve`; `args` excludes the program name.
 pub fn serve_main(mut args: Vec<String>) -> ExitCode {
     let Some(peer) = args.first().and_then(|name| Peer::from_name(name)) else {
-        eprintln!("peer_server: expected `tokio` or `monoio` first, then as `percore-bench serve`");
+        eprintln!(
+            "peer_server: expected `tokio`, `tokio-mt` or `monoio` first, then as `percore-bench serve`"
+        );
         return ExitCode::from(2);
     };
     // The rest parses exactly as `percore-bench serve`.
@@ -169,10 +196,52 @@ mod tokio_server {
     use tokio::net::{TcpListener, TcpStream};
 
     pub fn run(protocol: Protocol, listener: std::net::TcpListener) -> io::Result<()> {
-        listener.set_nonblocking(true)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()?;
+        serve(&runtime, protocol, listener)
+    }
+
+    /// The same server on a multi-thread runtime of `workers` workers; the
+    /// calling thread (and every thread the runtime starts) is first pinned
+    /// to the set `cpus`, if any.
+    pub fn run_multi_thread(
+        protocol: Protocol,
+        listener: std::net::TcpListener,
+        workers: usize,
+        cpus: &[usize],
+    ) -> io::Result<()> {
+        if !cpus.is_empty() {
+            pin_to_set(cpus)?;
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .enable_io()
+            .build()?;
+        serve(&runtime, protocol, listener)
+    }
+
+    /// Pins the calling thread (and the threads it starts after) to `cpus`.
+    fn pin_to_set(cpus: &[usize]) -> io::Result<()> {
+        // SAFETY: an all-zero cpu_set_t is a valid empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        for &cpu in cpus.iter().filter(|&&cpu| cpu < libc::CPU_SETSIZE as usize) {
+            // SAFETY: `cpu` < CPU_SETSIZE (filtered above), so CPU_SET writes in bounds.
+            unsafe { libc::CPU_SET(cpu, &mut set) };
+        }
+        // SAFETY: `set` is a valid cpu_set_t of the size passed.
+        if unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn serve(
+        runtime: &tokio::runtime::Runtime,
+        protocol: Protocol,
+        listener: std::net::TcpListener,
+    ) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
         runtime.block_on(async move {
             let listener = TcpListener::from_std(listener)?;
             loop {

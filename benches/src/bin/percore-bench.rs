@@ -16,7 +16,7 @@ use percore_bench::cli::{
 use percore_bench::demo::{self, NetRun, Sizes};
 use percore_bench::fs_job::JobResult;
 use percore_bench::report::{self, median, median_f64, Table};
-use percore_bench::server::{Protocol, Server};
+use percore_bench::server::{Placement, Protocol, Server};
 use percore_bench::{fs, fs_output, http_serve, net, output, plot};
 
 /// Exit status for bad arguments: a bad flag, an unreachable target, an
@@ -115,11 +115,17 @@ fn serve(options: ServeOptions) -> io::Result<()> {
     if options.server == HttpServer::PercoreHttp {
         return http_serve::serve(&options);
     }
+    let placement = if options.balance {
+        Placement::Balance
+    } else {
+        Placement::Kernel
+    };
     let server = Server::start(
         options.protocol,
         options.addr,
         options.cores,
         options.first_cpu,
+        placement,
     )?;
     let cores = options.cores;
     if !options.control {
@@ -139,6 +145,7 @@ fn serve(options: ServeOptions) -> io::Result<()> {
     }
     if options.control {
         child::answer_stdin(|| {
+            report_per_core(&server);
             server.stats().ok().map(|s| ServerStats {
                 enters: s.enters,
                 sqes: s.sqes,
@@ -153,6 +160,29 @@ fn serve(options: ServeOptions) -> io::Result<()> {
         options.grace
     );
     Ok(())
+}
+
+/// With `PERCORE_BENCH_PER_CORE` set, prints on stderr what each core did
+/// so far (at every `stats` request): how the connections were split, and
+/// how busy each core was.
+fn report_per_core(server: &Server) {
+    if std::env::var_os("PERCORE_BENCH_PER_CORE").is_none() {
+        return;
+    }
+    match server.per_core() {
+        Ok(cores) => {
+            for (core, report) in cores.iter().enumerate() {
+                eprintln!(
+                    "percore-bench serve: core {core}: {} connections, {:.3} s CPU, {} polls, {} parks",
+                    report.connections,
+                    report.cpu.as_secs_f64(),
+                    report.stats.polls,
+                    report.stats.parks
+                );
+            }
+        }
+        Err(err) => eprintln!("percore-bench serve: per-core report: {err}"),
+    }
 }
 
 /// Runs `f` `runs` times, failing on the first error.

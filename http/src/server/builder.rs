@@ -56,6 +56,7 @@ pub struct Builder<A = Plain> {
     pub(super) shutdown: Shutdown,
     pub(super) signals: bool,
     pub(super) backlog: i32,
+    pub(super) balance: bool,
     only: Option<Protocol>,
     timeouts: Timeouts,
     limits: Limits,
@@ -105,6 +106,7 @@ impl Builder {
             shutdown: Shutdown::new(),
             signals: true,
             backlog: 4096,
+            balance: false,
             only: None,
             timeouts: Timeouts {
                 header: Some(HEADER_READ_TIMEOUT),
@@ -152,6 +154,16 @@ impl<A: Accept> Builder<A> {
     /// The listen backlog of each core's listener (default 4096).
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.backlog = backlog;
+        self
+    }
+
+    /// Whether a core that serves more connections than another hands its
+    /// fresh ones to the core serving the fewest, before their first byte
+    /// is read ([`percore_net::balance`]); default: no, each connection is
+    /// served by the core whose `SO_REUSEPORT` listener the kernel gave it
+    /// to. Every connection still lives on one core.
+    pub fn balance(mut self, on: bool) -> Self {
+        self.balance = on;
         self
     }
 
@@ -243,6 +255,7 @@ impl<A: Accept> Builder<A> {
             shutdown: self.shutdown,
             signals: self.signals,
             backlog: self.backlog,
+            balance: self.balance,
             only: self.only,
             timeouts: self.timeouts,
             limits: self.limits,

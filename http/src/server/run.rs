@@ -4,12 +4,15 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::rc::Rc;
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use futures_util::future::select;
+use futures_util::StreamExt;
 use hyper::{Request, Response};
 use hyper_util::service::TowerToHyperService;
+use percore_net::balance::Balance;
 use percore_net::graceful::Connections;
 use percore_net::tcp::ListenOptions;
 use percore_net::TcpListener;
@@ -190,6 +193,7 @@ impl<A: Accept> Server<A> {
             runtime.run_on(0, move || async move { shutdown.begin_on_signals() })??;
         }
         let grace = builder.grace;
+        let balance = builder.balance.then(|| Balance::new(builder.cores));
         let listeners = Mutex::new(listeners);
         let builder = Mutex::new(builder);
         runtime.run_on_all(move |_core| {
@@ -204,10 +208,12 @@ impl<A: Accept> Server<A> {
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .clone();
             let shutdown = shutdown.clone();
+            let balance = balance.clone();
             async move {
                 let connections = Connections::new(&shutdown);
                 if let Some(listener) = listener {
-                    let served = builder.serve_listener(listener, service, connections.clone());
+                    let served =
+                        serve_on_core(builder, listener, balance, service, connections.clone());
                     // Dropping `served` closes the listener.
                     let _ = select(pin!(served), pin!(shutdown.begun())).await;
                 }
@@ -217,5 +223,44 @@ impl<A: Accept> Server<A> {
             }
         })?;
         Ok(())
+    }
+}
+
+/// Serves `listener`'s connections on this core, or with a `balance`, the
+/// connections the balance places here (from this core's listener or
+/// handed by another core).
+async fn serve_on_core<A, S, B>(
+    builder: Builder<A>,
+    listener: TcpListener,
+    balance: Option<Balance>,
+    service: S,
+    connections: Connections,
+) where
+    A: Accept,
+    S: hyper::service::Service<Request<Body>, Response = Response<B>> + Clone + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + 'static,
+    B::Error: Into<BoxError>,
+{
+    let Some(balance) = balance else {
+        return builder.serve_listener(listener, service, connections).await;
+    };
+    let Ok(mut incoming) = balance.incoming(&listener) else {
+        // Not reached: the balance is made for as many cores as the
+        // runtime has. Were it, this core would serve its own listener.
+        return builder.serve_listener(listener, service, connections).await;
+    };
+    let builder = Rc::new(builder);
+    while let Some(next) = incoming.next().await {
+        // Accept errors (EMFILE…) are retried by `incoming` after a pause.
+        let Ok(stream) = next else { continue };
+        let builder = Rc::clone(&builder);
+        let service = service.clone();
+        let connections = connections.clone();
+        drop(percore_runtime::spawn(async move {
+            builder
+                .serve_connection(stream, service, &connections)
+                .await;
+        }));
     }
 }

@@ -37,18 +37,34 @@ pub(crate) type SharedFd = Rc<SocketFd>;
 /// [`release_fd`](percore_runtime::__private::release_fd)), so the readiness
 /// backend may keep the fd registered with epoll for its whole life instead
 /// of re-arming it at every wait.
+///
+/// A connection placed by a [`Balance`](crate::balance::Balance) also holds
+/// its seat in the balance's table: it is counted on its core until the fd
+/// closes (or leaves percore-net through `into_std`).
 #[derive(Debug)]
-pub(crate) struct SocketFd(Option<OwnedFd>);
+pub(crate) struct SocketFd {
+    fd: Option<OwnedFd>,
+    seat: Option<crate::balance::Seat>,
+}
 
 impl SocketFd {
     pub(crate) fn new(fd: OwnedFd) -> SocketFd {
         percore_runtime::__private::claim_fd(fd.as_raw_fd());
-        SocketFd(Some(fd))
+        SocketFd {
+            fd: Some(fd),
+            seat: None,
+        }
+    }
+
+    /// Counts the socket on a core of a [`Balance`](crate::balance::Balance)
+    /// until it closes.
+    pub(crate) fn set_seat(&mut self, seat: crate::balance::Seat) {
+        self.seat = Some(seat);
     }
 
     /// The fd, no longer percore-net's (`into_std`).
     pub(crate) fn into_owned(mut self) -> Option<OwnedFd> {
-        let fd = self.0.take()?;
+        let fd = self.fd.take()?;
         percore_runtime::__private::release_fd(fd.as_raw_fd());
         Some(fd)
     }
@@ -56,7 +72,7 @@ impl SocketFd {
 
 impl Drop for SocketFd {
     fn drop(&mut self) {
-        if let Some(fd) = self.0.take() {
+        if let Some(fd) = self.fd.take() {
             // Before the close: the number may be reused right after it.
             percore_runtime::__private::release_fd(fd.as_raw_fd());
         }
@@ -65,9 +81,9 @@ impl Drop for SocketFd {
 
 impl AsFd for SocketFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        match &self.0 {
+        match &self.fd {
             Some(fd) => fd.as_fd(),
-            // `0` is only `None` inside `into_owned` and `drop`, which own `self`.
+            // `fd` is only `None` inside `into_owned` and `drop`, which own `self`.
             None => unreachable!("a SocketFd is used only while it holds its fd"),
         }
     }

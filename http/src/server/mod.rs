@@ -39,6 +39,8 @@ mod builder;
 mod conn;
 mod run;
 mod service;
+#[cfg(test)]
+mod tests;
 #[cfg(feature = "tls")]
 mod tls;
 

@@ -1,0 +1,253 @@
+//! Retiring an idle HTTP/1 connection's hyper state (see `conn`), on virtual
+//! time: the client and the server share one core whose clock jumps over
+//! idle stretches, so a retire happens exactly when the test sleeps past
+//! the delay. The server has no other timer (no header or keep-alive
+//! timeout) that a jump could fire early; an early retire would change no
+//! verdict but the count, which is checked as a lower bound.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use percore_net::graceful::Connections;
+use percore_net::{TcpListener, TcpStream};
+use percore_runtime::shutdown::Shutdown;
+use percore_runtime::time::sleep;
+
+use super::conn::RETIRED;
+use super::{Body, Builder};
+
+const RETIRE: Duration = Duration::from_secs(1);
+
+/// Answers every request with its path.
+async fn echo_path(request: Request<Body>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_owned();
+    Ok(Response::new(Full::new(Bytes::from(path))))
+}
+
+/// A server of one connection on this core (only the retire delay as a
+/// timer), and a client connected to it.
+async fn serve_one() -> TcpStream {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(percore_runtime::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let builder = Builder::new()
+            .header_read_timeout(None)
+            .keep_alive_timeout(None)
+            .retire_idle_after(RETIRE);
+        let connections = Connections::new(&Shutdown::new());
+        let service = hyper::service::service_fn(echo_path);
+        builder
+            .serve_connection(stream, service, &connections)
+            .await;
+    }));
+    TcpStream::connect(addr).await.unwrap()
+}
+
+async fn send(client: &TcpStream, bytes: &[u8]) {
+    let (res, _) = client.write_all(bytes.to_vec()).await;
+    res.unwrap();
+}
+
+/// Reads until `n` whole responses are in (each ends with its body, a path
+/// starting with `/`, and bodies here are the path: `want` lists them).
+async fn responses(client: &TcpStream, want: &[&str]) -> String {
+    let mut got = String::new();
+    loop {
+        let complete: Vec<&str> = got.split("HTTP/1.1 ").filter(|r| !r.is_empty()).collect();
+        if complete.len() == want.len()
+            && want
+                .iter()
+                .zip(&complete)
+                .all(|(path, response)| response.ends_with(&format!("\r\n\r\n{path}")))
+        {
+            return got;
+        }
+        let buf = Vec::with_capacity(4096);
+        let (res, buf) = client.read(buf).await;
+        let n = res.unwrap();
+        assert!(n > 0, "the server closed; got so far: {got:?}");
+        got.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+        assert!(got.len() < 64 * 1024, "too much: {got:?}");
+    }
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n")
+}
+
+#[percore::test(start_paused = true)]
+async fn a_retired_connection_serves_its_next_requests() {
+    let before = RETIRED.get();
+    let client = serve_one().await;
+    for (i, path) in ["/one", "/two", "/three"].into_iter().enumerate() {
+        send(&client, get(path).as_bytes()).await;
+        let got = responses(&client, &[path]).await;
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+        sleep(RETIRE * 2).await;
+        assert!(
+            RETIRED.get() - before > i as u64,
+            "retired after each request: {} after {} requests",
+            RETIRED.get() - before,
+            i + 1
+        );
+    }
+}
+
+#[percore::test(start_paused = true)]
+async fn pipelined_requests_and_a_partial_head_survive_a_retire() {
+    let before = RETIRED.get();
+    let client = serve_one().await;
+    // Two whole requests and the start of a third in one write: hyper reads
+    // them together, answers two, and holds the third's start in its read
+    // buffer when it is retired.
+    let third = get("/three");
+    let (start, end) = third.as_bytes().split_at(20);
+    let mut first = format!("{}{}", get("/one"), get("/two")).into_bytes();
+    first.extend_from_slice(start);
+    send(&client, &first).await;
+    responses(&client, &["/one", "/two"]).await;
+    sleep(RETIRE * 2).await;
+    assert!(
+        RETIRED.get() > before,
+        "retired with a partial head in hand"
+    );
+    send(&client, end).await;
+    responses(&client, &["/three"]).await;
+    // And again, once idle for good.
+    sleep(RETIRE * 2).await;
+    send(
+        &client,
+        format!("{}{}", get("/four"), get("/five")).as_bytes(),
+    )
+    .await;
+    responses(&client, &["/four", "/five"]).await;
+    assert!(RETIRED.get() - before >= 2);
+}
+
+#[percore::test(start_paused = true)]
+async fn a_head_dripped_byte_by_byte_across_the_retire_is_served() {
+    let before = RETIRED.get();
+    let client = serve_one().await;
+    send(&client, get("/first").as_bytes()).await;
+    responses(&client, &["/first"]).await;
+    // The first byte comes just before, at, or just after the retire (or
+    // long after); the rest one by one, some with gaps longer than the
+    // retire delay.
+    for (round, idle_ms) in [999u64, 1000, 1001, 1998, 1999, 2000]
+        .into_iter()
+        .enumerate()
+    {
+        sleep(Duration::from_millis(idle_ms)).await;
+        let path = format!("/drip{round}");
+        for (i, byte) in get(&path).bytes().enumerate() {
+            send(&client, &[byte]).await;
+            let gap = if i % 7 == 3 {
+                RETIRE * 2
+            } else {
+                Duration::from_millis(1)
+            };
+            sleep(gap).await;
+        }
+        responses(&client, &[&path]).await;
+    }
+    // At least the four rounds that came after the retire delay.
+    assert!(RETIRED.get() - before >= 4, "{}", RETIRED.get() - before);
+}
+
+#[percore::test]
+async fn print_sizes() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _client = TcpStream::connect(addr).await.unwrap();
+    let (stream, _) = listener.accept().await.unwrap();
+    let builder = Builder::new();
+    let connections = Connections::new(&Shutdown::new());
+    let service = hyper::service::service_fn(echo_path);
+    let fut = builder.serve_connection(stream, service, &connections);
+    eprintln!("serve_connection future: {}", std::mem::size_of_val(&fut));
+    eprintln!("Io: {}", std::mem::size_of::<crate::io::Io>());
+    eprintln!(
+        "Conn<Io>: {}",
+        std::mem::size_of::<super::conn::Conn<crate::io::Io>>()
+    );
+    eprintln!(
+        "RecvStream: {}",
+        std::mem::size_of::<percore_net::RecvStream>()
+    );
+    eprintln!(
+        "Sleep: {}",
+        std::mem::size_of::<percore_runtime::time::Sleep>()
+    );
+    {
+        let (s3, _) = {
+            let _c3 = TcpStream::connect(addr).await.unwrap();
+            listener.accept().await.unwrap()
+        };
+        let linger = crate::io::linger(std::rc::Rc::new(s3), 1, Duration::from_secs(1));
+        eprintln!("linger future: {}", std::mem::size_of_val(&linger));
+        let (s4, _) = {
+            let _c4 = TcpStream::connect(addr).await.unwrap();
+            listener.accept().await.unwrap()
+        };
+        let state = super::conn::ConnState::new();
+        let mut conn = super::conn::Conn::new(crate::io::Io::new(s4), state.clone());
+        let timeouts = super::conn::Timeouts {
+            header: None,
+            idle: None,
+            retire: None,
+        };
+        let readable = std::pin::pin!(super::conn::Readable(&mut conn));
+        let drive = super::conn::drive(readable, &state, timeouts, &connections);
+        eprintln!("drive(Readable) future: {}", std::mem::size_of_val(&drive));
+        drop(drive);
+        eprintln!("TcpStream: {}", std::mem::size_of::<TcpStream>());
+        let svc = hyper::service::service_fn(echo_path);
+        let serve = builder.serve(
+            Box::new(conn),
+            super::conn::Protocol::Http1,
+            svc,
+            &state,
+            &connections,
+        );
+        eprintln!("serve future: {}", std::mem::size_of_val(&serve));
+        drop(serve);
+        let (s5, _) = {
+            let _c5 = TcpStream::connect(addr).await.unwrap();
+            listener.accept().await.unwrap()
+        };
+        let open = builder.open(crate::io::Io::new(s5), &state, &connections);
+        eprintln!("open future: {}", std::mem::size_of_val(&open));
+    }
+    eprintln!(
+        "ConnState: {}",
+        std::mem::size_of::<super::conn::ConnState>()
+    );
+    eprintln!(
+        "finishing: {}",
+        std::mem::size_of_val(&connections.finishing())
+    );
+    eprintln!(
+        "Checked: {}",
+        std::mem::size_of::<
+            super::service::Checked<hyper_util::service::TowerToHyperService<axum::Router>>,
+        >()
+    );
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, world!" }));
+    let (stream2, _) = {
+        let _c2 = TcpStream::connect(addr).await.unwrap();
+        listener.accept().await.unwrap()
+    };
+    let fut2 = builder.serve_connection(
+        stream2,
+        hyper_util::service::TowerToHyperService::new(app),
+        &connections,
+    );
+    eprintln!(
+        "serve_connection future (axum): {}",
+        std::mem::size_of_val(&fut2)
+    );
+}

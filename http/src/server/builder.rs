@@ -354,7 +354,7 @@ impl<A: Accept> Builder<A> {
     /// The transport is on the heap, and passed once: the task of an idle
     /// connection would otherwise keep a copy of it for each `async fn` it
     /// went through.
-    pub(super) async fn serve<S, B>(
+    async fn serve<S, B>(
         &self,
         mut conn: Box<Conn<A::Conn>>,
         protocol: Protocol,
@@ -403,7 +403,7 @@ impl<A: Accept> Builder<A> {
 impl<A: Accept> Builder<A> {
     /// The accept step (within the header read timeout) and the protocol:
     /// the acceptor's choice, the builder's, or the preface's.
-    pub(super) async fn open(
+    async fn open(
         &self,
         io: Io,
         state: &Rc<ConnState>,

@@ -158,96 +158,21 @@ async fn a_head_dripped_byte_by_byte_across_the_retire_is_served() {
     assert!(RETIRED.get() - before >= 4, "{}", RETIRED.get() - before);
 }
 
+/// What an idle connection's task holds is its future: the transport and
+/// hyper's connection are on the heap (the first for the connection's life,
+/// the second only while it serves), so the future stays small.
 #[percore::test]
-async fn print_sizes() {
+async fn a_connection_task_is_small() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let _client = TcpStream::connect(addr).await.unwrap();
+    let _client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
     let (stream, _) = listener.accept().await.unwrap();
-    let builder = Builder::new();
     let connections = Connections::new(&Shutdown::new());
+    let builder = Builder::new();
     let service = hyper::service::service_fn(echo_path);
-    let fut = builder.serve_connection(stream, service, &connections);
-    eprintln!("serve_connection future: {}", std::mem::size_of_val(&fut));
-    eprintln!("Io: {}", std::mem::size_of::<crate::io::Io>());
-    eprintln!(
-        "Conn<Io>: {}",
-        std::mem::size_of::<super::conn::Conn<crate::io::Io>>()
-    );
-    eprintln!(
-        "RecvStream: {}",
-        std::mem::size_of::<percore_net::RecvStream>()
-    );
-    eprintln!(
-        "Sleep: {}",
-        std::mem::size_of::<percore_runtime::time::Sleep>()
-    );
-    {
-        let (s3, _) = {
-            let _c3 = TcpStream::connect(addr).await.unwrap();
-            listener.accept().await.unwrap()
-        };
-        let linger = crate::io::linger(std::rc::Rc::new(s3), 1, Duration::from_secs(1));
-        eprintln!("linger future: {}", std::mem::size_of_val(&linger));
-        let (s4, _) = {
-            let _c4 = TcpStream::connect(addr).await.unwrap();
-            listener.accept().await.unwrap()
-        };
-        let state = super::conn::ConnState::new();
-        let mut conn = super::conn::Conn::new(crate::io::Io::new(s4), state.clone());
-        let timeouts = super::conn::Timeouts {
-            header: None,
-            idle: None,
-            retire: None,
-        };
-        let readable = std::pin::pin!(super::conn::Readable(&mut conn));
-        let drive = super::conn::drive(readable, &state, timeouts, &connections);
-        eprintln!("drive(Readable) future: {}", std::mem::size_of_val(&drive));
-        drop(drive);
-        eprintln!("TcpStream: {}", std::mem::size_of::<TcpStream>());
-        let svc = hyper::service::service_fn(echo_path);
-        let serve = builder.serve(
-            Box::new(conn),
-            super::conn::Protocol::Http1,
-            svc,
-            &state,
-            &connections,
-        );
-        eprintln!("serve future: {}", std::mem::size_of_val(&serve));
-        drop(serve);
-        let (s5, _) = {
-            let _c5 = TcpStream::connect(addr).await.unwrap();
-            listener.accept().await.unwrap()
-        };
-        let open = builder.open(crate::io::Io::new(s5), &state, &connections);
-        eprintln!("open future: {}", std::mem::size_of_val(&open));
-    }
-    eprintln!(
-        "ConnState: {}",
-        std::mem::size_of::<super::conn::ConnState>()
-    );
-    eprintln!(
-        "finishing: {}",
-        std::mem::size_of_val(&connections.finishing())
-    );
-    eprintln!(
-        "Checked: {}",
-        std::mem::size_of::<
-            super::service::Checked<hyper_util::service::TowerToHyperService<axum::Router>>,
-        >()
-    );
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello, world!" }));
-    let (stream2, _) = {
-        let _c2 = TcpStream::connect(addr).await.unwrap();
-        listener.accept().await.unwrap()
-    };
-    let fut2 = builder.serve_connection(
-        stream2,
-        hyper_util::service::TowerToHyperService::new(app),
-        &connections,
-    );
-    eprintln!(
-        "serve_connection future (axum): {}",
-        std::mem::size_of_val(&fut2)
-    );
+    let serving = builder.serve_connection(stream, service, &connections);
+    // 536 bytes with Rust 1.95; hyper's HTTP/1 connection alone is larger.
+    let size = std::mem::size_of_val(&serving);
+    assert!(size <= 768, "{size} bytes");
 }

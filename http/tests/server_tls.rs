@@ -89,7 +89,11 @@ fn a_retired_connection_over_https_goes_on_serving() {
         for round in 0..4 {
             let response = client.get(format!("{base}/")).send().await.unwrap();
             assert_eq!(response.version(), hyper::Version::HTTP_11);
-            assert_eq!(response.text().await.unwrap(), "Hello, world!", "round {round}");
+            assert_eq!(
+                response.text().await.unwrap(),
+                "Hello, world!",
+                "round {round}"
+            );
             // Long enough for the connection to be retired.
             percore::time::sleep(Duration::from_millis(20)).await;
         }

@@ -130,22 +130,39 @@ impl ConnState {
         }
     }
 
-    /// The next deadline and what expires then, if any; `retire` is when
-    /// an idle connection is retired, if it can be.
-    fn deadline(&self, timeouts: &Timeouts, retire: Option<Instant>) -> Option<(Instant, Expiry)> {
+    /// The next deadline and what expires then, if any: `retire` says
+    /// whether an idle connection may be retired, `retry` when a retire put
+    /// off may be tried again. (One `Instant` sum on the way: this runs
+    /// once per request.)
+    fn deadline(
+        &self,
+        timeouts: &Timeouts,
+        retire: bool,
+        retry: Option<Instant>,
+    ) -> Option<(Instant, Expiry)> {
         if self.active.get() > 0 {
             return None;
         }
         if let Some(since) = self.head_since.get() {
             return timeouts.header.map(|after| (since + after, Expiry::Head));
         }
-        let idle = timeouts
-            .idle
-            .map(|after| (self.idle_since.get() + after, Expiry::Idle));
-        match (idle, retire) {
-            (Some((close, _)), Some(retire)) if close <= retire => idle,
-            (_, Some(retire)) => Some((retire, Expiry::Retire)),
-            (idle, None) => idle,
+        let retire = timeouts.retire.filter(|_| retire);
+        let (after, expiry) = match (timeouts.idle, retire) {
+            (Some(idle), Some(retire)) if retire < idle => (retire, Expiry::Retire),
+            (Some(idle), _) => (idle, Expiry::Idle),
+            (None, Some(retire)) => (retire, Expiry::Retire),
+            (None, None) => return None,
+        };
+        let at = self.idle_since.get() + after;
+        match retry {
+            Some(retry) if expiry == Expiry::Retire && retry > at => {
+                // A retire put off, but no later than the idle timeout.
+                match timeouts.idle.map(|idle| self.idle_since.get() + idle) {
+                    Some(close) if close <= retry => Some((close, Expiry::Idle)),
+                    _ => Some((retry, Expiry::Retire)),
+                }
+            }
+            _ => Some((at, expiry)),
         }
     }
 
@@ -457,14 +474,8 @@ pub(crate) async fn drive<F: Driven>(
         let due = match gone_away {
             Some(at) => Some((at, Expiry::GoneAway)),
             None => {
-                let retire = match timeouts.retire {
-                    Some(after) if F::RETIRES && !shutting && !state.retiring.get() => {
-                        let at = state.idle_since.get() + after;
-                        Some(retry_retire.map_or(at, |retry| retry.max(at)))
-                    }
-                    _ => None,
-                };
-                state.deadline(&timeouts, retire)
+                let retire = F::RETIRES && !shutting && !state.retiring.get();
+                state.deadline(&timeouts, retire, retry_retire)
             }
         };
         let Some((when, expiry)) = due else {

@@ -130,14 +130,14 @@ impl ConnState {
         }
     }
 
-    /// The next deadline and what expires then, if any: `retire` says
-    /// whether an idle connection may be retired, `retry` when a retire put
-    /// off may be tried again. (One `Instant` sum on the way: this runs
-    /// once per request.)
+    /// The next deadline and what expires then, if any; `idle` is what
+    /// expires first when idle, and after how long ([`Timeouts::idle_first`]),
+    /// `retry` when a retire put off may be tried again. (One `Instant` sum:
+    /// this runs about twice per request.)
     fn deadline(
         &self,
         timeouts: &Timeouts,
-        retire: bool,
+        idle: Option<(Duration, Expiry)>,
         retry: Option<Instant>,
     ) -> Option<(Instant, Expiry)> {
         if self.active.get() > 0 {
@@ -146,13 +146,7 @@ impl ConnState {
         if let Some(since) = self.head_since.get() {
             return timeouts.header.map(|after| (since + after, Expiry::Head));
         }
-        let retire = timeouts.retire.filter(|_| retire);
-        let (after, expiry) = match (timeouts.idle, retire) {
-            (Some(idle), Some(retire)) if retire < idle => (retire, Expiry::Retire),
-            (Some(idle), _) => (idle, Expiry::Idle),
-            (None, Some(retire)) => (retire, Expiry::Retire),
-            (None, None) => return None,
-        };
+        let (after, expiry) = idle?;
         let at = self.idle_since.get() + after;
         match retry {
             Some(retry) if expiry == Expiry::Retire && retry > at => {
@@ -209,6 +203,19 @@ pub(crate) struct Timeouts {
     pub(crate) idle: Option<Duration>,
     /// How long an HTTP/1 connection is idle before hyper's is retired.
     pub(crate) retire: Option<Duration>,
+}
+
+impl Timeouts {
+    /// What expires first on an idle connection, and after how long: the
+    /// retire (if `retire`) or the idle timeout.
+    fn idle_first(&self, retire: bool) -> Option<(Duration, Expiry)> {
+        match (self.idle, self.retire.filter(|_| retire)) {
+            (Some(idle), Some(retire)) if retire < idle => Some((retire, Expiry::Retire)),
+            (Some(idle), _) => Some((idle, Expiry::Idle)),
+            (None, Some(retire)) => Some((retire, Expiry::Retire)),
+            (None, None) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -457,6 +464,8 @@ pub(crate) async fn drive<F: Driven>(
     let mut gone_away: Option<Instant> = None;
     // A retire that had to wait (unflushed writes) is tried again no sooner.
     let mut retry_retire: Option<Instant> = None;
+    let idle_first = timeouts.idle_first(F::RETIRES);
+    let idle_only = timeouts.idle_first(false);
     poll_fn(|cx| loop {
         state.polling.set(true);
         let polled = phase.as_mut().poll(cx);
@@ -474,8 +483,9 @@ pub(crate) async fn drive<F: Driven>(
         let due = match gone_away {
             Some(at) => Some((at, Expiry::GoneAway)),
             None => {
-                let retire = F::RETIRES && !shutting && !state.retiring.get();
-                state.deadline(&timeouts, retire, retry_retire)
+                let retire = !shutting && !state.retiring.get();
+                let idle = if retire { idle_first } else { idle_only };
+                state.deadline(&timeouts, idle, retry_retire)
             }
         };
         let Some((when, expiry)) = due else {

@@ -449,17 +449,14 @@ where
     }
 
     /// hyper's graceful shutdown of an idle connection closes it at once,
-    /// writing nothing; `Conn` then ignores hyper's shutdown of the
-    /// transport. (Were hyper not idle after all — a service still reading
-    /// the request body after its response was written —, it would finish
-    /// reading that body first, then end; the connection goes on all the
-    /// same.)
-    fn retire(self: Pin<&mut Self>, state: &ConnState) -> bool {
-        if !state.begin_retire() {
-            return false;
-        }
+    /// writing nothing (it flushes what it wrote before; `Conn` ignores its
+    /// shutdown of the transport then). Were hyper not idle after all — a
+    /// service still reading the request body after its response was
+    /// written —, it would finish reading that body first, then end; the
+    /// connection goes on all the same.
+    fn retire(self: Pin<&mut Self>, state: &ConnState) {
+        state.begin_retire();
         self.graceful_shutdown();
-        true
     }
 }
 

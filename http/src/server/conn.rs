@@ -30,10 +30,9 @@
 //! hyper had read but not parsed, and drops the rest. Then it waits for the
 //! next byte holding no buffer (as before the first request), and serves
 //! what follows with a fresh hyper connection on the same transport. hyper
-//! never shuts the transport's writing side on this path ([`Conn`] ignores
-//! its shutdown while retiring), and a connection is retired only when
-//! every byte hyper wrote has been flushed: hyper ends a closing connection
-//! without flushing.
+//! flushes what it wrote before it shuts the transport down, and [`Conn`]
+//! turns that shutdown into the flush alone while retiring: the writing
+//! side stays open and no byte is lost.
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
@@ -78,9 +77,6 @@ pub(crate) struct ConnState {
     /// The connection's task, woken when a request ends elsewhere (HTTP/2
     /// streams run in tasks of their own).
     waker: Cell<Option<Waker>>,
-    /// Whether every byte written since the last flush has been flushed: a
-    /// connection is retired only then (hyper would drop unflushed bytes).
-    flushed: Cell<bool>,
     /// Set while hyper's connection is being retired: [`Conn`] then ignores
     /// hyper's shutdown, and the connection goes on once hyper's ends.
     retiring: Cell<bool>,
@@ -95,19 +91,13 @@ impl ConnState {
             track_heads: Cell::new(true),
             polling: Cell::new(false),
             waker: Cell::new(None),
-            flushed: Cell::new(true),
             retiring: Cell::new(false),
         })
     }
 
-    /// Starts retiring hyper's connection, if every byte it wrote is
-    /// flushed; `false` if not (try again later).
-    pub(crate) fn begin_retire(&self) -> bool {
-        if !self.flushed.get() {
-            return false;
-        }
+    /// Marks hyper's connection as being retired.
+    pub(crate) fn begin_retire(&self) {
         self.retiring.set(true);
-        true
     }
 
     /// Whether hyper's connection ended because it was retired: takes the
@@ -219,7 +209,7 @@ enum Expiry {
 /// The transport as hyper sees it: the accepted connection, with the bytes
 /// read to find the protocol (or to wait for the next request) and the
 /// bytes a retired hyper connection had not parsed put back in front,
-/// reads reported to the connection's [`ConnState`], and flushes noted.
+/// and reads reported to the connection's [`ConnState`].
 pub(crate) struct Conn<T> {
     inner: T,
     state: Rc<ConnState>,
@@ -368,9 +358,7 @@ impl<T: Write + Unpin> Write for Conn<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.state.flushed.set(false);
-        Pin::new(&mut this.inner).poll_write(cx, buf)
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -378,9 +366,7 @@ impl<T: Write + Unpin> Write for Conn<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        this.state.flushed.set(false);
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -388,12 +374,7 @@ impl<T: Write + Unpin> Write for Conn<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let flushed = Pin::new(&mut this.inner).poll_flush(cx);
-        if let Poll::Ready(Ok(())) = flushed {
-            this.state.flushed.set(true);
-        }
-        flushed
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
     }
 
     /// Shuts the writing side, except while hyper's connection is retired:
@@ -417,11 +398,10 @@ pub(crate) trait Driven: Future {
     /// just stop now.
     fn graceful(self: Pin<&mut Self>) -> bool;
 
-    /// Retires it while idle (see the [module docs](self)): `false` if it
-    /// cannot be now (bytes it wrote are not flushed yet).
-    fn retire(self: Pin<&mut Self>, _state: &ConnState) -> bool {
-        false
-    }
+    /// Retires it while idle (see the [module docs](self)); only called
+    /// when [`RETIRES`](Driven::RETIRES).
+    fn retire(self: Pin<&mut Self>, _state: &ConnState) {}
+
     /// Whether an idle timeout should tell it to go away first (HTTP/2),
     /// rather than close it at once.
     fn goes_away(&self) -> bool {
@@ -450,8 +430,6 @@ pub(crate) async fn drive<F: Driven>(
     let mut shutting = false;
     let mut timer: Option<Sleep> = None;
     let mut gone_away: Option<Instant> = None;
-    // A retire that had to wait (unflushed writes) is tried again no sooner.
-    let mut retry_retire: Option<Instant> = None;
     let idle_first = timeouts.idle_first(F::RETIRES);
     let idle_only = timeouts.idle_first(false);
     poll_fn(|cx| loop {
@@ -473,18 +451,7 @@ pub(crate) async fn drive<F: Driven>(
             None => {
                 let retire = !shutting && !state.retiring.get();
                 let idle = if retire { idle_first } else { idle_only };
-                match (state.deadline(&timeouts, idle), retry_retire) {
-                    (Some((at, Expiry::Retire)), Some(retry)) if retry > at => {
-                        // A retire put off, but no later than the idle
-                        // timeout.
-                        let close = state.deadline(&timeouts, idle_only);
-                        match close {
-                            Some((close, _)) if close <= retry => Some((close, Expiry::Idle)),
-                            _ => Some((retry, Expiry::Retire)),
-                        }
-                    }
-                    (due, _) => due,
-                }
+                state.deadline(&timeouts, idle)
             }
         };
         let Some((when, expiry)) = due else {
@@ -505,11 +472,8 @@ pub(crate) async fn drive<F: Driven>(
             continue;
         }
         match expiry {
-            Expiry::Retire => {
-                if !phase.as_mut().retire(state) {
-                    retry_retire = timeouts.retire.map(|after| Instant::now() + after);
-                }
-            }
+            // Polled again at once: hyper, idle, ends now.
+            Expiry::Retire => phase.as_mut().retire(state),
             Expiry::Idle if phase.goes_away() && !shutting => {
                 shutting = true;
                 phase.as_mut().graceful();

@@ -21,9 +21,17 @@ use super::{Body, Builder};
 
 const RETIRE: Duration = Duration::from_secs(1);
 
-/// Answers every request with its path.
+/// Bytes of `/big`'s answer: more than the kernel's socket buffers and the
+/// transport's send queue hold, so a client that does not read leaves the
+/// response unflushed.
+const BIG: usize = 16 << 20;
+
+/// Answers every request with its path (`/big`: `BIG` bytes of `x`).
 async fn echo_path(request: Request<Body>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path().to_owned();
+    if path == "/big" {
+        return Ok(Response::new(Full::new(Bytes::from(vec![b'x'; BIG]))));
+    }
     Ok(Response::new(Full::new(Bytes::from(path))))
 }
 
@@ -156,6 +164,37 @@ async fn a_head_dripped_byte_by_byte_across_the_retire_is_served() {
     }
     // At least the four rounds that came after the retire delay.
     assert!(RETIRED.get() - before >= 4, "{}", RETIRED.get() - before);
+}
+
+#[percore::test(start_paused = true)]
+async fn a_connection_retired_before_its_response_is_flushed_loses_no_byte() {
+    let before = RETIRED.get();
+    let client = serve_one().await;
+    send(&client, get("/big").as_bytes()).await;
+    // The client reads nothing for a while: the response is written (the
+    // request is over, the connection idle) but not flushed when hyper's
+    // connection is retired; it ends only once all is flushed.
+    sleep(RETIRE * 3).await;
+    let mut got = 0;
+    let mut head = Vec::new();
+    while got < BIG {
+        let (res, buf) = client.read(Vec::with_capacity(64 * 1024)).await;
+        let n = res.unwrap();
+        assert!(n > 0, "closed after {got} bytes of the body");
+        if head.len() < 4096 && got == 0 {
+            head.extend_from_slice(&buf);
+            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                got = head.len() - end - 4;
+            }
+        } else {
+            got += n;
+        }
+    }
+    assert_eq!(got, BIG, "the whole body, nothing more");
+    sleep(RETIRE * 3).await;
+    assert!(RETIRED.get() > before, "retired");
+    send(&client, get("/after").as_bytes()).await;
+    responses(&client, &["/after"]).await;
 }
 
 /// What an idle connection's task holds is its future: the transport and

@@ -68,3 +68,37 @@ fn an_axum_router_over_https_answers_h2_by_alpn_and_http1() {
     shutdown.begin();
     thread.join().unwrap().unwrap();
 }
+
+#[test]
+fn a_retired_connection_over_https_goes_on_serving() {
+    let pki = Pki::new("server-tls-retire");
+    let server = Server::builder()
+        .acceptor(pki.acceptor())
+        .retire_idle_after(Duration::from_millis(1))
+        .cores(1)
+        .signals(false)
+        .bind("127.0.0.1:0")
+        .unwrap();
+    let port = server.local_addr().port();
+    let shutdown = server.shutdown_handle();
+    let thread = std::thread::spawn(move || server.serve(server_util::app()));
+    let base = format!("https://localhost:{port}");
+    percore::run(async move {
+        let connector = pki.connector().with_alpn([b"http/1.1".to_vec()]);
+        let client = Client::builder().tls_connector(connector).build();
+        for round in 0..4 {
+            let response = client.get(format!("{base}/")).send().await.unwrap();
+            assert_eq!(response.version(), hyper::Version::HTTP_11);
+            assert_eq!(
+                response.text().await.unwrap(),
+                "Hello, world!",
+                "round {round}"
+            );
+            // Long enough for the connection to be retired.
+            percore::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .unwrap();
+    shutdown.begin();
+    thread.join().unwrap().unwrap();
+}

@@ -19,7 +19,7 @@ use percore_net::{TcpListener, TcpStream};
 use percore_runtime::shutdown::Shutdown;
 
 use super::body::{Body, BoxError};
-use super::conn::{self, Conn, ConnState, Driven, Ended, Protocol, Sniff, Timeouts};
+use super::conn::{self, Conn, ConnState, Driven, Ended, Protocol, Readable, Sniff, Timeouts};
 use super::service::{Checked, Limits};
 use super::{Accept, Plain, Server};
 use crate::io::Io;
@@ -67,6 +67,7 @@ pub struct Builder<A = Plain> {
 /// Defaults, chosen as a public server's: see each option.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+const RETIRE_IDLE_AFTER: Duration = Duration::from_secs(1);
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_HEAD_SIZE: usize = 64 * 1024;
 const MAX_BODY_SIZE: u64 = 16 * 1024 * 1024;
@@ -111,6 +112,7 @@ impl Builder {
             timeouts: Timeouts {
                 header: Some(HEADER_READ_TIMEOUT),
                 idle: Some(KEEP_ALIVE_TIMEOUT),
+                retire: Some(RETIRE_IDLE_AFTER),
             },
             limits: Limits {
                 max_body: Some(MAX_BODY_SIZE),
@@ -192,6 +194,21 @@ impl<A: Accept> Builder<A> {
     /// first). Default 60 s; `None` keeps it forever.
     pub fn keep_alive_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
         self.timeouts.idle = timeout.into();
+        self
+    }
+
+    /// How long an HTTP/1 keep-alive connection may sit idle before the
+    /// server gives back what hyper holds for it — its connection state and
+    /// its 8 KiB read and write buffers — keeping only the socket, the
+    /// service and the timeouts' account (under 1 KB in all); the next
+    /// request gets a fresh hyper connection, as a new connection's first
+    /// does. A busy connection's next request comes long before (under
+    /// load, microseconds after its last response), and it pays nothing per
+    /// request: the connection's one timer, moved later by each request,
+    /// wakes it at most once per delay. Default 1 s; `None` keeps hyper's
+    /// connection for the connection's whole life.
+    pub fn retire_idle_after(mut self, after: impl Into<Option<Duration>>) -> Self {
+        self.timeouts.retire = after.into();
         self
     }
 
@@ -324,42 +341,77 @@ impl<A: Accept> Builder<A> {
     {
         let guard = connections.guard();
         let _ = stream.set_nodelay(true);
-        let io = Io::new(stream);
-        let stream = io.shared();
-        self.serve_io(io, service, connections).await;
+        let state = ConnState::new();
+        // The opening on the heap: its room (the acceptor's future, a TLS
+        // handshake's) is given back once the protocol is known, and the
+        // task of an idle connection keeps only what serving needs. (In a
+        // block: a local `Io` would keep its room in the task, moved or not.)
+        let (stream, opening) = {
+            let io = Io::new(stream);
+            (io.shared(), Box::pin(self.open(io, &state, connections)))
+        };
+        if let Some((conn, protocol)) = opening.await {
+            self.serve(conn, protocol, service, &state, connections)
+                .await;
+        }
         drop(guard);
         crate::io::linger(stream, LINGER_BYTES, LINGER_TIME).await;
     }
 
-    async fn serve_io<S, B>(&self, io: Io, service: S, connections: &Connections)
-    where
+    /// Serves `protocol` on an opened connection until it ends. Errors (a
+    /// reset peer, a malformed request hyper answered) end this connection
+    /// only; so does a timeout.
+    ///
+    /// HTTP/1: a hyper connection while requests come, none while the
+    /// connection is idle (see `conn`'s docs on retiring): wait for bytes
+    /// holding no buffer, serve them with a fresh hyper connection until it
+    /// has been idle for `retire_idle_after`, take it apart, and again.
+    /// The transport is on the heap, and passed once: the task of an idle
+    /// connection would otherwise keep a copy of it for each `async fn` it
+    /// went through.
+    async fn serve<S, B>(
+        &self,
+        mut conn: Box<Conn<A::Conn>>,
+        protocol: Protocol,
+        service: S,
+        state: &Rc<ConnState>,
+        connections: &Connections,
+    ) where
         S: hyper::service::Service<Request<Body>, Response = Response<B>> + 'static,
         S::Error: Into<BoxError>,
         B: http_body::Body<Data = Bytes> + 'static,
         B::Error: Into<BoxError>,
     {
-        let state = ConnState::new();
-        // Nothing of the opening is kept across the awaits below: the task
-        // holds room for hyper's connection, not for a copy of it too.
-        let Some((conn, protocol)) = self.open(io, &state, connections).await else {
+        conn::set_protocol(state, protocol);
+        let mut service = Checked::new(service, self.limits, Rc::clone(state));
+        if protocol == Protocol::Http2 {
+            // On the heap: an HTTP/2 connection is twice an HTTP/1 one's
+            // size, and every task would otherwise carry that room.
+            let mut served = Box::pin(self.h2.serve_connection(conn, service));
+            let _ = conn::drive(served.as_mut(), state, self.timeouts, connections).await;
             return;
-        };
-        conn::set_protocol(&state, protocol);
-        let service = Checked::new(service, self.limits, Rc::clone(&state));
-        // Errors (a reset peer, a malformed request hyper answered) end this
-        // connection only; so does a timeout.
-        match protocol {
-            Protocol::Http1 => {
-                let served = pin!(self.h1.serve_connection(conn, service));
-                let _ = conn::drive(served, &state, self.timeouts, connections).await;
+        }
+        loop {
+            if !conn.has_unread() {
+                let readable = pin!(Readable(&mut *conn));
+                match conn::drive(readable, state, self.timeouts, connections).await {
+                    Ended::Done(Ok(true)) => {}
+                    Ended::Done(Ok(false) | Err(_)) | Ended::Stopped => return,
+                }
             }
-            Protocol::Http2 => {
-                // On the heap: an HTTP/2 connection is twice an HTTP/1 one's
-                // size, and every task would otherwise carry that room.
-                let mut served = Box::pin(self.h2.serve_connection(conn, service));
-                let served = served.as_mut();
-                let _ = conn::drive(served, &state, self.timeouts, connections).await;
+            // On the heap, and only while it serves: the task of an idle
+            // connection keeps no room for it. (The transport goes in as it
+            // is: no pointer between hyper and it on every read and write.)
+            let mut served = Box::pin(self.h1.serve_connection(*conn, service));
+            let ended = conn::drive(served.as_mut(), state, self.timeouts, connections).await;
+            if !matches!(ended, Ended::Done(Ok(()))) || !state.take_retired() {
+                return;
             }
+            #[cfg(test)]
+            conn::RETIRED.set(conn::RETIRED.get() + 1);
+            let parts = Pin::into_inner(served).into_parts();
+            (conn, service) = (Box::new(parts.io), parts.service);
+            conn.put_back(parts.read_buf);
         }
     }
 }
@@ -372,18 +424,18 @@ impl<A: Accept> Builder<A> {
         io: Io,
         state: &Rc<ConnState>,
         connections: &Connections,
-    ) -> Option<(Conn<A::Conn>, Protocol)> {
+    ) -> Option<(Box<Conn<A::Conn>>, Protocol)> {
         let accept = self.acceptor.accept(io);
         let accepted = match self.timeouts.header {
             Some(after) => percore_runtime::time::timeout(after, accept).await.ok()?,
             None => accept.await,
         }
         .ok()?;
-        let mut conn = Conn::new(accepted.conn, Rc::clone(state));
+        let mut conn = Box::new(Conn::new(accepted.conn, Rc::clone(state)));
         let protocol = match accepted.protocol.or(self.only) {
             Some(protocol) => protocol,
             None => {
-                let sniff = pin!(Sniff(&mut conn));
+                let sniff = pin!(Sniff(&mut *conn));
                 match conn::drive(sniff, state, self.timeouts, connections).await {
                     Ended::Done(Ok(protocol)) => protocol,
                     Ended::Done(Err(_)) | Ended::Stopped => return None,
@@ -402,9 +454,22 @@ where
     B: http_body::Body + 'static,
     B::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
+    const RETIRES: bool = true;
+
     fn graceful(self: Pin<&mut Self>) -> bool {
         self.graceful_shutdown();
         true
+    }
+
+    /// hyper's graceful shutdown of an idle connection closes it at once,
+    /// writing nothing (it flushes what it wrote before; `Conn` ignores its
+    /// shutdown of the transport then). Were hyper not idle after all — a
+    /// service still reading the request body after its response was
+    /// written —, it would finish reading that body first, then end; the
+    /// connection goes on all the same.
+    fn retire(self: Pin<&mut Self>, state: &ConnState) {
+        state.begin_retire();
+        self.graceful_shutdown();
     }
 }
 

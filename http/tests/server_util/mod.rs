@@ -59,8 +59,12 @@ pub fn start(builder: Builder) -> Running {
 }
 
 pub fn start_app(builder: Builder, app: Router) -> Running {
+    start_on(builder.cores(2), app)
+}
+
+/// Serves `app` with `builder`'s options, its number of cores included.
+pub fn start_on(builder: Builder, app: Router) -> Running {
     let server = builder
-        .cores(2)
         .signals(false)
         .grace(Duration::from_secs(10))
         .bind("127.0.0.1:0")

@@ -418,8 +418,11 @@ impl IdleRun {
 }
 
 /// How long the server may settle (its tasks go idle, its allocator
-/// returns what it frees) before each memory reading.
-const SETTLE: Duration = Duration::from_millis(300);
+/// returns what it frees) before each memory reading: longer than
+/// percore-http's default `retire_idle_after` (1 s), after which an idle
+/// HTTP/1 connection holds no hyper state, so what is read is what an idle
+/// connection holds, not one that has just been answered.
+const SETTLE: Duration = Duration::from_millis(1500);
 
 /// Opens `connections` idle connections speaking `protocol` to a fresh
 /// process of each server, `rounds` times; `each` sees every run.

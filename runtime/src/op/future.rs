@@ -317,7 +317,10 @@ impl<T: OpCode> Future for Op<T> {
                     core.coop_defer(&mut ops.woken, cx.waker());
                     None
                 }
-                Some(Lifecycle::Completed { .. }) => Some(ops.table.take_completed(key)),
+                Some(&mut Lifecycle::Completed { res, flags }) => {
+                    ops.table.free_completed(key);
+                    Some((res, flags))
+                }
                 // The slot is ours until we take the result; anything else is a bug
                 // in the driver, reported as an error rather than a hang.
                 _ => Some((-libc::EIO, 0)),

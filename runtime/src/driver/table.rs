@@ -174,8 +174,7 @@ impl OpTable {
     pub(crate) fn free_completed(&mut self, key: Key) {
         let slot = self.slots.remove(key.index as usize);
         debug_assert!(
-            slot.generation == key.generation
-                && matches!(slot.state, Lifecycle::Completed { .. }),
+            slot.generation == key.generation && matches!(slot.state, Lifecycle::Completed { .. }),
             "free_completed on a slot that is not the caller's completed op"
         );
         // A `Completed` state is two integers: forgetting it leaks nothing.

@@ -16,6 +16,12 @@
 #     CASE:   128 (echo 128 B, default), 4096 (or any echo size), http
 #
 # The client (percore-bench on io_uring, 64 connections) is not counted.
+# On io_uring (percore, percore-http) the server can hang under valgrind
+# before it serves: valgrind does not let go of its one-thread-at-a-time
+# lock while a thread waits in io_uring_enter, so while the core waits
+# there the main thread, which starts the server, never runs (valgrind
+# bug 463859; glommio #582 and liburing #657 hit the same). It then
+# prints "0 requests": use the epoll rows, or try again.
 # CALLGRIND_OUT=FILE keeps the profile, for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -17,11 +17,12 @@
 #
 # The client (percore-bench on io_uring, 64 connections) is not counted.
 # On io_uring (percore, percore-http) the server can hang under valgrind
-# before it serves: valgrind does not let go of its one-thread-at-a-time
-# lock while a thread waits in io_uring_enter, so while the core waits
-# there the main thread, which starts the server, never runs (valgrind
-# bug 463859; glommio #582 and liburing #657 hit the same). It then
-# prints "0 requests": use the epoll rows, or try again.
+# before it serves: seen from /proc, the core waits in io_uring_enter
+# (io_cqring_wait) while the main thread, which starts the server, waits
+# for valgrind's one-thread-at-a-time lock (a pipe read), as if valgrind
+# kept that lock across io_uring_enter; glommio #582 (valgrind bug 463859)
+# and liburing #657 report hangs of the same shape. It then prints
+# "0 requests": use the epoll rows, or try again.
 # CALLGRIND_OUT=FILE keeps the profile, for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

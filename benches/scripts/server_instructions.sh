@@ -22,7 +22,9 @@
 # for valgrind's one-thread-at-a-time lock (a pipe read), as if valgrind
 # kept that lock across io_uring_enter; glommio #582 (valgrind bug 463859)
 # and liburing #657 report hangs of the same shape. It then prints
-# "0 requests": use the epoll rows, or try again.
+# "0 requests": use the epoll rows, or count an io_uring server on one
+# thread with benches/examples/server_one_thread.rs (its header says how;
+# benches/scripts/kernel_features_callgrind.sh drives it).
 # CALLGRIND_OUT=FILE keeps the profile, for callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -258,18 +258,7 @@ impl HelloServer {
     ///
     /// A core has stopped.
     pub fn stats(&self) -> io::Result<Stats> {
-        let all = self.runtime.run_on_all(|_| async { percore::stats() })?;
-        let mut sum = Stats::default();
-        sum.core = all.len();
-        for stats in all {
-            sum.driver = stats.driver;
-            sum.enters += stats.enters;
-            sum.sqes += stats.sqes;
-            sum.cqes += stats.cqes;
-            sum.polls += stats.polls;
-            sum.parks += stats.parks;
-        }
-        Ok(sum)
+        crate::server::summed_stats(&self.runtime)
     }
 }
 

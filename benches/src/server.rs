@@ -220,19 +220,29 @@ impl Server {
     ///
     /// A core has stopped.
     pub fn stats(&self) -> io::Result<Stats> {
-        let all = self.runtime.run_on_all(|_| async { percore::stats() })?;
-        let mut sum = Stats::default();
-        sum.core = all.len();
-        for stats in all {
-            sum.driver = stats.driver;
-            sum.enters += stats.enters;
-            sum.sqes += stats.sqes;
-            sum.cqes += stats.cqes;
-            sum.polls += stats.polls;
-            sum.parks += stats.parks;
-        }
-        Ok(sum)
+        summed_stats(&self.runtime)
     }
+}
+
+/// Every core's counters of `runtime`, summed (`core` is the number of
+/// cores; `driver` is the backend they run on, one for all).
+///
+/// # Errors
+///
+/// A core has stopped.
+pub(crate) fn summed_stats(runtime: &Runtime) -> io::Result<Stats> {
+    let all = runtime.run_on_all(|_| async { percore::stats() })?;
+    let mut sum = Stats::default();
+    sum.core = all.len();
+    for stats in all {
+        sum.driver = stats.driver;
+        sum.enters += stats.enters;
+        sum.sqes += stats.sqes;
+        sum.cqes += stats.cqes;
+        sum.polls += stats.polls;
+        sum.parks += stats.parks;
+    }
+    Ok(sum)
 }
 
 /// Buffers of each core's receive ring, and their size: 16 MiB per core, shared

@@ -65,6 +65,11 @@ pub(crate) struct ConnState {
     /// Requests handed to the service whose responses are not written yet.
     active: Cell<usize>,
     /// When the connection last became idle.
+    ///
+    /// This and `head_since` are taken per request, so from
+    /// [`Instant::recent`] (one clock read per round of the core's loop,
+    /// not two per request): a timeout may then count from up to one round
+    /// earlier — microseconds against timeouts of seconds.
     idle_since: Cell<Instant>,
     /// When the first byte of the next request head arrived, while idle.
     head_since: Cell<Option<Instant>>,
@@ -116,7 +121,7 @@ impl ConnState {
 
     fn on_read(&self) {
         if self.track_heads.get() && self.active.get() == 0 && self.head_since.get().is_none() {
-            self.head_since.set(Some(Instant::now()));
+            self.head_since.set(Some(Instant::recent()));
         }
     }
 
@@ -163,7 +168,7 @@ impl Drop for Active {
         let state = &self.0;
         state.active.set(state.active.get() - 1);
         if state.active.get() == 0 {
-            state.idle_since.set(Instant::now());
+            state.idle_since.set(Instant::recent());
             state.head_since.set(None);
             if !state.polling.get() {
                 if let Some(waker) = state.waker.take() {

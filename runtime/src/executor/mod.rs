@@ -263,6 +263,7 @@ impl Core {
 
     fn event_loop<T>(&self, main: &JoinHandle<T>) -> io::Result<()> {
         loop {
+            self.clock.new_round();
             self.run_tasks();
             if main.is_finished() {
                 return Ok(());
@@ -847,6 +848,18 @@ pub(crate) fn clock_now() -> Instant {
     // SAFETY: as in `with_core`.
     match unsafe { core.as_ref() } {
         Some(core) => core.clock.now(),
+        None => Instant::now(),
+    }
+}
+
+/// The current core's clock as read at most one round of its event loop ago
+/// (`Clock::recent`), or the OS's
+/// clock outside a runtime.
+pub(crate) fn clock_recent() -> Instant {
+    let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
+    // SAFETY: as in `with_core`.
+    match unsafe { core.as_ref() } {
+        Some(core) => core.clock.recent(),
         None => Instant::now(),
     }
 }

@@ -26,6 +26,9 @@ pub(crate) struct Clock {
     /// clock the stall detector reads.
     coarse_origin: Duration,
     origin: Instant,
+    /// The first reading [`recent`](Clock::recent) took in this round of the
+    /// event loop; cleared at the start of every round.
+    recent: Cell<Option<Instant>>,
 }
 
 impl Clock {
@@ -36,6 +39,7 @@ impl Clock {
             offset_ns: Cell::new(0),
             coarse_origin: coarse_now(),
             origin,
+            recent: Cell::new(None),
         }
     }
 
@@ -53,6 +57,32 @@ impl Clock {
             return frozen;
         }
         shift(Instant::now(), self.offset_ns.get())
+    }
+
+    /// The clock as read at most one round of the event loop ago: the first
+    /// call in a round reads it, later ones in the same round return that
+    /// reading (one clock read per round, however many ask). A paused clock is
+    /// read each time (it costs nothing and must follow `advance`).
+    #[inline]
+    pub(crate) fn recent(&self) -> Instant {
+        if !self.plain.get() {
+            return self.now();
+        }
+        match self.recent.get() {
+            Some(recent) => recent,
+            None => {
+                let now = Instant::now();
+                self.recent.set(Some(now));
+                now
+            }
+        }
+    }
+
+    /// Starts a new round for [`recent`](Clock::recent): its next call reads
+    /// the clock again.
+    #[inline]
+    pub(crate) fn new_round(&self) {
+        self.recent.set(None);
     }
 
     /// Stops the clock at its current reading rounded up to a whole ms of
@@ -182,6 +212,31 @@ impl Holds {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recent_reads_once_per_round_and_follows_a_paused_clock() {
+        let clock = Clock::new(Instant::now(), false);
+        let first = clock.recent();
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(clock.recent(), first, "the same round: the same reading");
+        clock.new_round();
+        let second = clock.recent();
+        assert!(
+            second >= first + Duration::from_millis(2),
+            "a new round reads again"
+        );
+        assert!(clock.now() >= second);
+
+        let origin = Instant::now();
+        let paused = Clock::new(origin, true);
+        assert_eq!(paused.recent(), origin);
+        assert!(paused.jump_to(origin + Duration::from_secs(5)));
+        assert_eq!(
+            paused.recent(),
+            origin + Duration::from_secs(5),
+            "paused: follows every jump, no round needed"
+        );
+    }
 
     #[test]
     fn a_paused_clock_stands_still_and_jumps_only_forward() {

@@ -42,6 +42,33 @@ impl Instant {
         Instant(executor::clock_now())
     }
 
+    /// The current core's clock as read at most one round of its event loop
+    /// ago: the first call in a round (the tasks polled between two looks at
+    /// the ring) reads the clock, later calls in that round return the same
+    /// reading. So it costs one clock read per round rather than one per call,
+    /// and may lag [`now`](Instant::now) by the time the round has taken so
+    /// far (microseconds under load; more if a task blocks its core).
+    ///
+    /// For timestamps taken per request or per read where that lag does not
+    /// matter: when a connection went idle, when a request head began (for
+    /// timeouts of seconds). A paused clock reads exactly as `now`. Outside a
+    /// runtime it is `now`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use percore_runtime::time::Instant;
+    ///
+    /// percore_runtime::run(async {
+    ///     let idle_since = Instant::recent();
+    ///     assert!(idle_since <= Instant::now());
+    /// })
+    /// .unwrap();
+    /// ```
+    pub fn recent() -> Instant {
+        Instant(executor::clock_recent())
+    }
+
     /// Wraps a [`std::time::Instant`].
     pub fn from_std(instant: std::time::Instant) -> Instant {
         Instant(instant)

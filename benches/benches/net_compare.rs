@@ -304,6 +304,7 @@ fn programs() -> io::Result<Programs> {
             program: this.clone(),
             args: vec!["peer-server".into()],
         },
+        c_uring: percore_bench::child::c_uring_server_near(&this),
         tokio_client: Launcher {
             program: this,
             args: vec!["peer-client".into()],

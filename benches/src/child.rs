@@ -277,9 +277,61 @@ pub fn peer_server_path() -> io::Result<PathBuf> {
     }
 }
 
+/// The file name of the hand-written C io_uring server (`benches/c/uring_server.c`).
+pub const C_URING_SERVER: &str = "c_uring_server";
+
+/// Where the C io_uring server is expected: `c_uring_server` in the folder of
+/// `binary` (`target/release/` for `target/release/percore-bench`), or of the
+/// folder above it when `binary` runs from `deps/` or `examples/` (a test or
+/// bench binary). `benches/scripts/build_c_server.sh` builds it there.
+pub fn c_uring_server_near(binary: &Path) -> PathBuf {
+    let mut dir = binary.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.pop();
+    }
+    dir.join(C_URING_SERVER)
+}
+
+/// `path` if it is a file, else an error that says how to build the C server.
+///
+/// # Errors
+///
+/// `path` is not a file (the C server was not built).
+pub fn c_uring_server_at(path: &Path) -> io::Result<&Path> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "the `c-uring` server is not built: run `benches/scripts/build_c_server.sh` \
+                 (with the same CARGO_TARGET_DIR; needs `apt-get install -y liburing-dev`), \
+                 looked for {}",
+                path.display()
+            ),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_c_server_is_looked_for_next_to_the_binary() {
+        assert_eq!(
+            c_uring_server_near(Path::new("/t/release/percore-bench")),
+            Path::new("/t/release/c_uring_server")
+        );
+        assert_eq!(
+            c_uring_server_near(Path::new("/t/release/deps/net_compare-123")),
+            Path::new("/t/release/c_uring_server")
+        );
+        let missing = Path::new("/nonexistent/c_uring_server");
+        let err = c_uring_server_at(missing).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("build_c_server.sh"), "{err}");
+    }
 
     #[test]
     fn the_listening_line_gives_the_address() {

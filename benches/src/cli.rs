@@ -208,8 +208,10 @@ NET OPTIONS:
                         outside (wrk for http, tokio for echo); outside
                         clients are closed loop, tokio runs one thread
     --servers A,B,..    the servers to start: percore, percore-epoll, tokio,
-                        monoio (default: percore; with --compare percore,
-                        tokio, monoio)
+                        monoio, c-uring (a hand-written C server on liburing;
+                        build it with benches/scripts/build_c_server.sh)
+                        (default: percore; with --compare percore, tokio,
+                        monoio)
     --reuse-servers     one server process per server for every round
                         (default: a fresh process for each run)
     --no-pin            pin neither servers nor client (default: servers from
@@ -437,8 +439,9 @@ fn parse_net(mut args: Args) -> Result<Command, UsageError> {
 /// is `percore` whose cores stay unpinned when the others are pinned (the
 /// client is still pinned); `tokio-mt` is tokio's multi-thread runtime, one
 /// listener, a worker per server thread, the process on the server threads'
-/// CPUs.
-pub const SERVER_NAMES: [&str; 8] = [
+/// CPUs; `c-uring` is the hand-written C server on liburing
+/// (`benches/c/uring_server.c`, built by `benches/scripts/build_c_server.sh`).
+pub const SERVER_NAMES: [&str; 9] = [
     "percore",
     "percore-epoll",
     "percore-balance",
@@ -447,6 +450,7 @@ pub const SERVER_NAMES: [&str; 8] = [
     "tokio",
     "tokio-mt",
     "monoio",
+    "c-uring",
 ];
 
 fn parse_servers(list: &str) -> Result<Vec<String>, UsageError> {
@@ -629,6 +633,24 @@ mod tests {
         };
         assert_eq!(o.clients, [Client::Tokio, Client::Percore]);
         assert!(!o.reuse_servers && o.pin);
+    }
+
+    #[test]
+    fn the_c_server_is_a_server_name() {
+        let Ok(Command::Net(o)) = parse_str(
+            "net echo --size 128 --compare --servers percore,tokio,c-uring --client tokio",
+        ) else {
+            panic!("should parse");
+        };
+        assert_eq!(
+            o.servers,
+            Some(vec![
+                "percore".to_owned(),
+                "tokio".to_owned(),
+                "c-uring".to_owned()
+            ])
+        );
+        assert!(parse_str("net echo --compare --servers c_uring").is_err());
     }
 
     #[test]

@@ -102,12 +102,15 @@ pub struct Programs {
     pub peer: Launcher,
     /// The tokio client: the words before `echo|http --target …`.
     pub tokio_client: Launcher,
+    /// The hand-written C io_uring server (`c-uring`), which may not be
+    /// built: it is looked for only when a plan names it.
+    pub c_uring: PathBuf,
 }
 
 impl Programs {
-    /// The programs of `percore-bench net`: this binary, and the
+    /// The programs of `percore-bench net`: this binary, the
     /// `peer_server` example next to it (`peer_server client` for the tokio
-    /// client) when `peers_needed`.
+    /// client) when `peers_needed`, and `c_uring_server` next to it.
     ///
     /// # Errors
     ///
@@ -119,6 +122,7 @@ impl Programs {
         } else {
             exe.clone()
         };
+        let c_uring = child::c_uring_server_near(&exe);
         Ok(Programs {
             percore: exe,
             peer: Launcher {
@@ -129,6 +133,7 @@ impl Programs {
                 program: peer,
                 args: vec!["client".into()],
             },
+            c_uring,
         })
     }
 }
@@ -195,7 +200,7 @@ pub fn run(options: &NetOptions) -> io::Result<Vec<Run>> {
         None => vec!["percore".to_owned()],
     };
     let peers_needed = options.clients.contains(&Client::Tokio)
-        || (options.target.is_none() && servers.iter().any(|s| !s.starts_with("percore")));
+        || (options.target.is_none() && servers.iter().any(|s| runs_in_peer_server(s)));
     let programs = Programs::for_this_binary(peers_needed)?;
     if let (Some(_), [client]) = (options.target, options.clients.as_slice()) {
         let outcome = outside::run(*client, &load, &programs.tokio_client)?;
@@ -272,6 +277,15 @@ pub fn run_plan(plan: &Plan, programs: &Programs) -> io::Result<Vec<Run>> {
     Ok(runs)
 }
 
+/// Whether the server `name` is one of the `peer_server` example's (tokio's
+/// or monoio's), not percore's or the C server.
+fn runs_in_peer_server(name: &str) -> bool {
+    !name.starts_with("percore") && name != C_URING
+}
+
+/// The name of the hand-written C io_uring server (`benches/c/uring_server.c`).
+pub const C_URING: &str = "c-uring";
+
 /// The backend the server `name` must be started on, if any.
 fn driver_of(name: &str, plan: &Plan) -> Option<Driver> {
     match name {
@@ -324,6 +338,9 @@ pub fn start_server(name: &str, plan: &Plan, programs: &Programs) -> io::Result<
             }
         }
         Ok(server)
+    } else if name == C_URING {
+        let program = child::c_uring_server_at(&programs.c_uring)?;
+        ServerChild::spawn(name, program, &common)
     } else {
         let mut args = programs.peer.args.clone();
         args.push(name.to_owned());

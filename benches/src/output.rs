@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::cli::NetOptions;
 use crate::load::TIMELINE_STEP;
-use crate::net::{clients, median_of, per_round_ratios, servers, Run};
+use crate::net::{clients, median_of, per_round_ratios, servers, Run, C_URING};
 use crate::outside::Client;
 use crate::report::{self, median_f64};
 use crate::server::Protocol;
@@ -29,7 +29,8 @@ fn p(run: &Run, q: f64) -> Option<f64> {
 
 /// The plain-text report: per client, one line per server (medians over
 /// rounds), then the ratios of each percore server (`percore`,
-/// `percore-epoll`) to each peer.
+/// `percore-epoll`) to each peer, and of the C server (`c-uring`) to each
+/// other peer.
 pub fn table(options: &NetOptions, runs: &[Run]) -> String {
     let names = clients(runs);
     let mut out = String::new();
@@ -198,9 +199,9 @@ fn server_row(runs: &[Run], name: &str) -> Vec<String> {
     ]
 }
 
-/// A percore server's medians over a peer's.
+/// A percore server's (or the C server's) medians over a peer's.
 struct Ratio {
-    /// `percore` or `percore-epoll`.
+    /// `percore`, `percore-epoll`…, or `c-uring`.
     numerator: String,
     peer: String,
     rate: f64,
@@ -218,7 +219,10 @@ fn is_percore(server: &str) -> bool {
     server == "percore" || server.starts_with("percore-")
 }
 
-/// Each percore server over each other server in `runs`, percore's first.
+/// Each percore server over each other server in `runs`, percore's first;
+/// then the C server (`c-uring`, the reference the issue measures percore
+/// against) over each runtime peer, so that its standing to tokio is printed
+/// beside percore's.
 fn ratios(runs: &[Run]) -> Vec<Ratio> {
     let names = servers(runs);
     let (ours, peers): (Vec<&String>, Vec<&String>) =
@@ -226,8 +230,18 @@ fn ratios(runs: &[Run]) -> Vec<Ratio> {
     let over = |ours: &str, peer: &str, f: &dyn Fn(&Run) -> Option<f64>| {
         Some(median_of(runs, ours, f)? / median_of(runs, peer, f)?.max(1e-12))
     };
-    ours.iter()
-        .flat_map(|ours| peers.iter().map(move |peer| (*ours, *peer)))
+    let reference = peers.iter().find(|name| name.as_str() == C_URING);
+    let percore_pairs = ours
+        .iter()
+        .flat_map(|ours| peers.iter().map(move |peer| (*ours, *peer)));
+    let reference_pairs = reference.into_iter().flat_map(|reference| {
+        peers
+            .iter()
+            .filter(|peer| peer.as_str() != C_URING)
+            .map(move |peer| (*reference, *peer))
+    });
+    percore_pairs
+        .chain(reference_pairs)
         .filter_map(|(ours, peer)| {
             Some(Ratio {
                 numerator: ours.clone(),
@@ -393,6 +407,40 @@ mod tests {
                 pair("percore-epoll", "tokio"),
                 pair("percore-epoll", "monoio"),
             ]
+        );
+    }
+
+    #[test]
+    fn the_c_server_is_compared_with_the_runtime_peers_too() {
+        let mut runs = Vec::new();
+        for (round, c_ms) in [5, 8, 6].into_iter().enumerate() {
+            let mut ours = run("percore", Some(Driver::IoUring));
+            let mut tokio = run("tokio", None);
+            let mut c = run("c-uring", None);
+            c.server_cpu = Some(Duration::from_millis(c_ms));
+            tokio.server_cpu = Some(Duration::from_millis(20));
+            for r in [&mut ours, &mut tokio, &mut c] {
+                r.round = round;
+            }
+            runs.extend([ours, tokio, c]);
+        }
+        let pairs: Vec<(String, String, Vec<f64>)> = ratios(&runs)
+            .into_iter()
+            .map(|r| (r.numerator, r.peer, r.cpu_rounds))
+            .collect();
+        let pair = |a: &str, b: &str, rounds: &[f64]| (a.to_owned(), b.to_owned(), rounds.to_vec());
+        assert_eq!(
+            pairs,
+            [
+                pair("percore", "tokio", &[0.5, 0.5, 0.5]),
+                pair("percore", "c-uring", &[2.0, 1.25, 10.0 / 6.0]),
+                pair("c-uring", "tokio", &[0.25, 0.4, 0.3]),
+            ]
+        );
+        let table = table(&NetOptions::new(Protocol::Echo), &runs);
+        assert!(
+            table.contains("c-uring/tokio: req/s 1.00x, p99 1.00x, server CPU/req 0.30x (per round 0.250 0.400 0.300: median 0.300x)"),
+            "{table}"
         );
     }
 

@@ -33,8 +33,8 @@ case $case_name in
     *) echo "http_callgrind: the case is h1 or h2c, not $case_name" >&2; exit 2 ;;
 esac
 
-bin=$(cargo bench -p percore-bench --bench http_compare --no-run 2>&1 |
-    grep -o '/[^ ]*/http_compare-[0-9a-f]*' | tail -1)
+bin=$(cargo bench -q -p percore-bench --bench http_compare --no-run --message-format=json 2>/dev/null |
+    grep -o '"executable":"[^"]*http_compare[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -x "$bin" ] || { echo "http_callgrind: no http_compare bench binary" >&2; exit 2; }
 cpus=$(nproc)
 client_cpu=$(( cpus > 1 ? 1 : 0 ))

@@ -1,5 +1,7 @@
 //! Timers: [`sleep`], [`sleep_until`], [`timeout`], [`interval`]; the core's
-//! clock: [`Instant`], and in tests [`pause`], [`advance`], [`resume`].
+//! clock: [`Instant`] ([`Instant::now`], and [`Instant::recent`], one clock
+//! read per round of the core's loop for per-request timestamps), and in
+//! tests [`pause`], [`advance`], [`resume`].
 //!
 //! Each core keeps its timers in a hierarchical wheel with 1 ms ticks. A
 //! deadline is rounded *up* to a tick, so a timer never fires early and may fire

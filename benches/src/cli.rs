@@ -184,7 +184,9 @@ COMMANDS:
                 was received is answered, exit 0 within --grace SECS, default 5);
                 `serve http --server percore-http` serves hello world on
                 percore-http instead (HTTP/1.1 and h2c; --tls: HTTPS with
-                h2 by ALPN, a self-signed certificate made at start)
+                h2 by ALPN, a self-signed certificate made at start);
+                --balance hands fresh connections to the least-loaded core,
+                on either server
     fs          an fio-like file job on one percore core: IOPS, MiB/s, latency
 
 NET OPTIONS:

@@ -31,6 +31,7 @@ use hyper::{Request, Response};
 use percore::http::io::Io;
 use percore::http::server::{Accept, Accepted, Body, Builder, Protocol};
 use percore::http::tls::{TlsAcceptor, TlsStream};
+use percore::net::balance::Balance;
 use percore::net::compat::HyperTimer;
 use percore::net::graceful::Connections;
 use percore::net::tcp::ListenOptions;
@@ -150,25 +151,34 @@ impl HelloServer {
         first_cpu: Option<usize>,
         tls: bool,
     ) -> io::Result<HelloServer> {
-        HelloServer::start_stack(Stack::PercoreHttp, addr, cores, first_cpu, tls)
+        HelloServer::start_stack(Stack::PercoreHttp, addr, cores, first_cpu, tls, false)
     }
 
-    /// As [`start`](HelloServer::start), on `stack`.
+    /// As [`start`](HelloServer::start), on `stack`; with `balance`, the
+    /// cores place fresh connections by load ([`Builder::serve_balanced`]).
     ///
     /// # Errors
     ///
-    /// As [`start`](HelloServer::start); `tls` with [`Stack::Compat`].
+    /// As [`start`](HelloServer::start); `tls` or `balance` with
+    /// [`Stack::Compat`].
     pub fn start_stack(
         stack: Stack,
         addr: SocketAddr,
         cores: usize,
         first_cpu: Option<usize>,
         tls: bool,
+        balance: bool,
     ) -> io::Result<HelloServer> {
         if tls && stack == Stack::Compat {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the Compat server speaks plain HTTP/1.1 only: leave out --tls",
+            ));
+        }
+        if balance && stack == Stack::Compat {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the Compat server serves each core's own listener: leave out --balance",
             ));
         }
         let cores = cores.max(1);
@@ -193,10 +203,12 @@ impl HelloServer {
             .stall_threshold(None)
             .build()?;
         let shutdown = Shutdown::new();
+        let balance = balance.then(|| Balance::new(cores));
         for (core, listener) in listeners.into_iter().enumerate() {
             let cpu = first_cpu.and_then(|first| cpu::cpu_for(first, core));
             let shutdown = shutdown.clone();
             let acceptor = acceptor.clone();
+            let balance = balance.clone();
             let _detached = runtime.spawn_on(core, move || async move {
                 if let Some(cpu) = cpu {
                     // Unpinned is still a correct server; the caller asked for best effort.
@@ -207,9 +219,12 @@ impl HelloServer {
                     None if stack == Stack::Compat => serve_compat(listener, &shutdown).await,
                     Some(acceptor) => {
                         let builder = Builder::new().signals(false).acceptor(Tls(acceptor));
-                        serve_core(&builder, listener, &shutdown).await;
+                        serve_core(&builder, listener, balance, &shutdown).await;
                     }
-                    None => serve_core(&Builder::new().signals(false), listener, &shutdown).await,
+                    None => {
+                        let builder = Builder::new().signals(false);
+                        serve_core(&builder, listener, balance, &shutdown).await;
+                    }
                 }
             })?;
         }
@@ -264,12 +279,27 @@ impl HelloServer {
 
 /// One core: serves `listener` with `builder` until the shutdown begins,
 /// then lets the connections finish.
-async fn serve_core<A: Accept>(builder: &Builder<A>, listener: TcpListener, shutdown: &Shutdown) {
+async fn serve_core<A: Accept>(
+    builder: &Builder<A>,
+    listener: TcpListener,
+    balance: Option<Balance>,
+    shutdown: &Shutdown,
+) {
     let connections = Connections::new(shutdown);
     let service = hyper::service::service_fn(hello::<Body>);
-    let served = builder.serve_listener(listener, service, connections.clone());
-    // Dropping `served` closes the listener.
-    let _ = select(pin!(served), pin!(shutdown.begun())).await;
+    match balance {
+        None => {
+            let served = builder.serve_listener(listener, service, connections.clone());
+            // Dropping `served` closes the listener.
+            let _ = select(pin!(served), pin!(shutdown.begun())).await;
+        }
+        Some(balance) => {
+            let served = builder.serve_balanced(&listener, &balance, service, connections.clone());
+            // The balance is made for every core: `served` runs until dropped.
+            let _ = select(pin!(served), pin!(shutdown.begun())).await;
+            drop(listener);
+        }
+    }
     shutdown.begun().await;
     connections.finish().await;
 }
@@ -403,6 +433,7 @@ pub fn serve_stack(stack: Stack, options: &ServeOptions) -> io::Result<()> {
         options.cores,
         options.first_cpu,
         options.tls,
+        options.balance,
     )?;
     if !options.control {
         // Before the line below: a SIGTERM right after it drains the server.
@@ -496,14 +527,21 @@ mod tests {
     fn both_stacks_answer_hello_over_http1() {
         for stack in [Stack::PercoreHttp, Stack::Compat] {
             let addr = "127.0.0.1:0".parse().unwrap();
-            let server = HelloServer::start_stack(stack, addr, 1, None, false).unwrap();
-            answers_hello(&server);
+            let server = HelloServer::start_stack(stack, addr, 1, None, false, false).unwrap();
+            answers_hello(&server, 1);
         }
         let addr = "127.0.0.1:0".parse().unwrap();
-        assert!(HelloServer::start_stack(Stack::Compat, addr, 1, None, true).is_err());
+        let balanced = HelloServer::start_stack(Stack::PercoreHttp, addr, 2, None, false, true);
+        let balanced = balanced.unwrap();
+        for _ in 0..4 {
+            answers_hello(&balanced, 2);
+        }
+        assert!(HelloServer::start_stack(Stack::Compat, addr, 1, None, true, false).is_err());
+        assert!(HelloServer::start_stack(Stack::Compat, addr, 1, None, false, true).is_err());
     }
 
-    fn answers_hello(server: &HelloServer) {
+    /// `server`, of `cores` cores, answers hello world.
+    fn answers_hello(server: &HelloServer, cores: usize) {
         let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -518,6 +556,6 @@ mod tests {
         assert!(lower.contains("content-type: text/plain\r\n"), "{got:?}");
         assert!(lower.contains("content-length: 13\r\n"), "{got:?}");
         assert!(got.ends_with("\r\n\r\nHello, world!"), "{got:?}");
-        assert!(server.stats().unwrap().core == 1);
+        assert_eq!(server.stats().unwrap().core, cores);
     }
 }

@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::HttpService;
 use hyper::{Request, Response};
+use percore_net::balance::Balance;
 use percore_net::graceful::Connections;
 use percore_net::{TcpListener, TcpStream};
 use percore_runtime::shutdown::Shutdown;
@@ -164,6 +165,11 @@ impl<A: Accept> Builder<A> {
     /// is read ([`percore_net::balance`]); default: no, each connection is
     /// served by the core whose `SO_REUSEPORT` listener the kernel gave it
     /// to. Every connection still lives on one core.
+    ///
+    /// Read by [`Server::serve`]. A loop of your own per core balances with
+    /// [`serve_balanced`](Builder::serve_balanced) and one [`Balance`] for
+    /// all cores; [`serve_listener`](Builder::serve_listener) serves what
+    /// its own listener accepts, whatever this says.
     pub fn balance(mut self, on: bool) -> Self {
         self.balance = on;
         self
@@ -323,6 +329,73 @@ impl<A: Accept> Builder<A> {
                 this.serve_connection(stream, service, &connections).await;
             }));
         }
+    }
+
+    /// As [`serve_listener`](Builder::serve_listener), with the connections
+    /// `balance` places on the calling core: those `listener` accepts and
+    /// `balance` keeps here, and those other cores hand here. Every core
+    /// calls it with a clone of the same [`Balance`], made for the
+    /// runtime's number of cores ([`percore_net::balance`] says how
+    /// connections are placed). Runs until dropped, like `serve_listener`;
+    /// the listener stays open while it runs (and while you hold it).
+    ///
+    /// # Errors
+    ///
+    /// At once, serving nothing, if the calling core is beyond the cores
+    /// `balance` was made for ([`Balance::incoming`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use percore::net::balance::Balance;
+    /// use percore::net::graceful::Connections;
+    /// use percore::net::tcp::ListenOptions;
+    /// use percore::shutdown::Shutdown;
+    /// use percore_http::server::{Builder, TowerToHyperService};
+    ///
+    /// let runtime = percore::Runtime::builder().cores(2).build()?;
+    /// let balance = Balance::new(2);
+    /// let shutdown = Shutdown::new();
+    /// runtime.run_on_all(move |_core| {
+    ///     let (balance, shutdown) = (balance.clone(), shutdown.clone());
+    ///     async move {
+    ///         let app = axum::Router::new().route("/", axum::routing::get(|| async { "Hello" }));
+    ///         let listener = ListenOptions::new().reuse_port(true).bind_tcp("127.0.0.1:8080")?;
+    ///         let connections = Connections::new(&shutdown);
+    ///         let service = TowerToHyperService::new(app);
+    ///         Builder::new()
+    ///             .serve_balanced(&listener, &balance, service, connections)
+    ///             .await
+    ///     }
+    /// })?;
+    /// # std::io::Result::Ok(())
+    /// ```
+    pub async fn serve_balanced<S, B>(
+        &self,
+        listener: &TcpListener,
+        balance: &Balance,
+        service: S,
+        connections: Connections,
+    ) -> io::Result<()>
+    where
+        S: hyper::service::Service<Request<Body>, Response = Response<B>> + Clone + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut incoming = balance.incoming(listener)?;
+        let this = Rc::new(self.clone());
+        while let Some(next) = incoming.next().await {
+            // Accept errors (EMFILE…) are retried by `incoming` after a pause.
+            let Ok(stream) = next else { continue };
+            let this = Rc::clone(&this);
+            let service = service.clone();
+            let connections = connections.clone();
+            drop(percore_runtime::spawn(async move {
+                this.serve_connection(stream, service, &connections).await;
+            }));
+        }
+        Ok(())
     }
 
     /// Serves one accepted connection on the calling core until it closes:

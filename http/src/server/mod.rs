@@ -39,7 +39,9 @@
 //!   sends `GOAWAY`), the server waits up to the grace, then cuts the rest.
 //!
 //! On a runtime of your own, [`Builder::serve_listener`] serves a listener
-//! on the calling core and [`Builder::serve_connection`] one connection.
+//! on the calling core, [`Builder::serve_balanced`] the connections a
+//! [`Balance`](percore_net::balance::Balance) shared by the cores places on
+//! it, and [`Builder::serve_connection`] one connection.
 
 mod body;
 mod builder;

@@ -4,12 +4,10 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::rc::Rc;
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use futures_util::future::select;
-use futures_util::StreamExt;
 use hyper::{Request, Response};
 use hyper_util::service::TowerToHyperService;
 use percore_net::balance::Balance;
@@ -245,22 +243,13 @@ async fn serve_on_core<A, S, B>(
     let Some(balance) = balance else {
         return builder.serve_listener(listener, service, connections).await;
     };
-    let Ok(mut incoming) = balance.incoming(&listener) else {
+    if builder
+        .serve_balanced(&listener, &balance, service.clone(), connections.clone())
+        .await
+        .is_err()
+    {
         // Not reached: the balance is made for as many cores as the
         // runtime has. Were it, this core would serve its own listener.
-        return builder.serve_listener(listener, service, connections).await;
-    };
-    let builder = Rc::new(builder);
-    while let Some(next) = incoming.next().await {
-        // Accept errors (EMFILE…) are retried by `incoming` after a pause.
-        let Ok(stream) = next else { continue };
-        let builder = Rc::clone(&builder);
-        let service = service.clone();
-        let connections = connections.clone();
-        drop(percore_runtime::spawn(async move {
-            builder
-                .serve_connection(stream, service, &connections)
-                .await;
-        }));
+        builder.serve_listener(listener, service, connections).await;
     }
 }

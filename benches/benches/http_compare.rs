@@ -313,7 +313,7 @@ fn compare(settings: &Settings, bench: bool) -> io::Result<()> {
         }
     }
     if settings.idle > 0 {
-        for protocol in [IdleProtocol::H1, IdleProtocol::H2c] {
+        for protocol in [IdleProtocol::H1, IdleProtocol::H2c, IdleProtocol::H1Tls] {
             let title = format!(
                 "\nidle keep-alive connections, {}: {} per server, one request each",
                 protocol.name(),

@@ -90,6 +90,12 @@ fn serves_hello_over_http1_and_h2c_and_reports_counters() {
 #[test]
 fn serves_https_with_h2_by_alpn() {
     let server = Server::start(&["--tls"]);
+    // HTTP/1.1 by ALPN over TLS, held open as the idle-memory figure holds
+    // them: each answered once.
+    let held = idle::open(server.addr, IdleProtocol::H1Tls, 3).unwrap();
+    assert_eq!(held.len(), 3);
+    // A plain request to a TLS server is no answer.
+    assert!(idle::open(server.addr, IdleProtocol::H1, 1).is_err());
     let Ok(output) = Command::new("curl")
         .args([
             "-sk",

@@ -1,10 +1,17 @@
 //! Idle keep-alive connections: opened from this process with blocking
-//! sockets, one request answered on each (HTTP/1.1, or h2c with prior
-//! knowledge), then held open while the server's memory is read.
+//! sockets, one request answered on each (HTTP/1.1, h2c with prior
+//! knowledge, or HTTP/1.1 over TLS), then held open while the server's
+//! memory is read.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
+
+use percore::http::tls::rustls;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 
 use crate::http_serve::HELLO;
 
@@ -15,16 +22,44 @@ pub enum IdleProtocol {
     H1,
     /// The HTTP/2 preface and settings, one request on stream 1.
     H2c,
+    /// One HTTP/1.1 keep-alive request over TLS (ALPN `http/1.1`); the
+    /// server must be started with `--tls` (its self-signed certificate is
+    /// not checked: the figure is memory, not trust).
+    H1Tls,
 }
 
 impl IdleProtocol {
-    /// `h1` or `h2c`.
+    /// `h1`, `h2c` or `h1-tls`.
     pub fn name(self) -> &'static str {
         match self {
             IdleProtocol::H1 => "h1",
             IdleProtocol::H2c => "h2c",
+            IdleProtocol::H1Tls => "h1-tls",
         }
     }
+
+    /// Whether the server must speak TLS.
+    pub fn tls(self) -> bool {
+        self == IdleProtocol::H1Tls
+    }
+}
+
+/// An open idle connection; dropping it closes it.
+pub struct Held(HeldStream);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            HeldStream::Plain(stream) => f.debug_tuple("Held").field(stream).finish(),
+            HeldStream::Tls(stream) => f.debug_tuple("Held").field(&stream.sock).finish(),
+        }
+    }
+}
+
+/// Held only to be dropped (which closes it).
+enum HeldStream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
 /// How long a server may take to answer one of the idle connections' requests.
@@ -35,35 +70,137 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 ///
 /// # Errors
 ///
-/// A connection fails, or an answer is not a `Hello, world!` within 30 s.
-pub fn open(addr: SocketAddr, protocol: IdleProtocol, count: usize) -> io::Result<Vec<TcpStream>> {
+/// A connection fails (or its TLS handshake), or an answer is not a
+/// `Hello, world!` within 30 s.
+pub fn open(addr: SocketAddr, protocol: IdleProtocol, count: usize) -> io::Result<Vec<Held>> {
+    let named = |i: usize| {
+        move |err: io::Error| io::Error::new(err.kind(), format!("idle connection {i}: {err}"))
+    };
+    if protocol.tls() {
+        let config = Arc::new(tls_config()?);
+        // One at a time: each handshake waits for the server anyway.
+        return (0..count)
+            .map(|i| {
+                open_tls(addr, &config)
+                    .map(|s| Held(HeldStream::Tls(Box::new(s))))
+                    .map_err(named(i))
+            })
+            .collect();
+    }
     let mut streams = Vec::with_capacity(count);
     // Connect and send all first, then read: the server handles them as
     // they come, not one round trip at a time.
     for i in 0..count {
-        let mut stream = TcpStream::connect(addr)
-            .map_err(|err| io::Error::new(err.kind(), format!("idle connection {i}: {err}")))?;
+        let mut stream = TcpStream::connect(addr).map_err(named(i))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
         match protocol {
-            IdleProtocol::H1 => stream.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")?,
             IdleProtocol::H2c => stream.write_all(&h2_opening())?,
+            IdleProtocol::H1 | IdleProtocol::H1Tls => stream.write_all(H1_REQUEST)?,
         }
         streams.push(stream);
     }
     for (i, stream) in streams.iter_mut().enumerate() {
         let answered = match protocol {
-            IdleProtocol::H1 => read_h1(stream),
             IdleProtocol::H2c => read_h2(stream),
+            IdleProtocol::H1 | IdleProtocol::H1Tls => read_h1(stream),
         };
-        answered
-            .map_err(|err| io::Error::new(err.kind(), format!("idle connection {i}: {err}")))?;
+        answered.map_err(named(i))?;
     }
-    Ok(streams)
+    Ok(streams
+        .into_iter()
+        .map(|s| Held(HeldStream::Plain(s)))
+        .collect())
+}
+
+const H1_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// One TLS connection: handshake, one request, its answer.
+fn open_tls(
+    addr: SocketAddr,
+    config: &Arc<ClientConfig>,
+) -> io::Result<StreamOwned<ClientConnection, TcpStream>> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    let name = ServerName::try_from("localhost").map_err(io::Error::other)?;
+    let connection = ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
+    let mut stream = StreamOwned::new(connection, tcp);
+    stream.write_all(H1_REQUEST)?;
+    stream.flush()?;
+    read_h1(&mut stream)?;
+    Ok(stream)
+}
+
+/// A client that speaks HTTP/1.1 by ALPN and takes any certificate.
+fn tls_config() -> io::Result<ClientConfig> {
+    // The provider percore-http's configs and the peers' use (deprecated in
+    // rustls 0.23.48 for lacking post-quantum key exchange, kept for its
+    // light build; see percore-http's `tls` module).
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Takes the server's certificate without checking it (the bench servers'
+/// are self-signed, made at start); signatures are still verified.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Reads one HTTP/1.1 answer ending in `Hello, world!`.
-fn read_h1(stream: &mut TcpStream) -> io::Result<()> {
+fn read_h1(stream: &mut impl Read) -> io::Result<()> {
     let mut got = Vec::with_capacity(256);
     let mut buf = [0u8; 512];
     while !got.ends_with(HELLO) {

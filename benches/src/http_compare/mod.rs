@@ -443,8 +443,12 @@ pub fn run_idle(
             if spec.http1_only && protocol != IdleProtocol::H1 {
                 continue;
             }
-            let mut server =
-                ServerChild::start(spec, options.server_cores, options.server_cpu, false)?;
+            let mut server = ServerChild::start(
+                spec,
+                options.server_cores,
+                options.server_cpu,
+                protocol.tls(),
+            )?;
             // One connection first: what the first request makes once (the
             // core's ring, hyper's first buffers) is not per connection.
             let warm = idle::open(server.addr(), protocol, 1)?;

@@ -853,8 +853,7 @@ pub(crate) fn clock_now() -> Instant {
 }
 
 /// The current core's clock as read at most one round of its event loop ago
-/// (`Clock::recent`), or the OS's
-/// clock outside a runtime.
+/// (`Clock::recent`), or the OS's clock outside a runtime.
 pub(crate) fn clock_recent() -> Instant {
     let core = CORE.try_with(Cell::get).unwrap_or(ptr::null());
     // SAFETY: as in `with_core`.

@@ -16,13 +16,11 @@ macro_rules! read_methods {
         ///
         /// Dropping the future cancels the read; bytes the kernel received into
         /// the buffer before the cancel took effect are lost with the buffer.
-        pub fn read<B: percore_runtime::IoBufMut>(
+        pub async fn read<B: percore_runtime::IoBufMut>(
             &self,
             buf: B,
-        ) -> impl std::future::Future<Output = percore_runtime::BufResult<usize, B>> + '_ {
-            // The op's future itself, not an `async fn` around it: one state
-            // machine less to build and move per read.
-            self.socket().read(buf)
+        ) -> percore_runtime::BufResult<usize, B> {
+            self.socket().read(buf).await
         }
 
         /// Receives as data arrives, into buffers of `ring`: one multishot
@@ -82,13 +80,11 @@ macro_rules! write_methods {
         ///
         /// Dropping the future cancels the send, but the kernel may already have
         /// taken some or all of the bytes: the count is then unknown.
-        pub fn write<B: percore_runtime::IoBuf>(
+        pub async fn write<B: percore_runtime::IoBuf>(
             &self,
             buf: B,
-        ) -> impl std::future::Future<Output = percore_runtime::BufResult<usize, B>> + '_ {
-            // The op's future itself, not an `async fn` around it: one state
-            // machine less to build and move per write.
-            self.socket().write(buf)
+        ) -> percore_runtime::BufResult<usize, B> {
+            self.socket().write(buf).await
         }
 
         /// Writes `buf`'s initialised bytes once without copying them into the
@@ -149,13 +145,14 @@ macro_rules! write_methods {
         /// # Cancel safety
         ///
         /// Not cancel safe: after a drop, an unknown prefix of the buffer was sent.
+        ///
+        /// (It returns the future rather than being an `async fn` so that a
+        /// call builds one state machine, not two: it is on the path of every
+        /// response a server writes.)
         pub fn write_all<B: percore_runtime::IoBuf>(
             &self,
             buf: B,
         ) -> impl std::future::Future<Output = percore_runtime::BufResult<(), B>> + '_ {
-            // The loop's future itself, not an `async fn` around it: one state
-            // machine less per call, on the path of every response a server
-            // writes (about 35 instructions per request on echo).
             self.socket().write_all(buf)
         }
     };

@@ -145,15 +145,11 @@ macro_rules! write_methods {
         /// # Cancel safety
         ///
         /// Not cancel safe: after a drop, an unknown prefix of the buffer was sent.
-        ///
-        /// (It returns the future rather than being an `async fn` so that a
-        /// call builds one state machine, not two: it is on the path of every
-        /// response a server writes.)
-        pub fn write_all<B: percore_runtime::IoBuf>(
+        pub async fn write_all<B: percore_runtime::IoBuf>(
             &self,
             buf: B,
-        ) -> impl std::future::Future<Output = percore_runtime::BufResult<(), B>> + '_ {
-            self.socket().write_all(buf)
+        ) -> percore_runtime::BufResult<(), B> {
+            self.socket().write_all(buf).await
         }
     };
 }

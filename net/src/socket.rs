@@ -134,13 +134,8 @@ impl Socket {
     }
 
     /// Writes all of `buf`'s initialised bytes, one `send` per partial write.
-    /// (A plain `fn`: an `async fn` around `write_all_by` would be one more
-    /// state machine to build and move per call, on every response's path.)
-    pub(crate) fn write_all<B: IoBuf>(
-        &self,
-        buf: B,
-    ) -> impl std::future::Future<Output = BufResult<(), B>> + '_ {
-        write_all_by(buf, |slice| self.write(slice))
+    pub(crate) async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        write_all_by(buf, |slice| self.write(slice)).await
     }
 
     /// One `sendmsg(2)` of all buffers in order (a gather write, `MSG_NOSIGNAL`).

@@ -247,10 +247,54 @@ impl<T: OpCode> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
-        // The op's data stays in place until its result is taken: a poll
-        // that starts the op or finds it still in flight moves nothing.
+        let Some(mut data) = this.data.take() else {
+            panic!("`Op` polled after it completed");
+        };
         let Some(key) = this.key else {
-            return this.start(cx);
+            let sqe = data.sqe();
+            let holds = data.completes_on_its_own();
+            let waiting = Lifecycle::Waiting(Some(task::op_waker(cx.waker())));
+            let started = executor::with_driver(|driver| {
+                let started = driver.start(sqe, waiting);
+                if holds && matches!(started, Ok(Started::Pending(_))) {
+                    driver.holding += 1;
+                }
+                started
+            });
+            let started = match started {
+                Err(err) if err.kind() == io::ErrorKind::Unsupported => {
+                    start_fallback(&mut data, err, holds, cx)
+                }
+                started => started,
+            };
+            let key = match started {
+                Ok(Started::Pending(key)) => key,
+                // The readiness backend ran it at once.
+                Ok(Started::Done { res, .. }) if res == -libc::EINTR => {
+                    return this.start_again(data, cx)
+                }
+                // Ready without waiting: a unit of the task's budget (`coop`).
+                Ok(Started::Done { res, flags }) => {
+                    if !executor::with_core(Core::coop_take) {
+                        return this.stash(data, res, flags, cx);
+                    }
+                    return Poll::Ready(data.complete(cqe_result(res), flags));
+                }
+                Err(err) => return Poll::Ready(data.complete(Err(err), 0)),
+            };
+            if this.now {
+                executor::with_core(|core| {
+                    core.flush.set(true);
+                    if let Device::Idle = this.device {
+                        core.device.started();
+                        this.device = Device::Since(Instant::now());
+                    }
+                });
+            }
+            this.key = Some(key);
+            this.holds = holds;
+            this.data = Some(data);
+            return Poll::Pending;
         };
         let holds = this.holds;
         let done = executor::with_core(|core| {
@@ -286,100 +330,49 @@ impl<T: OpCode> Future for Op<T> {
             }
             done
         });
-        let Some((res, flags)) = done else {
-            return Poll::Pending;
-        };
-        this.key = None;
-        this.holds = false;
-        if let Device::Since(at) = this.device {
-            executor::with_core(|core| core.device.completed(at.elapsed()));
+        match done {
+            Some((res, flags)) => {
+                this.key = None;
+                this.holds = false;
+                if let Device::Since(at) = this.device {
+                    executor::with_core(|core| core.device.completed(at.elapsed()));
+                }
+                if res == -libc::EINTR {
+                    return this.start_again(data, cx);
+                }
+                Poll::Ready(data.complete(cqe_result(res), flags))
+            }
+            None => {
+                this.data = Some(data);
+                Poll::Pending
+            }
         }
-        if res == -libc::EINTR {
-            return this.start_again(cx);
-        }
-        this.finish(cqe_result(res), flags)
     }
 }
 
 impl<T: OpCode> Op<T> {
-    /// The first poll: pushes the SQE (or runs the op at once on the
-    /// readiness backend), the data staying where it is.
-    fn start(&mut self, cx: &mut Context<'_>) -> Poll<T::Output> {
-        let Some(data) = self.data.as_mut() else {
-            panic!("`Op` polled after it completed");
-        };
-        let sqe = data.sqe();
-        let holds = data.completes_on_its_own();
-        let waiting = Lifecycle::Waiting(Some(task::op_waker(cx.waker())));
-        let started = executor::with_driver(|driver| {
-            let started = driver.start(sqe, waiting);
-            if holds && matches!(started, Ok(Started::Pending(_))) {
-                driver.holding += 1;
-            }
-            started
-        });
-        let started = match started {
-            Err(err) if err.kind() == io::ErrorKind::Unsupported => {
-                start_fallback(data, err, holds, cx)
-            }
-            started => started,
-        };
-        let key = match started {
-            Ok(Started::Pending(key)) => key,
-            // The readiness backend ran it at once.
-            Ok(Started::Done { res, .. }) if res == -libc::EINTR => return self.start_again(cx),
-            // Ready without waiting: a unit of the task's budget (`coop`).
-            Ok(Started::Done { res, flags }) => {
-                if !executor::with_core(Core::coop_take) {
-                    return self.stash(res, flags, cx);
-                }
-                return self.finish(cqe_result(res), flags);
-            }
-            Err(err) => return self.finish(Err(err), 0),
-        };
-        if self.now {
-            executor::with_core(|core| {
-                core.flush.set(true);
-                if let Device::Idle = self.device {
-                    core.device.started();
-                    self.device = Device::Since(Instant::now());
-                }
-            });
-        }
-        self.key = Some(key);
-        self.holds = holds;
-        Poll::Pending
-    }
-
-    /// The op's result, from its data (which leaves the op: a later poll
-    /// panics, as polling a finished future may).
-    fn finish(&mut self, res: io::Result<u32>, flags: u32) -> Poll<T::Output> {
-        match self.data.take() {
-            Some(data) => Poll::Ready(data.complete(res, flags)),
-            None => panic!("`Op` polled after it completed"),
-        }
-    }
-
     /// An op the readiness backend finished at once while its task has no
     /// cooperative budget left: the result waits in a slot, completed, for
     /// the next poll, and the task yields.
     #[cold]
-    fn stash(&mut self, res: i32, flags: u32, cx: &Context<'_>) -> Poll<T::Output> {
+    fn stash(&mut self, data: T, res: i32, flags: u32, cx: &Context<'_>) -> Poll<T::Output> {
         let key = executor::with_core(|core| {
             let mut driver = core.driver.borrow_mut();
             core.coop_stash(&mut driver.ops, res, flags, cx.waker())
         });
         self.key = Some(key);
+        self.data = Some(data);
         Poll::Pending
     }
 
-    /// An op interrupted (`EINTR`) before it did anything: its data stays,
+    /// An op interrupted (`EINTR`) before it did anything: its data goes back
     /// unsubmitted, and the task is polled again, which submits it anew.
     #[cold]
-    fn start_again(&mut self, cx: &Context<'_>) -> Poll<T::Output> {
+    fn start_again(&mut self, data: T, cx: &Context<'_>) -> Poll<T::Output> {
         if let Device::Since(_) = self.device {
             self.device = Device::Idle; // counted as completed; starts anew
         }
+        self.data = Some(data);
         cx.waker().wake_by_ref();
         Poll::Pending
     }

@@ -11,6 +11,17 @@ use futures_util::StreamExt;
 use percore_runtime::op::{Nop, OpenAt, PollAdd, Read};
 use percore_runtime::{MultiOp, Op};
 
+/// Three tests count the process's open fds, and every runtime a test makes
+/// opens some (its ring, its eventfd): the tests run one at a time, or one's
+/// count would see another's runtime come or go.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Polls `fut` exactly once.
 fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
     let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -19,6 +30,7 @@ fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
 
 #[test]
 fn a_read_dropped_in_flight_leaves_the_data_and_frees_its_slot() {
+    let _serial = serial();
     let _serial = util::serial();
     percore_runtime::run(async {
         let (rx, tx) = util::pipe();
@@ -48,6 +60,7 @@ fn a_read_dropped_in_flight_leaves_the_data_and_frees_its_slot() {
 
 #[test]
 fn ten_thousand_opens_dropped_after_first_poll_leak_no_fd() {
+    let _serial = serial();
     let _serial = util::serial();
     let before = util::fd_count();
     percore_runtime::run(async {
@@ -74,6 +87,7 @@ fn ten_thousand_opens_dropped_after_first_poll_leak_no_fd() {
 
 #[test]
 fn an_op_completed_but_never_polled_releases_its_result() {
+    let _serial = serial();
     let _serial = util::serial();
     let before = util::fd_count();
     percore_runtime::run(async {
@@ -100,6 +114,7 @@ fn an_op_completed_but_never_polled_releases_its_result() {
 
 #[test]
 fn a_dropped_op_that_was_never_polled_costs_nothing() {
+    let _serial = serial();
     let _serial = util::serial();
     percore_runtime::run(async {
         let sqes = percore_runtime::stats().sqes;
@@ -112,6 +127,7 @@ fn a_dropped_op_that_was_never_polled_costs_nothing() {
 
 #[test]
 fn a_multishot_stream_yields_until_dropped_then_its_slot_frees() {
+    let _serial = serial();
     let _serial = util::serial();
     percore_runtime::run(async {
         let (rx, tx) = util::pipe();
@@ -145,6 +161,7 @@ fn a_multishot_stream_yields_until_dropped_then_its_slot_frees() {
 
 #[test]
 fn a_runtime_shut_down_with_reads_in_flight_drains_them() {
+    let _serial = serial();
     let _serial = util::serial();
     let before = util::fd_count();
     let (rx, _tx) = util::pipe();

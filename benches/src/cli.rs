@@ -138,6 +138,10 @@ pub struct ServeOptions {
     /// Hand a core's fresh connections to the core serving the fewest
     /// (`--balance`; `percore::net::balance`).
     pub balance: bool,
+    /// As `balance`, and move connections between requests from a core
+    /// that waits for its CPU to one with room (`--rehome`;
+    /// `Balance::rehome`). Percore-bench's own servers only.
+    pub rehome: bool,
 }
 
 /// The HTTP server `serve http` runs (`--server`).
@@ -186,7 +190,9 @@ COMMANDS:
                 percore-http instead (HTTP/1.1 and h2c; --tls: HTTPS with
                 h2 by ALPN, a self-signed certificate made at start);
                 --balance hands fresh connections to the least-loaded core,
-                on either server
+                on either server; --rehome (percore-bench's server) also
+                moves connections between requests from a core that waits
+                for its CPU to one with room
     fs          an fio-like file job on one percore core: IOPS, MiB/s, latency
 
 NET OPTIONS:
@@ -437,18 +443,21 @@ fn parse_net(mut args: Args) -> Result<Command, UsageError> {
 
 /// The servers `--servers` may name.
 ///
-/// `percore-balance` is `percore` started with `--balance`; `percore-unpinned`
+/// `percore-balance` is `percore` started with `--balance`, `percore-rehome`
+/// with `--rehome`; `percore-unpinned`
 /// is `percore` whose cores stay unpinned when the others are pinned (the
 /// client is still pinned); `tokio-mt` is tokio's multi-thread runtime, one
 /// listener, a worker per server thread, the process on the server threads'
 /// CPUs; `c-uring` is the hand-written C server on liburing
 /// (`benches/c/uring_server.c`, built by `benches/scripts/build_c_server.sh`).
-pub const SERVER_NAMES: [&str; 9] = [
+pub const SERVER_NAMES: [&str; 11] = [
     "percore",
     "percore-epoll",
     "percore-balance",
+    "percore-rehome",
     "percore-unpinned",
     "percore-balance-unpinned",
+    "percore-rehome-unpinned",
     "tokio",
     "tokio-mt",
     "monoio",
@@ -532,6 +541,7 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
         server: HttpServer::Bench,
         tls: false,
         balance: false,
+        rehome: false,
     };
     while let Some((flag, inline)) = args.next_flag() {
         match flag.as_str() {
@@ -566,11 +576,20 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
                 no_value(&flag, inline)?;
                 o.balance = true;
             }
+            "--rehome" => {
+                no_value(&flag, inline)?;
+                o.rehome = true;
+            }
             _ => return Err(usage(format!("unknown argument `{flag}` for `serve`"))),
         }
     }
     if o.server == HttpServer::PercoreHttp && o.protocol != Protocol::Http {
         return Err(usage("`--server percore-http` serves `http` only".into()));
+    }
+    if o.rehome && o.server == HttpServer::PercoreHttp {
+        return Err(usage(
+            "`--rehome` is for percore-bench's own servers, not `--server percore-http`".into(),
+        ));
     }
     if o.tls && o.server != HttpServer::PercoreHttp {
         return Err(usage(

@@ -71,6 +71,12 @@ impl Cutter {
         }
     }
 
+    /// Whether every byte buffered has been consumed and no message is half
+    /// read: a moment the connection holds nothing in hand.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_none() && self.consumed == self.buf.len()
+    }
+
     /// Makes room for one more read; call before reading into `buf`'s spare capacity.
     pub fn prepare_read(&mut self) {
         if self.consumed > 0 {

@@ -290,7 +290,12 @@ pub const C_URING: &str = "c-uring";
 fn driver_of(name: &str, plan: &Plan) -> Option<Driver> {
     match name {
         "percore-epoll" => Some(Driver::Epoll),
-        "percore" | "percore-balance" | "percore-unpinned" | "percore-balance-unpinned"
+        "percore"
+        | "percore-balance"
+        | "percore-rehome"
+        | "percore-unpinned"
+        | "percore-balance-unpinned"
+        | "percore-rehome-unpinned"
             if plan.percore_on_io_uring =>
         {
             Some(Driver::IoUring)
@@ -322,6 +327,9 @@ pub fn start_server(name: &str, plan: &Plan, programs: &Programs) -> io::Result<
         args.extend(common);
         if name.starts_with("percore-balance") {
             args.push("--balance".into());
+        }
+        if name.starts_with("percore-rehome") {
+            args.push("--rehome".into());
         }
         let driver = driver_of(name, plan);
         let env: Vec<(&str, &str)> = driver

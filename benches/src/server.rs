@@ -4,7 +4,9 @@
 //! each receiving through the core's provided-buffer ring (one multishot
 //! `recv` per connection; a request costs one SQE, the send). With
 //! [`Placement::Balance`], a core's fresh connections go to the core serving
-//! the fewest ([`percore::net::balance`]).
+//! the fewest ([`percore::net::balance`]); with [`Placement::Rehome`], also
+//! connections move, between requests, from a core that waits for its CPU
+//! to one that has room ([`Balance::rehome`]).
 
 use std::fmt;
 use std::io;
@@ -61,6 +63,9 @@ pub enum Placement {
     /// than another by more than one: then the core serving the fewest
     /// ([`Balance`]).
     Balance,
+    /// As `Balance`, and connections move between requests from a core that
+    /// gets too little CPU to one with room ([`Balance::rehome`]).
+    Rehome,
 }
 
 /// What one core did, for `PERCORE_BENCH_PER_CORE` (see [`Server::per_core`]).
@@ -112,7 +117,11 @@ impl Server {
             .stall_threshold(None)
             .build()?;
         let shutdown = Shutdown::new();
-        let balance = (placement == Placement::Balance).then(|| Balance::new(cores));
+        let balance = match placement {
+            Placement::Kernel => None,
+            Placement::Balance => Some(Balance::new(cores)),
+            Placement::Rehome => Some(Balance::new(cores).rehome(true)),
+        };
         let served: Arc<[AtomicU64]> = (0..cores).map(|_| AtomicU64::new(0)).collect();
         for (core, listener) in listeners.into_iter().enumerate() {
             let cpu = first_cpu.and_then(|first| cpu::cpu_for(first, core));
@@ -273,7 +282,7 @@ async fn accept_loop(
                 let ring = ring.clone();
                 let stream = connections.track(stream);
                 let _detached = match protocol {
-                    Protocol::Echo => percore::spawn(echo(stream, ring)),
+                    Protocol::Echo => percore::spawn(echo(stream, ring, connections.clone())),
                     Protocol::Http => percore::spawn(http(stream, ring, connections.clone())),
                 };
             }
@@ -285,23 +294,79 @@ async fn accept_loop(
 
 /// Echoes until end of stream or an error (which ends this connection only):
 /// each received ring buffer is sent back as it is. At a shutdown the reading
-/// side is shut: what was received is echoed, then the stream ends.
-async fn echo(stream: Tracked, ring: BufRing) {
-    let mut incoming = stream.recv_stream(&ring);
-    while let Some(Ok(buf)) = incoming.next().await {
-        let (res, _buf) = stream.write_all(buf).await;
-        if res.is_err() {
-            return;
+/// side is shut: what was received is echoed, then the stream ends. Between
+/// two buffers, the connection moves to another core if its `Balance` asks
+/// ([`rehome`]).
+async fn echo(mut stream: Tracked, ring: BufRing, connections: Connections) {
+    let mut first = stream.take_received();
+    loop {
+        if !first.is_empty() {
+            let (res, _) = stream.write_all(std::mem::take(&mut first)).await;
+            if res.is_err() {
+                return;
+            }
         }
+        let mut incoming = stream.recv_stream(&ring);
+        loop {
+            let Some(Ok(buf)) = incoming.next().await else {
+                return;
+            };
+            let (res, _buf) = stream.write_all(buf).await;
+            if res.is_err() {
+                return;
+            }
+            if stream.rehome_wanted() {
+                break;
+            }
+        }
+        match rehome(stream, incoming, &connections).await {
+            Moved::Gone => return,
+            Moved::Stayed(back, received) => (stream, first) = (back, received),
+        }
+    }
+}
+
+/// What became of a connection [`rehome`] tried to move.
+enum Moved {
+    /// Another core serves it now (or it ended meanwhile).
+    Gone,
+    /// Served here still, with the bytes the stopped receive brought.
+    Stayed(Tracked, Vec<u8>),
+}
+
+/// Moves `stream` to the core its `Balance` chose: stops its receive, and
+/// hands it over with what the receive still brought.
+async fn rehome(
+    stream: Tracked,
+    mut incoming: percore::net::RecvStream,
+    connections: &Connections,
+) -> Moved {
+    incoming.stop();
+    let mut received = Vec::new();
+    while let Some(buf) = incoming.next().await {
+        match buf {
+            Ok(buf) => received.extend_from_slice(&buf),
+            Err(_) => return Moved::Gone,
+        }
+    }
+    drop(incoming);
+    let stream = match stream.untrack() {
+        Ok(stream) => stream,
+        Err(stream) => return Moved::Stayed(stream, received),
+    };
+    match stream.rehome(received) {
+        Ok(()) => Moved::Gone,
+        Err((stream, received)) => Moved::Stayed(connections.track(stream), received),
     }
 }
 
 /// Answers every complete request received so far in one write (pipelining),
 /// then waits for more; ends at end of stream, `Connection: close`, a bad
 /// request, or after answering what a read brought during a shutdown.
-async fn http(stream: Tracked, ring: BufRing, connections: Connections) {
+async fn http(mut stream: Tracked, ring: BufRing, connections: Connections) {
     let mut incoming = stream.recv_stream(&ring);
     let mut cutter = Cutter::new(false);
+    cutter.buf = stream.take_received();
     let mut out = Vec::with_capacity(RESPONSE.len() * 4);
     let mut finish_now = false;
     loop {
@@ -334,6 +399,18 @@ async fn http(stream: Tracked, ring: BufRing, connections: Connections) {
         if close {
             let _ = stream.shutdown(std::net::Shutdown::Write).await;
             return;
+        }
+        if cutter.is_idle() && !finish_now && stream.rehome_wanted() {
+            match rehome(stream, incoming, &connections).await {
+                Moved::Gone => return,
+                Moved::Stayed(back, received) => {
+                    stream = back;
+                    incoming = stream.recv_stream(&ring);
+                    cutter.prepare_read();
+                    cutter.buf.extend_from_slice(&received);
+                    continue;
+                }
+            }
         }
         let Some(Ok(buf)) = incoming.next().await else {
             return;

@@ -83,6 +83,7 @@
 //! # std::io::Result::Ok(())
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
@@ -93,6 +94,8 @@ use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use percore_runtime::channel::mpsc;
+
+mod load;
 
 use crate::incoming::Incoming;
 use crate::socket::Socket;
@@ -125,6 +128,32 @@ struct Table {
     handoffs: AtomicU64,
     /// Tells registrations apart, so a `Balanced` unregisters only itself.
     next_token: AtomicU64,
+    /// Whether cores move connections by their load ([`Balance::rehome`]).
+    rehome: AtomicBool,
+    /// Connections moved between requests ([`TcpStream::rehome`]), in all.
+    moves: AtomicU64,
+    /// What the cores' load samples are stamped against.
+    epoch: std::time::Instant,
+}
+
+impl Table {
+    /// Milliseconds since the table was made (wrapping after 49 days).
+    fn stamp_ms(&self) -> u32 {
+        self.epoch.elapsed().as_millis() as u32
+    }
+
+    /// Queues `handoff` for `core`, or gives it back if that core stopped
+    /// taking connections or its queue is full.
+    fn hand(&self, core: usize, handoff: Handoff) -> Result<(), Handoff> {
+        let Some(slot) = self.cores.get(core) else {
+            return Err(handoff);
+        };
+        let queue = slot.lock();
+        match &*queue {
+            Some((_, sender)) => sender.try_send(handoff).map_err(|err| err.into_inner()),
+            None => Err(handoff),
+        }
+    }
 }
 
 /// One core's entry.
@@ -136,6 +165,13 @@ struct Slot {
     open: AtomicBool,
     /// The sender of the registered `Balanced`'s queue, with its token.
     queue: Mutex<Option<(u64, mpsc::Sender<Handoff>)>>,
+    /// Connections the core should move to `shed_to` at their next idle
+    /// moment ([`TcpStream::rehome_wanted`]); each move takes one.
+    shed: AtomicUsize,
+    shed_to: AtomicUsize,
+    /// The core's last load sample, packed with its time ([`load::Load`]);
+    /// 0 until the first.
+    load: AtomicU64,
 }
 
 impl Slot {
@@ -147,7 +183,9 @@ impl Slot {
     }
 }
 
-/// A fresh connection on its way to another core, counted there already.
+/// A connection on its way to another core, counted there already: fresh,
+/// or moved between requests with the bytes read and not yet served (in
+/// its seat).
 struct Handoff {
     fd: OwnedFd,
     seat: Seat,
@@ -158,6 +196,9 @@ struct Handoff {
 pub(crate) struct Seat {
     table: Arc<Table>,
     core: usize,
+    /// Bytes the previous core read from a moved connection and did not
+    /// serve ([`TcpStream::take_received`]).
+    received: Cell<Vec<u8>>,
 }
 
 impl Seat {
@@ -166,6 +207,7 @@ impl Seat {
         Seat {
             table: Arc::clone(table),
             core,
+            received: Cell::new(Vec::new()),
         }
     }
 }
@@ -202,6 +244,9 @@ impl Balance {
                 live: AtomicUsize::new(0),
                 open: AtomicBool::new(false),
                 queue: Mutex::new(None),
+                shed: AtomicUsize::new(0),
+                shed_to: AtomicUsize::new(0),
+                load: AtomicU64::new(0),
             })
             .collect();
         Balance {
@@ -209,6 +254,9 @@ impl Balance {
                 cores,
                 handoffs: AtomicU64::new(0),
                 next_token: AtomicU64::new(0),
+                rehome: AtomicBool::new(false),
+                moves: AtomicU64::new(0),
+                epoch: std::time::Instant::now(),
             }),
             margin: MARGIN,
             queue: QUEUE,
@@ -226,6 +274,43 @@ impl Balance {
     pub fn margin(mut self, connections: usize) -> Balance {
         self.margin = connections;
         self
+    }
+
+    /// Moves connections between requests, from a core that gets too little
+    /// CPU to one that has room (default off). For every clone of this
+    /// table, from now on.
+    ///
+    /// Connection counts cannot see a core that shares its CPU with another
+    /// busy thread — a load generator on the same machine, another server:
+    /// its connections wait for it while another core idles. With `rehome`
+    /// on, each core watches how long its thread waits for a CPU (its
+    /// scheduler statistics, sampled every 10 ms while its connections ask);
+    /// a core that waits far longer than another with room asks an eighth of
+    /// its connections at a time to move there. A connection moves only
+    /// where its server asks for it — between requests, holding no request
+    /// in hand: [`TcpStream::rehome_wanted`] and [`TcpStream::rehome`] —
+    /// and lives on one core at a time.
+    pub fn rehome(self, on: bool) -> Balance {
+        self.table.rehome.store(on, Ordering::Relaxed);
+        self
+    }
+
+    /// Asks core `from` to move up to `connections` of its connections to
+    /// core `to`, at their next idle moment (as [`rehome`](Balance::rehome)
+    /// does by itself, which replaces this request at its next decision).
+    /// For draining a core by hand, and for tests. Out-of-range cores are
+    /// ignored.
+    pub fn move_connections(&self, from: usize, to: usize, connections: usize) {
+        if let (Some(slot), true) = (self.table.cores.get(from), to < self.table.cores.len()) {
+            slot.shed_to.store(to, Ordering::Relaxed);
+            slot.shed.store(connections, Ordering::Release);
+        }
+    }
+
+    /// Connections moved from one core to another between requests
+    /// ([`TcpStream::rehome`]) so far.
+    pub fn moves(&self) -> u64 {
+        self.table.moves.load(Ordering::Relaxed)
     }
 
     /// How many handed connections may wait for a core before others serve
@@ -303,16 +388,6 @@ impl Balance {
         });
         place(here, loads, self.margin)
     }
-
-    /// Queues `handoff` for `core`, or gives it back if that core stopped
-    /// taking connections or its queue is full.
-    fn hand(&self, core: usize, handoff: Handoff) -> Result<(), Handoff> {
-        let queue = self.table.cores[core].lock();
-        match &*queue {
-            Some((_, sender)) => sender.try_send(handoff).map_err(|err| err.into_inner()),
-            None => Err(handoff),
-        }
-    }
 }
 
 impl fmt::Debug for Balance {
@@ -320,9 +395,101 @@ impl fmt::Debug for Balance {
         f.debug_struct("Balance")
             .field("live", &self.live())
             .field("handoffs", &self.handoffs())
+            .field("moves", &self.moves())
             .field("margin", &self.margin)
             .field("queue", &self.queue)
             .finish()
+    }
+}
+
+/// Moving a connection between requests: see [`Balance::rehome`].
+impl TcpStream {
+    /// Whether the [`Balance`] that placed this connection wants it served
+    /// on another core now ([`Balance::rehome`],
+    /// [`Balance::move_connections`]); `false` for a connection no
+    /// `Balance` placed. Ask at a moment the connection holds no request in
+    /// hand (a response written, the next request not begun), then stop
+    /// receiving ([`RecvStream::stop`](crate::RecvStream::stop)) and
+    /// [`rehome`](TcpStream::rehome) it with whatever the receive still
+    /// brought.
+    ///
+    /// Cheap enough to ask after every request: two atomic loads, and once
+    /// per 10 ms on a core with `rehome` on, a sample of its thread's
+    /// scheduler statistics (one `pread(2)`).
+    pub fn rehome_wanted(&self) -> bool {
+        let Some(seat) = self.socket().shared_fd().seat() else {
+            return false;
+        };
+        let table = &seat.table;
+        if table.rehome.load(Ordering::Relaxed) {
+            load::tick(table, seat.core);
+        }
+        table.cores[seat.core].shed.load(Ordering::Acquire) > 0
+    }
+
+    /// Hands this connection to the core its [`Balance`] chose, with
+    /// `received`: bytes read from it and not served yet, which the other
+    /// core serves first ([`take_received`](TcpStream::take_received)).
+    /// There its `Balanced` stream yields it, like a fresh connection.
+    ///
+    /// # Errors
+    ///
+    /// Gives both back, to be served here as before, if no move is wanted
+    /// any more (another connection took the last one), if the connection
+    /// is still shared (a `RecvStream`, a split half or an op in flight
+    /// holds it: drop them first), or if the chosen core stopped taking
+    /// connections or its queue is full.
+    pub fn rehome(self, received: Vec<u8>) -> Result<(), (TcpStream, Vec<u8>)> {
+        let Some(seat) = self.socket().shared_fd().seat() else {
+            return Err((self, received));
+        };
+        let table = Arc::clone(&seat.table);
+        let here = seat.core;
+        let slot = &table.cores[here];
+        let to = slot.shed_to.load(Ordering::Relaxed);
+        if to == here
+            || slot
+                .shed
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_err()
+        {
+            return Err((self, received));
+        }
+        // Dropping the socket here gives its seat on this core back.
+        let fd = match self.into_socket().into_unique_fd() {
+            Ok(fd) => fd,
+            Err(socket) => {
+                slot.shed.fetch_add(1, Ordering::Relaxed);
+                return Err((TcpStream::from_socket(socket), received));
+            }
+        };
+        let seat = Seat::new(&table, to);
+        seat.received.set(received);
+        match table.hand(to, Handoff { fd, seat }) {
+            Ok(()) => {
+                table.moves.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(Handoff { fd, seat }) => {
+                let received = seat.received.take();
+                drop(seat);
+                let mut socket = Socket::from_fd(fd);
+                let _ = socket.set_seat(Seat::new(&table, here));
+                Err((TcpStream::from_socket(socket), received))
+            }
+        }
+    }
+
+    /// The bytes another core read from this connection and did not serve
+    /// before it moved here ([`rehome`](TcpStream::rehome)): to be served
+    /// before anything read from now on. Empty for a connection that did
+    /// not move, and after the first call.
+    pub fn take_received(&self) -> Vec<u8> {
+        self.socket()
+            .shared_fd()
+            .seat()
+            .map(|seat| seat.received.take())
+            .unwrap_or_default()
     }
 }
 
@@ -404,7 +571,7 @@ impl Balanced {
         // served there sees it counted too.
         let handoffs = &self.balance.table.handoffs;
         handoffs.fetch_add(1, Ordering::Relaxed);
-        match self.balance.hand(target, handoff) {
+        match self.balance.table.hand(target, handoff) {
             Ok(()) => None,
             // The target stopped or is full: serve it here after all.
             Err(Handoff { fd, seat }) => {

@@ -155,6 +155,29 @@ pub struct Tracked {
     _guard: Guard,
 }
 
+impl Tracked {
+    /// The stream back, no longer tracked (the server's shutdown stops
+    /// waiting for it): to hand it to another core
+    /// ([`TcpStream::rehome`]), whose server tracks it again.
+    ///
+    /// # Errors
+    ///
+    /// Gives it back while the shutdown holds the stream to shut it down.
+    pub fn untrack(self) -> Result<TcpStream, Tracked> {
+        if Rc::strong_count(&self.stream) != 1 {
+            return Err(self);
+        }
+        let stream = Rc::clone(&self.stream);
+        // Untracks it and releases its guard.
+        drop(self);
+        match Rc::into_inner(stream) {
+            Some(stream) => Ok(stream),
+            // Checked above, and nothing ran since on this single thread.
+            None => unreachable!("a tracked stream is held by its handle alone"),
+        }
+    }
+}
+
 impl Deref for Tracked {
     type Target = TcpStream;
 

@@ -29,6 +29,7 @@ impl Socket {
             bundle: None,
             fallback: None,
             done: false,
+            stopping: false,
         }
     }
 
@@ -176,12 +177,60 @@ pub struct RecvStream {
     /// A one-shot receive, used while the ring has no buffer to give.
     fallback: Option<Op<op::Recv<Vec<u8>>>>,
     done: bool,
+    /// [`stop`](RecvStream::stop) was called: end once what is in flight
+    /// has come back, re-arming nothing.
+    stopping: bool,
 }
 
 impl RecvStream {
     /// The ring this stream receives into.
     pub fn ring(&self) -> &BufRing {
         &self.ring
+    }
+
+    /// Stops receiving without losing a byte: the receive in flight is
+    /// cancelled, and the stream yields what arrived before the cancel took
+    /// effect, then ends (`None`). Bytes that arrive later stay in the
+    /// socket, for the next reader: another `RecvStream`, a `read`, or
+    /// another core the connection is handed to
+    /// ([`TcpStream::rehome`](crate::TcpStream::rehome)). Dropping the stream
+    /// instead cancels the receive and discards what it still brings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use percore_net::UnixStream;
+    /// use percore_runtime::buf_ring::BufRing;
+    ///
+    /// percore_runtime::run(async {
+    ///     let ring = BufRing::new(64, 4096)?;
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let mut incoming = b.recv_stream(&ring);
+    ///     a.write_all(b"first".to_vec()).await.0?;
+    ///     assert_eq!(&incoming.next().await.unwrap()?[..], b"first");
+    ///     incoming.stop();
+    ///     while let Some(buf) = incoming.next().await {
+    ///         buf?; // whatever came before the stop
+    ///     }
+    ///     drop(incoming);
+    ///     // Sent after the stop: still in the socket.
+    ///     a.write_all(b"later".to_vec()).await.0?;
+    ///     let (n, buf) = b.read(Vec::with_capacity(16)).await;
+    ///     assert_eq!(&buf[..n?], b"later");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
+    pub fn stop(&mut self) {
+        self.stopping = true;
+        if let Some(multi) = self.multi.as_mut() {
+            multi.cancel();
+        }
+        if let Some(fallback) = self.fallback.as_mut() {
+            fallback.cancel();
+        }
     }
 }
 
@@ -209,6 +258,10 @@ impl Stream for RecvStream {
                         None
                     }
                     Ok(_) => Some(Ok(RingBuf::from(buf))),
+                    Err(_) if this.stopping => {
+                        this.done = true;
+                        None
+                    }
                     Err(err) => {
                         this.done = true;
                         Some(Err(err))
@@ -217,6 +270,11 @@ impl Stream for RecvStream {
             }
             let multi = match this.multi.as_mut() {
                 Some(multi) => multi,
+                // Stopped, and nothing in flight any more.
+                None if this.stopping => {
+                    this.done = true;
+                    return Poll::Ready(None);
+                }
                 None if this.ring.available() == 0 => {
                     let buf = Vec::with_capacity(this.ring.buf_size() as usize);
                     this.fallback = Some(Op::new(op::Recv::new(this.fd.clone(), buf)));
@@ -239,6 +297,8 @@ impl Stream for RecvStream {
                 }
                 // The ring ran dry: the op has ended; go on without it.
                 Some(Err(err)) if err.raw_os_error() == Some(libc::ENOBUFS) => this.multi = None,
+                // The end `stop` asked for (`ECANCELED`), or any end meanwhile.
+                Some(Err(_)) if this.stopping => this.multi = None,
                 Some(Err(err)) => {
                     this.done = true;
                     this.multi = None;

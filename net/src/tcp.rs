@@ -322,6 +322,10 @@ impl TcpStream {
         &self.socket
     }
 
+    pub(crate) fn into_socket(self) -> Socket {
+        self.socket
+    }
+
     pub(crate) fn from_socket(socket: Socket) -> TcpStream {
         TcpStream { socket }
     }

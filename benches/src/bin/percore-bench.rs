@@ -115,7 +115,9 @@ fn serve(options: ServeOptions) -> io::Result<()> {
     if options.server == HttpServer::PercoreHttp {
         return http_serve::serve(&options);
     }
-    let placement = if options.balance {
+    let placement = if options.rehome {
+        Placement::Rehome
+    } else if options.balance {
         Placement::Balance
     } else {
         Placement::Kernel

@@ -62,6 +62,11 @@ impl SocketFd {
         self.seat = Some(seat);
     }
 
+    /// The socket's seat in a `Balance`, if one placed it.
+    pub(crate) fn seat(&self) -> Option<&crate::balance::Seat> {
+        self.seat.as_ref()
+    }
+
     /// The fd, no longer percore-net's (`into_std`).
     pub(crate) fn into_owned(mut self) -> Option<OwnedFd> {
         let fd = self.fd.take()?;

@@ -230,6 +230,27 @@ impl<T: OpCode> Op<T> {
             .unwrap_or_else(|| now + std::time::Duration::from_secs(86400 * 365 * 30));
         self.deadline(deadline)
     }
+
+    /// Asks the kernel to cancel the op, if it is in flight, and keeps it:
+    /// polling on gives its result — `ECANCELED` (kind
+    /// [`Other`](io::ErrorKind::Other), raw error `ECANCELED`) if the cancel
+    /// came first, or what the op did if it completed anyway (a receive may
+    /// have received). For an op whose result must not be lost, unlike
+    /// dropping it, which cancels it and discards its result. Best effort
+    /// and idempotent; does nothing before the op is submitted or after its
+    /// completion arrived.
+    ///
+    /// # Panics
+    ///
+    /// Outside a percore runtime, if the op is in flight.
+    pub fn cancel(&mut self) {
+        let Some(key) = self.key else { return };
+        executor::with_driver(|driver| {
+            if let Some(Lifecycle::Waiting(_)) = driver.table_mut().get_mut(key) {
+                driver.cancel(key);
+            }
+        });
+    }
 }
 
 /// Whether an op is a device op, and since when it is in flight.
@@ -478,6 +499,30 @@ impl<T: MultishotCode> MultiOp<T> {
             return self.data.take();
         }
         None
+    }
+
+    /// Asks the kernel to end the op, if it is in flight, and keeps the
+    /// stream: polling on yields the items that arrived before the cancel
+    /// took effect, then the op's last item (`ECANCELED` as an error, for
+    /// most ops), then `None`. For a receive whose data must not be lost,
+    /// unlike dropping the stream, which discards what is still to come.
+    /// Best effort and idempotent; does nothing before the op is submitted
+    /// or once it has ended.
+    ///
+    /// # Panics
+    ///
+    /// Outside a percore runtime, if the op is in flight.
+    pub fn cancel(&mut self) {
+        let Some(key) = self.key else { return };
+        if self.done {
+            return;
+        }
+        executor::with_driver(|driver| {
+            if let Some(Lifecycle::Streaming { done: false, .. }) = driver.table_mut().get_mut(key)
+            {
+                driver.cancel(key);
+            }
+        });
     }
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Two server threads sharing both CPUs with the client (issue 17, item 4):
-# percore (2 cores; with and without `--balance`, pinned or not) against
+# percore (2 cores; as it comes, with `--balance`, with `--rehome`, pinned or
+# not) against
 # tokio's multi-thread runtime (2 workers), outside clients (the tokio echo
 # client, wrk for HTTP), 64 connections, a fresh server per measurement,
 # the order of servers rotating per round. For echo 128 B, echo 4 KiB and
@@ -9,7 +10,7 @@
 # their median.
 #
 #   benches/scripts/balance_compare.sh [ROUNDS] [SECONDS] [pin|no-pin] [SERVERS] [CASES]
-#   (default 5 4 pin percore,percore-balance,percore-unpinned,percore-balance-unpinned,tokio-mt
+#   (default 5 4 pin percore,percore-balance,percore-rehome,percore-unpinned,percore-rehome-unpinned,tokio-mt
 #    "echo128 echo4096 http")
 #
 # `pin`: server core i on CPU i, the client on CPU 0 (tokio-mt's process on
@@ -22,7 +23,7 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-5}
 seconds=${2:-4}
 pin=${3:-pin}
-servers=${4:-percore,percore-balance,percore-unpinned,percore-balance-unpinned,tokio-mt}
+servers=${4:-percore,percore-balance,percore-rehome,percore-unpinned,percore-rehome-unpinned,tokio-mt}
 cases=${5:-echo128 echo4096 http}
 out=${OUT:-$(mktemp -d)}
 

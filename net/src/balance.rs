@@ -13,7 +13,20 @@
 //! through the target core's queue, and the target's [`Balanced`] stream
 //! yields it there. So each connection is served by the same accept loop —
 //! with the state of the core it lands on — and lives on that one core until
-//! it closes; only the fresh fd crosses threads, never a running connection.
+//! it closes, or until it moves.
+//!
+//! **Moving connections between requests** ([`Balance::rehome`]): counts
+//! cannot see a core that gets less CPU than another (it shares its CPU with
+//! a busy thread). With `rehome` on, each core samples how long its thread
+//! waits for a CPU, and one that waits far longer than another core with
+//! room asks some of its connections to move there. A server asks
+//! [`TcpStream::rehome_wanted`] at a moment a connection holds no request in
+//! hand; if so, it stops the connection's receive
+//! ([`RecvStream::stop`](crate::RecvStream::stop)) and
+//! [`rehome`](TcpStream::rehome)s it with the bytes still received; the
+//! other core's `Balanced` stream yields it like a fresh connection, and
+//! serves [`take_received`](TcpStream::take_received) first. Only the fd and
+//! those bytes cross threads; a connection is served by one core at a time.
 //!
 //! A connection is counted on its core from the moment it is placed until its
 //! fd closes (or leaves percore-net through `into_std`), so the table follows
@@ -22,10 +35,9 @@
 //! taken is closed with its queue.
 //!
 //! What it does not see: connections still waiting in a core's listen
-//! backlog (a core slow to accept looks less loaded than it is), and how
-//! much CPU each core gets — a core sharing its CPU with another busy
-//! thread serves its connections more slowly whatever their number.
-//! docs/balance.md has the measurements, and why this is opt-in.
+//! backlog (a core slow to accept looks less loaded than it is), and —
+//! without `rehome` — how much CPU each core gets. docs/balance.md has the
+//! measurements, and why this is opt-in.
 //!
 //! # Examples
 //!
@@ -165,10 +177,10 @@ struct Slot {
     open: AtomicBool,
     /// The sender of the registered `Balanced`'s queue, with its token.
     queue: Mutex<Option<(u64, mpsc::Sender<Handoff>)>>,
-    /// Connections the core should move to `shed_to` at their next idle
-    /// moment ([`TcpStream::rehome_wanted`]); each move takes one.
-    shed: AtomicUsize,
-    shed_to: AtomicUsize,
+    /// Connections the core should move at their next idle moment
+    /// ([`TcpStream::rehome_wanted`]), and to which core, in one word
+    /// ([`shed`]); each move takes one.
+    shed: AtomicU64,
     /// The core's last load sample, packed with its time ([`load::Load`]);
     /// 0 until the first.
     load: AtomicU64,
@@ -244,8 +256,7 @@ impl Balance {
                 live: AtomicUsize::new(0),
                 open: AtomicBool::new(false),
                 queue: Mutex::new(None),
-                shed: AtomicUsize::new(0),
-                shed_to: AtomicUsize::new(0),
+                shed: AtomicU64::new(0),
                 load: AtomicU64::new(0),
             })
             .collect();
@@ -302,8 +313,7 @@ impl Balance {
     /// ignored.
     pub fn move_connections(&self, from: usize, to: usize, connections: usize) {
         if let (Some(slot), true) = (self.table.cores.get(from), to < self.table.cores.len()) {
-            slot.shed_to.store(to, Ordering::Relaxed);
-            slot.shed.store(connections, Ordering::Release);
+            slot.shed.store(shed(to, connections), Ordering::Relaxed);
         }
     }
 
@@ -424,7 +434,7 @@ impl TcpStream {
         if table.rehome.load(Ordering::Relaxed) {
             load::tick(table, seat.core);
         }
-        table.cores[seat.core].shed.load(Ordering::Acquire) > 0
+        moves_left(table.cores[seat.core].shed.load(Ordering::Relaxed)) > 0
     }
 
     /// Hands this connection to the core its [`Balance`] chose, with
@@ -446,22 +456,20 @@ impl TcpStream {
         let table = Arc::clone(&seat.table);
         let here = seat.core;
         let slot = &table.cores[here];
-        let to = slot.shed_to.load(Ordering::Relaxed);
-        if to == here
-            || slot
-                .shed
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                .is_err()
-        {
-            return Err((self, received));
-        }
+        // Takes one move, and learns where to, from the same word.
+        let taken = slot
+            .shed
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
+                (moves_left(word) > 0).then(|| word - 1)
+            });
+        let to = match taken {
+            Ok(word) if target(word) != here => target(word),
+            _ => return Err((self, received)),
+        };
         // Dropping the socket here gives its seat on this core back.
         let fd = match self.into_socket().into_unique_fd() {
             Ok(fd) => fd,
-            Err(socket) => {
-                slot.shed.fetch_add(1, Ordering::Relaxed);
-                return Err((TcpStream::from_socket(socket), received));
-            }
+            Err(socket) => return Err((TcpStream::from_socket(socket), received)),
         };
         let seat = Seat::new(&table, to);
         seat.received.set(received);
@@ -491,6 +499,22 @@ impl TcpStream {
             .map(|seat| seat.received.take())
             .unwrap_or_default()
     }
+}
+
+/// A slot's `shed` word: `moves` connections to move to core `to` (the
+/// count in the low 32 bits, so taking one is a decrement).
+fn shed(to: usize, moves: usize) -> u64 {
+    ((to as u64) << 32) | moves.min(u32::MAX as usize) as u64
+}
+
+/// The moves left in a `shed` word.
+fn moves_left(word: u64) -> u64 {
+    word & u64::from(u32::MAX)
+}
+
+/// The core a `shed` word moves connections to.
+fn target(word: u64) -> usize {
+    (word >> 32) as usize
 }
 
 /// Where a connection accepted on core `here` should be served, given each

@@ -154,13 +154,11 @@ pub(super) fn tick(table: &Table, core: usize) {
         })
         .collect();
     let live = slot.live.load(Ordering::Relaxed);
-    match decide(core, &loads, live) {
-        Some((to, moves)) => {
-            slot.shed_to.store(to, Ordering::Relaxed);
-            slot.shed.store(moves, Ordering::Release);
-        }
-        None => slot.shed.store(0, Ordering::Relaxed),
-    }
+    let word = match decide(core, &loads, live) {
+        Some((to, moves)) => super::shed(to, moves),
+        None => 0,
+    };
+    slot.shed.store(word, Ordering::Relaxed);
 }
 
 fn stale_ms() -> u32 {

@@ -85,6 +85,13 @@ pub struct Op<T: OpCode> {
     /// In flight and counted in the driver's `holding` ops (it completes on
     /// its own, so a paused clock waits for it).
     holds: bool,
+    /// Interrupted (`EINTR`) and not submitted again yet: `key` is `None`,
+    /// as before the first poll.
+    restarting: bool,
+    /// [`cancel`](Op::cancel) was called after the op was first submitted:
+    /// it is not submitted again after an `EINTR`, and ends with
+    /// `ECANCELED` instead.
+    cancelled: bool,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -101,6 +108,8 @@ impl<T: OpCode> Op<T> {
             now: false,
             device: Device::No,
             holds: false,
+            restarting: false,
+            cancelled: false,
             _not_send: PhantomData,
         }
     }
@@ -238,13 +247,19 @@ impl<T: OpCode> Op<T> {
     /// have received). For an op whose result must not be lost, unlike
     /// dropping it, which cancels it and discards its result. Best effort
     /// and idempotent; does nothing before the op is submitted or after its
-    /// completion arrived.
+    /// completion arrived. An op interrupted (`EINTR`), which is otherwise
+    /// submitted again, is not once cancelled: it ends with `ECANCELED`.
     ///
     /// # Panics
     ///
     /// Outside a percore runtime, if the op is in flight.
     pub fn cancel(&mut self) {
-        let Some(key) = self.key else { return };
+        let Some(key) = self.key else {
+            // Between an `EINTR` and its next submission: there is none.
+            self.cancelled |= self.restarting;
+            return;
+        };
+        self.cancelled = true;
         executor::with_driver(|driver| {
             if let Some(Lifecycle::Waiting(_)) = driver.table_mut().get_mut(key) {
                 driver.cancel(key);
@@ -272,6 +287,9 @@ impl<T: OpCode> Future for Op<T> {
             panic!("`Op` polled after it completed");
         };
         let Some(key) = this.key else {
+            if this.cancelled {
+                return Poll::Ready(data.complete(cqe_result(-libc::ECANCELED), 0));
+            }
             let sqe = data.sqe();
             let holds = data.completes_on_its_own();
             let waiting = Lifecycle::Waiting(Some(task::op_waker(cx.waker())));
@@ -314,6 +332,7 @@ impl<T: OpCode> Future for Op<T> {
             }
             this.key = Some(key);
             this.holds = holds;
+            this.restarting = false;
             this.data = Some(data);
             return Poll::Pending;
         };
@@ -387,9 +406,14 @@ impl<T: OpCode> Op<T> {
     }
 
     /// An op interrupted (`EINTR`) before it did anything: its data goes back
-    /// unsubmitted, and the task is polled again, which submits it anew.
+    /// unsubmitted, and the task is polled again, which submits it anew —
+    /// unless it was cancelled meanwhile: then it ends with `ECANCELED`.
     #[cold]
     fn start_again(&mut self, data: T, cx: &Context<'_>) -> Poll<T::Output> {
+        if self.cancelled {
+            return Poll::Ready(data.complete(cqe_result(-libc::ECANCELED), 0));
+        }
+        self.restarting = true;
         if let Device::Since(_) = self.device {
             self.device = Device::Idle; // counted as completed; starts anew
         }

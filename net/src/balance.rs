@@ -309,10 +309,11 @@ impl Balance {
     /// Asks core `from` to move up to `connections` of its connections to
     /// core `to`, at their next idle moment (as [`rehome`](Balance::rehome)
     /// does by itself, which replaces this request at its next decision).
-    /// For draining a core by hand, and for tests. Out-of-range cores are
-    /// ignored.
+    /// For draining a core by hand, and for tests. Out-of-range cores, and
+    /// `from == to`, are ignored.
     pub fn move_connections(&self, from: usize, to: usize, connections: usize) {
-        if let (Some(slot), true) = (self.table.cores.get(from), to < self.table.cores.len()) {
+        let valid = to < self.table.cores.len() && to != from;
+        if let (Some(slot), true) = (self.table.cores.get(from), valid) {
             slot.shed.store(shed(to, connections), Ordering::Relaxed);
         }
     }
@@ -434,7 +435,8 @@ impl TcpStream {
         if table.rehome.load(Ordering::Relaxed) {
             load::tick(table, seat.core);
         }
-        moves_left(table.cores[seat.core].shed.load(Ordering::Relaxed)) > 0
+        let word = table.cores[seat.core].shed.load(Ordering::Relaxed);
+        moves_left(word) > 0 && target(word) != seat.core
     }
 
     /// Hands this connection to the core its [`Balance`] chose, with
@@ -473,12 +475,12 @@ impl TcpStream {
         };
         let seat = Seat::new(&table, to);
         seat.received.set(received);
+        // Counted before the target can serve it, as a hand-off is.
+        table.moves.fetch_add(1, Ordering::Relaxed);
         match table.hand(to, Handoff { fd, seat }) {
-            Ok(()) => {
-                table.moves.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(Handoff { fd, seat }) => {
+                table.moves.fetch_sub(1, Ordering::Relaxed);
                 let received = seat.received.take();
                 drop(seat);
                 let mut socket = Socket::from_fd(fd);

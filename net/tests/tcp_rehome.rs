@@ -212,9 +212,9 @@ fn wait_for_live(balance: &Balance, want: &[usize]) {
     assert_eq!(balance.live(), want, "connections counted per core");
 }
 
-/// Waits (a bounded number of tries) until `balance.moves()` is `want`: a
-/// move is counted just after the connection is handed over, so its new
-/// core may answer first.
+/// Waits (a bounded number of tries) until `balance.moves()` is `want`
+/// (a move is counted as it is handed over; a failed hand-over takes its
+/// count back, so the count may pass through a higher value).
 fn wait_for_moves(balance: &Balance, want: u64) {
     let deadline = Instant::now() + WAIT;
     while balance.moves() != want && Instant::now() < deadline {

@@ -18,7 +18,7 @@
 //! **Moving connections between requests** ([`Balance::rehome`]): counts
 //! cannot see a core that gets less CPU than another (it shares its CPU with
 //! a busy thread). With `rehome` on, each core samples how long its thread
-//! waits for a CPU, and one that waits far longer than another core with
+//! waits for a CPU, and one slowed down far more than another core with
 //! room asks some of its connections to move there. A server asks
 //! [`TcpStream::rehome_wanted`] at a moment a connection holds no request in
 //! hand; if so, it stops the connection's receive
@@ -296,8 +296,10 @@ impl Balance {
     /// its connections wait for it while another core idles. With `rehome`
     /// on, each core watches how long its thread waits for a CPU (its
     /// scheduler statistics, sampled every 10 ms while its connections ask);
-    /// a core that waits far longer than another with room asks an eighth of
-    /// its connections at a time to move there. A connection moves only
+    /// a core that waits for a far larger share of the time it wants a CPU
+    /// than another core with room asks an eighth of its connections at a
+    /// time to move there — in the end all of them, if the other core has
+    /// room for them all. A connection moves only
     /// where its server asks for it — between requests, holding no request
     /// in hand: [`TcpStream::rehome_wanted`] and [`TcpStream::rehome`] —
     /// and lives on one core at a time.

@@ -8,12 +8,13 @@
 //! idle core costs nothing and a busy one one `pread(2)` per period. The
 //! fractions of wall time it spent waiting and running, smoothed over a few
 //! samples, go to its slot of the table; then it decides for itself whether
-//! to hand some of its connections to the core that waits least
+//! to hand some of its connections to the core least slowed down
 //! ([`decide`]).
 //!
-//! Waiting is what a core sharing its CPU with another busy thread shows and
-//! a core alone on its CPU does not, however many connections each serves:
-//! the signal `Balance`'s connection counts lack (docs/balance.md).
+//! Waiting for a CPU is what a core sharing its CPU with another busy thread
+//! shows and a core alone on its CPU does not, however many connections
+//! each serves: the signal `Balance`'s connection counts lack
+//! (docs/balance.md).
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -30,13 +31,13 @@ pub(super) const PERIOD: Duration = Duration::from_millis(10);
 /// connection ask since, so it is taken as idle.
 const STALE_PERIODS: u32 = 5;
 
-/// How much more a core must wait than the least-waiting core (in
-/// thousandths of wall time) before it moves connections there.
-const GAP: u16 = 150;
+/// How much more a core must be slowed down than the least slowed-down
+/// core ([`Load::slowdown`], thousandths) before it moves connections there.
+const GAP: u16 = 250;
 
-/// A core whose waiting plus running time reaches this (thousandths) has no
-/// room: nothing is moved to it.
-const FULL: u16 = 900;
+/// A core whose waiting plus running time reaches this (thousandths of wall
+/// time) has no room: nothing is moved to it.
+const FULL: u16 = 950;
 
 /// Each decision moves at most this fraction (1/`STEP`) of a core's
 /// connections (and at least one), so the loads can follow.
@@ -52,6 +53,16 @@ pub(super) struct Load {
 }
 
 impl Load {
+    /// How much of the time the core wanted a CPU it waited for one, in
+    /// thousandths (0 for a core that neither ran nor waited).
+    pub(super) fn slowdown(&self) -> u16 {
+        let wanted = u32::from(self.waiting) + u32::from(self.busy);
+        if wanted == 0 {
+            return 0;
+        }
+        (u32::from(self.waiting) * 1000 / wanted) as u16
+    }
+
     /// Packs the load with the time it was taken (milliseconds since the
     /// table was made, wrapping) into one word, so a reader never sees the
     /// parts of two samples.
@@ -73,9 +84,16 @@ impl Load {
 
 /// Where `here` should move connections to, and how many, given each core's
 /// load in core order (`None`: the core takes no connections) and how many
-/// connections `here` serves: to the core that waits least, if `here` waits
-/// [`GAP`] more than it and it is not [`FULL`]; a [`STEP`]th of them. A pure
-/// function, so the rule is tested without threads.
+/// connections `here` serves: to the core least slowed down, if `here` is
+/// slowed down [`GAP`] more and that core is not [`FULL`]; a [`STEP`]th of
+/// them. A pure function, so the rule is tested without threads.
+///
+/// Slowdown — the share of the time a core wanted a CPU that it waited —
+/// rather than waiting time: a core that shares its CPU with a busy thread
+/// waits at every wake-up however few connections it serves, and its
+/// waiting *time* shrinks with its connections. By slowdown, it hands them
+/// all over as long as the other core has room, which leaves the busy
+/// thread its CPU.
 pub(super) fn decide(here: usize, loads: &[Option<Load>], live: usize) -> Option<(usize, usize)> {
     let mine = (*loads.get(here)?)?;
     if live == 0 {
@@ -86,9 +104,9 @@ pub(super) fn decide(here: usize, loads: &[Option<Load>], live: usize) -> Option
         .enumerate()
         .filter(|&(core, _)| core != here)
         .filter_map(|(core, load)| load.map(|load| (core, load)))
-        .min_by_key(|&(_, load)| load.waiting)?;
+        .min_by_key(|(_, load)| load.slowdown())?;
     let room = other.waiting.saturating_add(other.busy) < FULL;
-    (mine.waiting >= other.waiting.saturating_add(GAP) && room)
+    (mine.slowdown() >= other.slowdown().saturating_add(GAP) && room)
         .then(|| (to, live.div_ceil(STEP).max(1)))
 }
 
@@ -210,25 +228,37 @@ mod tests {
     }
 
     #[test]
-    fn a_core_waiting_for_its_cpu_moves_an_eighth_to_the_one_that_waits_least() {
+    fn a_slowed_core_moves_an_eighth_to_the_least_slowed_one() {
+        // Slowdowns 444, 0 and 500.
         let loads = [load(400, 500), load(0, 300), load(100, 100)];
         assert_eq!(decide(0, &loads, 32), Some((1, 4)));
         assert_eq!(decide(0, &loads, 3), Some((1, 1)));
     }
 
     #[test]
+    fn slowdown_not_waiting_time_decides() {
+        // Little waiting time, but half of the time it wanted a CPU: a core
+        // left with a few connections beside a busy thread hands them over.
+        assert_eq!(decide(0, &[load(40, 40), load(30, 800)], 3), Some((1, 1)));
+        // Much waiting time, but little against its running time.
+        assert_eq!(decide(0, &[load(200, 700), load(0, 100)], 3), None);
+    }
+
+    #[test]
     fn nothing_moves_within_the_gap_or_without_connections() {
-        assert_eq!(decide(0, &[load(149, 500), load(0, 100)], 32), None);
+        // Slowdowns 249 and 0, then 250 and 0.
+        assert_eq!(decide(0, &[load(249, 751), load(0, 100)], 32), None);
+        assert_eq!(decide(0, &[load(250, 750), load(0, 100)], 32), Some((1, 4)));
         assert_eq!(decide(0, &[load(400, 500), load(0, 100)], 0), None);
         assert_eq!(decide(1, &[load(0, 100), load(100, 900)], 10), None);
     }
 
     #[test]
     fn nothing_moves_to_a_core_without_room() {
-        assert_eq!(decide(0, &[load(500, 500), load(0, 900)], 32), None);
-        assert_eq!(decide(0, &[load(500, 500), load(100, 800)], 32), None);
+        assert_eq!(decide(0, &[load(500, 500), load(0, 950)], 32), None);
+        assert_eq!(decide(0, &[load(500, 500), load(50, 900)], 32), None);
         assert_eq!(
-            decide(0, &[load(500, 500), load(100, 799)], 32),
+            decide(0, &[load(500, 500), load(49, 900)], 32),
             Some((1, 4))
         );
     }
@@ -242,6 +272,13 @@ mod tests {
         assert_eq!(decide(0, &[load(500, 100), None], 8), None);
         assert_eq!(decide(1, &[load(500, 100), None], 8), None);
         assert_eq!(decide(4, &[load(500, 100)], 8), None);
+    }
+
+    #[test]
+    fn slowdown_of_an_idle_core_is_zero() {
+        assert_eq!(Load::default().slowdown(), 0);
+        assert_eq!(load(1000, 0).map(|l| l.slowdown()), Some(1000));
+        assert_eq!(load(1, 3).map(|l| l.slowdown()), Some(250));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_core::Stream;
 use futures_util::StreamExt;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -317,18 +318,8 @@ impl<A: Accept> Builder<A> {
         B: http_body::Body<Data = Bytes> + 'static,
         B::Error: Into<BoxError>,
     {
-        let this = Rc::new(self.clone());
-        let mut incoming = listener.incoming();
-        while let Some(next) = incoming.next().await {
-            // Accept errors (EMFILE…) are retried by `incoming` after a pause.
-            let Ok(stream) = next else { continue };
-            let this = Rc::clone(&this);
-            let service = service.clone();
-            let connections = connections.clone();
-            drop(percore_runtime::spawn(async move {
-                this.serve_connection(stream, service, &connections).await;
-            }));
-        }
+        self.serve_incoming(listener.incoming(), service, connections)
+            .await;
     }
 
     /// As [`serve_listener`](Builder::serve_listener), with the connections
@@ -383,8 +374,24 @@ impl<A: Accept> Builder<A> {
         B: http_body::Body<Data = Bytes> + 'static,
         B::Error: Into<BoxError>,
     {
-        let mut incoming = balance.incoming(listener)?;
+        let incoming = balance.incoming(listener)?;
+        self.serve_incoming(incoming, service, connections).await;
+        Ok(())
+    }
+
+    /// Serves each connection `incoming` yields in a task of its own, until
+    /// it ends: the loop of [`serve_listener`](Builder::serve_listener) and
+    /// [`serve_balanced`](Builder::serve_balanced).
+    async fn serve_incoming<I, S, B>(&self, incoming: I, service: S, connections: Connections)
+    where
+        I: Stream<Item = io::Result<TcpStream>>,
+        S: hyper::service::Service<Request<Body>, Response = Response<B>> + Clone + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + 'static,
+        B::Error: Into<BoxError>,
+    {
         let this = Rc::new(self.clone());
+        let mut incoming = pin!(incoming);
         while let Some(next) = incoming.next().await {
             // Accept errors (EMFILE…) are retried by `incoming` after a pause.
             let Ok(stream) = next else { continue };
@@ -395,7 +402,6 @@ impl<A: Accept> Builder<A> {
                 this.serve_connection(stream, service, &connections).await;
             }));
         }
-        Ok(())
     }
 
     /// Serves one accepted connection on the calling core until it closes:

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::outside::Client;
-use crate::server::Protocol;
+use crate::server::{Placement, Protocol};
 
 mod fs;
 pub use fs::{FsOptions, Rw};
@@ -140,8 +140,23 @@ pub struct ServeOptions {
     pub balance: bool,
     /// As `balance`, and move connections between requests from a core
     /// that waits for its CPU to one with room (`--rehome`;
-    /// `Balance::rehome`). Percore-bench's own servers only.
+    /// `Balance::rehome`; on percore-http, plain HTTP/1.1 connections:
+    /// `Builder::rehome`).
     pub rehome: bool,
+}
+
+impl ServeOptions {
+    /// Where connections are served: `--rehome`, else `--balance`, else
+    /// where the kernel put them.
+    pub fn placement(&self) -> Placement {
+        if self.rehome {
+            Placement::Rehome
+        } else if self.balance {
+            Placement::Balance
+        } else {
+            Placement::Kernel
+        }
+    }
 }
 
 /// The HTTP server `serve http` runs (`--server`).
@@ -190,9 +205,9 @@ COMMANDS:
                 percore-http instead (HTTP/1.1 and h2c; --tls: HTTPS with
                 h2 by ALPN, a self-signed certificate made at start);
                 --balance hands fresh connections to the least-loaded core,
-                on either server; --rehome (percore-bench's server) also
-                moves connections between requests from a core that waits
-                for its CPU to one with room
+                on either server; --rehome also moves connections between
+                requests from a core that waits for its CPU to one with
+                room (on percore-http: plain HTTP/1.1 connections)
     fs          an fio-like file job on one percore core: IOPS, MiB/s, latency
 
 NET OPTIONS:
@@ -586,11 +601,6 @@ fn parse_serve(mut args: Args) -> Result<Command, UsageError> {
     if o.server == HttpServer::PercoreHttp && o.protocol != Protocol::Http {
         return Err(usage("`--server percore-http` serves `http` only".into()));
     }
-    if o.rehome && o.server == HttpServer::PercoreHttp {
-        return Err(usage(
-            "`--rehome` is for percore-bench's own servers, not `--server percore-http`".into(),
-        ));
-    }
     if o.tls && o.server != HttpServer::PercoreHttp {
         return Err(usage(
             "`--tls` needs `serve http --server percore-http`".into(),
@@ -713,6 +723,12 @@ mod tests {
             panic!("should parse");
         };
         assert_eq!((o.server, o.tls), (HttpServer::Bench, false));
+        assert_eq!(o.placement(), Placement::Kernel);
+        let Ok(Command::Serve(o)) = parse_str("serve http --server percore-http --rehome") else {
+            panic!("should parse");
+        };
+        assert_eq!(o.server, HttpServer::PercoreHttp);
+        assert_eq!(o.placement(), Placement::Rehome);
     }
 
     #[test]

@@ -42,6 +42,7 @@ use percore::{Runtime, Stats};
 use crate::child::STATS_REQUEST;
 use crate::cli::ServeOptions;
 use crate::cpu;
+use crate::server::Placement;
 
 /// The body every server of the HTTP comparison answers with.
 pub const HELLO: &[u8] = b"Hello, world!";
@@ -151,23 +152,33 @@ impl HelloServer {
         first_cpu: Option<usize>,
         tls: bool,
     ) -> io::Result<HelloServer> {
-        HelloServer::start_stack(Stack::PercoreHttp, addr, cores, first_cpu, tls, false)
+        HelloServer::start_stack(
+            Stack::PercoreHttp,
+            addr,
+            cores,
+            first_cpu,
+            tls,
+            Placement::Kernel,
+        )
     }
 
-    /// As [`start`](HelloServer::start), on `stack`; with `balance`, the
-    /// cores place fresh connections by load ([`Builder::serve_balanced`]).
+    /// As [`start`](HelloServer::start), on `stack`; with
+    /// [`Placement::Balance`], the cores place fresh connections by load
+    /// ([`Builder::serve_balanced`]); with [`Placement::Rehome`], plain
+    /// HTTP/1.1 connections also move between requests from a core that
+    /// waits for its CPU to one with room ([`Builder::rehome`]).
     ///
     /// # Errors
     ///
-    /// As [`start`](HelloServer::start); `tls` or `balance` with
-    /// [`Stack::Compat`].
+    /// As [`start`](HelloServer::start); `tls` or a placement other than
+    /// the kernel's with [`Stack::Compat`].
     pub fn start_stack(
         stack: Stack,
         addr: SocketAddr,
         cores: usize,
         first_cpu: Option<usize>,
         tls: bool,
-        balance: bool,
+        placement: Placement,
     ) -> io::Result<HelloServer> {
         if tls && stack == Stack::Compat {
             return Err(io::Error::new(
@@ -175,10 +186,10 @@ impl HelloServer {
                 "the Compat server speaks plain HTTP/1.1 only: leave out --tls",
             ));
         }
-        if balance && stack == Stack::Compat {
+        if placement != Placement::Kernel && stack == Stack::Compat {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "the Compat server serves each core's own listener: leave out --balance",
+                "the Compat server serves each core's own listener: leave out --balance and --rehome",
             ));
         }
         let cores = cores.max(1);
@@ -203,7 +214,12 @@ impl HelloServer {
             .stall_threshold(None)
             .build()?;
         let shutdown = Shutdown::new();
-        let balance = balance.then(|| Balance::new(cores));
+        let rehome = placement == Placement::Rehome;
+        let balance = match placement {
+            Placement::Kernel => None,
+            Placement::Balance => Some(Balance::new(cores)),
+            Placement::Rehome => Some(Balance::new(cores).rehome(true)),
+        };
         for (core, listener) in listeners.into_iter().enumerate() {
             let cpu = first_cpu.and_then(|first| cpu::cpu_for(first, core));
             let shutdown = shutdown.clone();
@@ -218,11 +234,14 @@ impl HelloServer {
                 match acceptor {
                     None if stack == Stack::Compat => serve_compat(listener, &shutdown).await,
                     Some(acceptor) => {
-                        let builder = Builder::new().signals(false).acceptor(Tls(acceptor));
+                        let builder = Builder::new()
+                            .signals(false)
+                            .rehome(rehome)
+                            .acceptor(Tls(acceptor));
                         serve_core(&builder, listener, balance, &shutdown).await;
                     }
                     None => {
-                        let builder = Builder::new().signals(false);
+                        let builder = Builder::new().signals(false).rehome(rehome);
                         serve_core(&builder, listener, balance, &shutdown).await;
                     }
                 }
@@ -433,7 +452,7 @@ pub fn serve_stack(stack: Stack, options: &ServeOptions) -> io::Result<()> {
         options.cores,
         options.first_cpu,
         options.tls,
-        options.balance,
+        options.placement(),
     )?;
     if !options.control {
         // Before the line below: a SIGTERM right after it drains the server.
@@ -527,17 +546,24 @@ mod tests {
     fn both_stacks_answer_hello_over_http1() {
         for stack in [Stack::PercoreHttp, Stack::Compat] {
             let addr = "127.0.0.1:0".parse().unwrap();
-            let server = HelloServer::start_stack(stack, addr, 1, None, false, false).unwrap();
+            let server =
+                HelloServer::start_stack(stack, addr, 1, None, false, Placement::Kernel).unwrap();
             answers_hello(&server, 1);
         }
         let addr = "127.0.0.1:0".parse().unwrap();
-        let balanced = HelloServer::start_stack(Stack::PercoreHttp, addr, 2, None, false, true);
-        let balanced = balanced.unwrap();
-        for _ in 0..4 {
-            answers_hello(&balanced, 2);
+        for placement in [Placement::Balance, Placement::Rehome] {
+            let server =
+                HelloServer::start_stack(Stack::PercoreHttp, addr, 2, None, false, placement);
+            let server = server.unwrap();
+            for _ in 0..4 {
+                answers_hello(&server, 2);
+            }
         }
-        assert!(HelloServer::start_stack(Stack::Compat, addr, 1, None, true, false).is_err());
-        assert!(HelloServer::start_stack(Stack::Compat, addr, 1, None, false, true).is_err());
+        let compat =
+            |tls, placement| HelloServer::start_stack(Stack::Compat, addr, 1, None, tls, placement);
+        assert!(compat(true, Placement::Kernel).is_err());
+        assert!(compat(false, Placement::Balance).is_err());
+        assert!(compat(false, Placement::Rehome).is_err());
     }
 
     /// `server`, of `cores` cores, answers hello world.

@@ -16,7 +16,7 @@ use percore_bench::cli::{
 use percore_bench::demo::{self, NetRun, Sizes};
 use percore_bench::fs_job::JobResult;
 use percore_bench::report::{self, median, median_f64, Table};
-use percore_bench::server::{Placement, Protocol, Server};
+use percore_bench::server::{Protocol, Server};
 use percore_bench::{fs, fs_output, http_serve, net, output, plot};
 
 /// Exit status for bad arguments: a bad flag, an unreachable target, an
@@ -115,19 +115,12 @@ fn serve(options: ServeOptions) -> io::Result<()> {
     if options.server == HttpServer::PercoreHttp {
         return http_serve::serve(&options);
     }
-    let placement = if options.rehome {
-        Placement::Rehome
-    } else if options.balance {
-        Placement::Balance
-    } else {
-        Placement::Kernel
-    };
     let server = Server::start(
         options.protocol,
         options.addr,
         options.cores,
         options.first_cpu,
-        placement,
+        options.placement(),
     )?;
     let cores = options.cores;
     if !options.control {

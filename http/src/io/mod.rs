@@ -139,8 +139,13 @@ impl<S: Stream> Io<S> {
     /// Wraps a connected stream. Nothing is submitted until hyper reads or
     /// writes.
     pub fn new(stream: S) -> Io<S> {
+        Io::from_shared(Rc::new(stream))
+    }
+
+    /// Wraps a stream some op may still hold ([`into_stream`](Io::into_stream)).
+    pub(crate) fn from_shared(stream: Rc<S>) -> Io<S> {
         Io {
-            stream: Rc::new(stream),
+            stream,
             read: Reader {
                 recv: None,
                 poll: None,
@@ -176,6 +181,59 @@ impl<S: Stream> Io<S> {
     /// bytes with it before closing).
     pub(crate) fn shared(&self) -> Rc<S> {
         Rc::clone(&self.stream)
+    }
+
+    /// Stops receiving without losing a byte, for the stream to be read
+    /// elsewhere (another core, [`TcpStream::rehome`]): the receive in
+    /// flight is cancelled, and what it and earlier receives brought that
+    /// was not read yet is returned. Bytes that arrive later stay in the
+    /// socket. Reading again starts a fresh receive.
+    ///
+    /// # Errors
+    ///
+    /// The receive failed (a reset peer): the bytes are lost with the
+    /// connection.
+    pub(crate) async fn stop_reading(&mut self) -> io::Result<Vec<u8>> {
+        let mut received = Vec::new();
+        if let Some(tail) = self.read.tail.take() {
+            received.extend_from_slice(&tail[self.read.pos..]);
+            self.read.pos = 0;
+        }
+        if let Some(mut recv) = self.read.recv.take() {
+            recv.stop();
+            while let Some(buf) = std::future::poll_fn(|cx| Pin::new(&mut recv).poll_next(cx)).await
+            {
+                received.extend_from_slice(&buf?);
+            }
+        }
+        if let Some(mut poll) = self.read.poll.take() {
+            // Readable or cancelled: it brings no byte either way.
+            poll.cancel();
+            let _ = poll.await;
+        }
+        if let Some(mut plain) = self.read.plain.take() {
+            plain.cancel();
+            let (res, buf) = plain.await;
+            match res {
+                Ok(_) => received.extend_from_slice(&buf),
+                // Cancelled, or it did nothing: no byte came.
+                Err(err) if err.raw_os_error() == Some(libc::ECANCELED) || is_retryable(&err) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.read.retries = 0;
+        Ok(received)
+    }
+
+    /// The stream back, once no op holds it any more (a send in flight, a
+    /// receive not stopped) nor another handle ([`shared`](Io::shared));
+    /// else it is given back shared, for [`from_shared`](Io::from_shared).
+    /// What was received and not read is dropped: take it with
+    /// [`stop_reading`](Io::stop_reading) first.
+    pub(crate) fn into_stream(self) -> Result<S, Rc<S>> {
+        let stream = Rc::clone(&self.stream);
+        drop(self);
+        Rc::try_unwrap(stream)
     }
 
     /// The next received buffer; `None` at end of stream.

@@ -2,13 +2,16 @@
 //! connections ([`Builder::serve_listener`]) or one connection
 //! ([`Builder::serve_connection`]).
 
+use std::any::{Any, TypeId};
 use std::error::Error as StdError;
+use std::future::poll_fn;
 use std::io;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_core::Stream;
 use futures_util::StreamExt;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -58,6 +61,7 @@ pub struct Builder<A = Plain> {
     pub(super) signals: bool,
     pub(super) backlog: i32,
     pub(super) balance: bool,
+    pub(super) rehome: bool,
     only: Option<Protocol>,
     timeouts: Timeouts,
     limits: Limits,
@@ -109,6 +113,7 @@ impl Builder {
             signals: true,
             backlog: 4096,
             balance: false,
+            rehome: false,
             only: None,
             timeouts: Timeouts {
                 header: Some(HEADER_READ_TIMEOUT),
@@ -172,6 +177,25 @@ impl<A: Accept> Builder<A> {
     /// its own listener accepts, whatever this says.
     pub fn balance(mut self, on: bool) -> Self {
         self.balance = on;
+        self
+    }
+
+    /// Whether a plain HTTP/1 connection may move to another core between
+    /// requests, when its core waits for its CPU and another core has room
+    /// ([`Balance::rehome`]); implies [`balance`](Builder::balance).
+    /// Default: no. A connection moves only while idle — its response
+    /// written, no byte of its next request parsed — with every byte it
+    /// received and did not serve, which the other core serves first; it
+    /// lives on one core at a time. HTTP/2 and TLS connections stay where
+    /// they are. When on, a connection costs one check of two atomic loads
+    /// per idle moment; when off, nothing.
+    ///
+    /// Read by [`Server::serve`]. A loop of your own per core moves
+    /// connections with [`serve_balanced`](Builder::serve_balanced): when
+    /// its [`Balance`] asks for it ([`Balance::rehome`] on, or
+    /// [`Balance::move_connections`]).
+    pub fn rehome(mut self, on: bool) -> Self {
+        self.rehome = on;
         self
     }
 
@@ -279,6 +303,7 @@ impl<A: Accept> Builder<A> {
             signals: self.signals,
             backlog: self.backlog,
             balance: self.balance,
+            rehome: self.rehome,
             only: self.only,
             timeouts: self.timeouts,
             limits: self.limits,
@@ -317,18 +342,8 @@ impl<A: Accept> Builder<A> {
         B: http_body::Body<Data = Bytes> + 'static,
         B::Error: Into<BoxError>,
     {
-        let this = Rc::new(self.clone());
-        let mut incoming = listener.incoming();
-        while let Some(next) = incoming.next().await {
-            // Accept errors (EMFILE…) are retried by `incoming` after a pause.
-            let Ok(stream) = next else { continue };
-            let this = Rc::clone(&this);
-            let service = service.clone();
-            let connections = connections.clone();
-            drop(percore_runtime::spawn(async move {
-                this.serve_connection(stream, service, &connections).await;
-            }));
-        }
+        self.serve_incoming(listener.incoming(), service, connections)
+            .await;
     }
 
     /// As [`serve_listener`](Builder::serve_listener), with the connections
@@ -338,6 +353,11 @@ impl<A: Accept> Builder<A> {
     /// runtime's number of cores ([`percore_net::balance`] says how
     /// connections are placed). Runs until dropped, like `serve_listener`;
     /// the listener stays open while it runs (and while you hold it).
+    ///
+    /// With [`rehome`](Builder::rehome) on, a plain HTTP/1 connection moves
+    /// to another core between requests when `balance` asks for it (with
+    /// [`Balance::rehome`] on, or [`Balance::move_connections`]); that core
+    /// serves it on as its own.
     ///
     /// # Errors
     ///
@@ -383,8 +403,24 @@ impl<A: Accept> Builder<A> {
         B: http_body::Body<Data = Bytes> + 'static,
         B::Error: Into<BoxError>,
     {
-        let mut incoming = balance.incoming(listener)?;
+        let incoming = balance.incoming(listener)?;
+        self.serve_incoming(incoming, service, connections).await;
+        Ok(())
+    }
+
+    /// Serves each connection `incoming` yields in a task of its own, until
+    /// it ends: the loop of [`serve_listener`](Builder::serve_listener) and
+    /// [`serve_balanced`](Builder::serve_balanced).
+    async fn serve_incoming<I, S, B>(&self, incoming: I, service: S, connections: Connections)
+    where
+        I: Stream<Item = io::Result<TcpStream>>,
+        S: hyper::service::Service<Request<Body>, Response = Response<B>> + Clone + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + 'static,
+        B::Error: Into<BoxError>,
+    {
         let this = Rc::new(self.clone());
+        let mut incoming = pin!(incoming);
         while let Some(next) = incoming.next().await {
             // Accept errors (EMFILE…) are retried by `incoming` after a pause.
             let Ok(stream) = next else { continue };
@@ -395,7 +431,6 @@ impl<A: Accept> Builder<A> {
                 this.serve_connection(stream, service, &connections).await;
             }));
         }
-        Ok(())
     }
 
     /// Serves one accepted connection on the calling core until it closes:
@@ -415,20 +450,30 @@ impl<A: Accept> Builder<A> {
         let guard = connections.guard();
         let _ = stream.set_nodelay(true);
         let state = ConnState::new();
+        // Bytes another core read and did not serve, if it moved here.
+        let received = Bytes::from(stream.take_received());
         // The opening on the heap: its room (the acceptor's future, a TLS
         // handshake's) is given back once the protocol is known, and the
         // task of an idle connection keeps only what serving needs. (In a
         // block: a local `Io` would keep its room in the task, moved or not.)
         let (stream, opening) = {
             let io = Io::new(stream);
-            (io.shared(), Box::pin(self.open(io, &state, connections)))
+            let shared = io.shared();
+            (
+                shared,
+                Box::pin(self.open(io, received, &state, connections)),
+            )
         };
+        // `None` once the connection moved to another core.
+        let mut stream = Some(stream);
         if let Some((conn, protocol)) = opening.await {
-            self.serve(conn, protocol, service, &state, connections)
+            self.serve(conn, protocol, service, &state, connections, &mut stream)
                 .await;
         }
         drop(guard);
-        crate::io::linger(stream, LINGER_BYTES, LINGER_TIME).await;
+        if let Some(stream) = stream {
+            crate::io::linger(stream, LINGER_BYTES, LINGER_TIME).await;
+        }
     }
 
     /// Serves `protocol` on an opened connection until it ends. Errors (a
@@ -442,6 +487,10 @@ impl<A: Accept> Builder<A> {
     /// The transport is on the heap, and passed once: the task of an idle
     /// connection would otherwise keep a copy of it for each `async fn` it
     /// went through.
+    ///
+    /// With [`rehome`](Builder::rehome), the connection moves to another
+    /// core at an idle moment if its `Balance` asks (see `conn`'s docs);
+    /// `stream` (the socket, shared) is then taken.
     async fn serve<S, B>(
         &self,
         mut conn: Box<Conn<A::Conn>>,
@@ -449,6 +498,7 @@ impl<A: Accept> Builder<A> {
         service: S,
         state: &Rc<ConnState>,
         connections: &Connections,
+        stream: &mut Option<Rc<TcpStream>>,
     ) where
         S: hyper::service::Service<Request<Body>, Response = Response<B>> + 'static,
         S::Error: Into<BoxError>,
@@ -461,13 +511,27 @@ impl<A: Accept> Builder<A> {
             // On the heap: an HTTP/2 connection is twice an HTTP/1 one's
             // size, and every task would otherwise carry that room.
             let mut served = Box::pin(self.h2.serve_connection(conn, service));
-            let _ = conn::drive(served.as_mut(), state, self.timeouts, connections).await;
+            let _ = conn::drive(served.as_mut(), state, self.timeouts, connections, None).await;
             return;
         }
+        // Only a plain connection moves: the others' state is not ours to
+        // hand over (TLS).
+        let rehome = self.rehome && TypeId::of::<A::Conn>() == TypeId::of::<Io>();
         loop {
+            if rehome
+                && !connections.is_finishing()
+                && stream.as_ref().is_some_and(|stream| stream.rehome_wanted())
+            {
+                // On the heap: the task of a connection that never moves
+                // keeps no room for it.
+                match Box::pin(move_away(conn, state, stream)).await {
+                    Some(back) => conn = back,
+                    None => return,
+                }
+            }
             if !conn.has_unread() {
                 let readable = pin!(Readable(&mut *conn));
-                match conn::drive(readable, state, self.timeouts, connections).await {
+                match conn::drive(readable, state, self.timeouts, connections, None).await {
                     Ended::Done(Ok(true)) => {}
                     Ended::Done(Ok(false) | Err(_)) | Ended::Stopped => return,
                 }
@@ -476,7 +540,9 @@ impl<A: Accept> Builder<A> {
             // connection keeps no room for it. (The transport goes in as it
             // is: no pointer between hyper and it on every read and write.)
             let mut served = Box::pin(self.h1.serve_connection(*conn, service));
-            let ended = conn::drive(served.as_mut(), state, self.timeouts, connections).await;
+            let watch = if rehome { stream.as_deref() } else { None };
+            let ended =
+                conn::drive(served.as_mut(), state, self.timeouts, connections, watch).await;
             if !matches!(ended, Ended::Done(Ok(()))) || !state.take_retired() {
                 return;
             }
@@ -491,10 +557,13 @@ impl<A: Accept> Builder<A> {
 
 impl<A: Accept> Builder<A> {
     /// The accept step (within the header read timeout) and the protocol:
-    /// the acceptor's choice, the builder's, or the preface's.
+    /// the acceptor's choice, the builder's, or the preface's; HTTP/1 for a
+    /// connection that moved here with bytes `received` on another core
+    /// (they are read first).
     async fn open(
         &self,
         io: Io,
+        received: Bytes,
         state: &Rc<ConnState>,
         connections: &Connections,
     ) -> Option<(Box<Conn<A::Conn>>, Protocol)> {
@@ -505,17 +574,70 @@ impl<A: Accept> Builder<A> {
         }
         .ok()?;
         let mut conn = Box::new(Conn::new(accepted.conn, Rc::clone(state)));
-        let protocol = match accepted.protocol.or(self.only) {
+        let moved = (!received.is_empty()).then_some(Protocol::Http1);
+        conn.put_back(received);
+        let protocol = match accepted.protocol.or(self.only).or(moved) {
             Some(protocol) => protocol,
             None => {
                 let sniff = pin!(Sniff(&mut *conn));
-                match conn::drive(sniff, state, self.timeouts, connections).await {
+                match conn::drive(sniff, state, self.timeouts, connections, None).await {
                     Ended::Done(Ok(protocol)) => protocol,
                     Ended::Done(Err(_)) | Ended::Stopped => return None,
                 }
             }
         };
         Some((conn, protocol))
+    }
+}
+
+/// Moves an idle HTTP/1 connection, retired, to the core its `Balance`
+/// chose (see `conn`'s docs): stops its receive and hands the socket over
+/// with every byte read and not served. `None` once it is gone (moved, or
+/// broken meanwhile); else it is given back to serve on here, `stream`
+/// shared again.
+async fn move_away<C: 'static>(
+    conn: Box<Conn<C>>,
+    state: &Rc<ConnState>,
+    stream: &mut Option<Rc<TcpStream>>,
+) -> Option<Box<Conn<C>>> {
+    let conn: Box<Conn<Io>> = match cast(conn) {
+        Ok(conn) => conn,
+        Err(conn) => return Some(conn),
+    };
+    let (mut io, mut received) = conn.into_parts();
+    // hyper flushed already: this only makes sure no send holds the socket.
+    poll_fn(|cx| hyper::rt::Write::poll_flush(Pin::new(&mut io), cx))
+        .await
+        .ok()?;
+    received.extend(io.stop_reading().await.ok()?);
+    drop(stream.take());
+    let io = match io.into_stream() {
+        Ok(socket) => match socket.rehome(received) {
+            Ok(()) => return None,
+            Err((socket, back)) => {
+                received = back;
+                Io::new(socket)
+            }
+        },
+        // Still held (not reached: nothing is in flight).
+        Err(shared) => Io::from_shared(shared),
+    };
+    *stream = Some(io.shared());
+    let mut conn = Box::new(Conn::new(io, Rc::clone(state)));
+    conn.put_back(Bytes::from(received));
+    cast(conn).ok()
+}
+
+/// `value` as a `U`, if `T` is `U`: the transport of a plain connection as
+/// [`Io`] and back.
+fn cast<T: 'static, U: 'static>(value: Box<T>) -> Result<Box<U>, Box<T>> {
+    if TypeId::of::<T>() != TypeId::of::<U>() {
+        return Err(value);
+    }
+    let value: Box<dyn Any> = value;
+    match value.downcast::<U>() {
+        Ok(value) => Ok(value),
+        Err(_) => unreachable!("a `T` is a `U` when their type ids are equal"),
     }
 }
 

@@ -33,6 +33,17 @@
 //! flushes what it wrote before it shuts the transport down, and [`Conn`]
 //! turns that shutdown into the flush alone while retiring: the writing
 //! side stays open and no byte is lost.
+//!
+//! **Moving an idle HTTP/1 connection to another core** (the builder's
+//! `rehome`, plain connections only). At each idle moment of hyper's
+//! connection, [`drive`] asks the connection's `Balance` whether it should
+//! move ([`TcpStream::rehome_wanted`]: two atomic loads); if so, hyper's
+//! connection is retired as above. Then the transport's receive is stopped
+//! without losing a byte ([`Io`](crate::io::Io)), and the socket goes to
+//! the other core with every byte read and not served — what hyper had not
+//! parsed, what the receive still brought — which that core's first hyper
+//! connection reads first. If no move is wanted any more, the connection is
+//! served on here.
 
 use std::cell::Cell;
 use std::future::{poll_fn, Future};
@@ -46,6 +57,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use hyper::rt::{Read, ReadBuf, ReadBufCursor, Write};
 use percore_net::graceful::Connections;
+use percore_net::TcpStream;
 use percore_runtime::time::{sleep_until, Instant, Sleep};
 
 /// The first bytes of every HTTP/2 connection (RFC 9113, 3.4).
@@ -117,6 +129,11 @@ impl ConnState {
         self.active.set(self.active.get() + 1);
         self.head_since.set(None);
         Active(Rc::clone(self))
+    }
+
+    /// No request in progress and no byte of the next one.
+    fn is_idle(&self) -> bool {
+        self.active.get() == 0 && self.head_since.get().is_none()
     }
 
     fn on_read(&self) {
@@ -249,6 +266,14 @@ impl<T: Read + Write + Unpin> Conn<T> {
             self.state.on_read();
             self.rest = rest;
         }
+    }
+
+    /// The transport back, with the bytes in hand that hyper has not read
+    /// (to move the connection to another core).
+    pub(crate) fn into_parts(self) -> (T, Vec<u8>) {
+        let mut unread = Vec::from(&self.rest[..]);
+        unread.extend_from_slice(&self.prefix[self.start as usize..self.end as usize]);
+        (self.inner, unread)
     }
 
     /// Whether bytes are in hand that hyper has not read.
@@ -425,16 +450,22 @@ pub(crate) enum Ended<T> {
 }
 
 /// Polls `phase` under the connection's timeouts and the server's shutdown.
+/// With `rehome` (the stream of a retiring phase), it also asks at each idle
+/// moment whether the connection should move to another core
+/// ([`TcpStream::rehome_wanted`]), and retires the phase if so.
 pub(crate) async fn drive<F: Driven>(
     mut phase: Pin<&mut F>,
     state: &ConnState,
     timeouts: Timeouts,
     connections: &Connections,
+    rehome: Option<&TcpStream>,
 ) -> Ended<F::Output> {
     let mut finishing = pin!(connections.finishing());
     let mut shutting = false;
     let mut timer: Option<Sleep> = None;
     let mut gone_away: Option<Instant> = None;
+    // The idle moment last asked about (once per idle moment, not per wake).
+    let mut asked: Option<Instant> = None;
     let idle_first = timeouts.idle_first(F::RETIRES);
     let idle_only = timeouts.idle_first(false);
     poll_fn(|cx| loop {
@@ -455,6 +486,16 @@ pub(crate) async fn drive<F: Driven>(
             Some(at) => Some((at, Expiry::GoneAway)),
             None => {
                 let retire = !shutting && !state.retiring.get();
+                if let (Some(stream), true) = (rehome, retire) {
+                    if state.is_idle() && asked != Some(state.idle_since.get()) {
+                        asked = Some(state.idle_since.get());
+                        if stream.rehome_wanted() {
+                            // Polled again at once: hyper, idle, ends now.
+                            phase.as_mut().retire(state);
+                            continue;
+                        }
+                    }
+                }
                 let idle = if retire { idle_first } else { idle_only };
                 state.deadline(&timeouts, idle)
             }

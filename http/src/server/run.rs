@@ -191,7 +191,8 @@ impl<A: Accept> Server<A> {
             runtime.run_on(0, move || async move { shutdown.begin_on_signals() })??;
         }
         let grace = builder.grace;
-        let balance = builder.balance.then(|| Balance::new(builder.cores));
+        let balance = (builder.balance || builder.rehome)
+            .then(|| Balance::new(builder.cores).rehome(builder.rehome));
         let listeners = Mutex::new(listeners);
         let builder = Mutex::new(builder);
         runtime.run_on_all(move |_core| {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures_util::future::select;
 use futures_util::{Stream, StreamExt};
-use percore::net::balance::Balance;
+use percore::net::balance::{Balance, CoreLoad};
 use percore::net::graceful::{Connections, Tracked};
 use percore::net::tcp::ListenOptions;
 use percore::net::{BufRing, TcpListener, TcpStream};
@@ -77,6 +77,9 @@ pub struct CoreReport {
     pub cpu: Duration,
     /// Its counters.
     pub stats: Stats,
+    /// With a [`Balance`]: connections it serves now, and (with `rehome`)
+    /// its last load sample.
+    pub balance: Option<(usize, Option<CoreLoad>)>,
 }
 
 /// A running percore server; dropping it stops its cores.
@@ -86,6 +89,7 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: Shutdown,
     served: Arc<[AtomicU64]>,
+    balance: Option<Balance>,
 }
 
 impl Server {
@@ -161,6 +165,7 @@ impl Server {
             addr,
             shutdown,
             served,
+            balance,
         })
     }
 
@@ -176,12 +181,23 @@ impl Server {
         Ok(all
             .into_iter()
             .zip(self.served.iter())
-            .map(|((cpu, stats), served)| CoreReport {
+            .enumerate()
+            .map(|(core, ((cpu, stats), served))| CoreReport {
                 connections: served.load(Ordering::Relaxed),
                 cpu,
                 stats,
+                balance: self.balance.as_ref().map(|balance| {
+                    let live = balance.live().get(core).copied().unwrap_or(0);
+                    (live, balance.load(core))
+                }),
             })
             .collect())
+    }
+
+    /// Connections moved between cores between requests so far (with
+    /// [`Placement::Rehome`]).
+    pub fn moves(&self) -> u64 {
+        self.balance.as_ref().map_or(0, Balance::moves)
     }
 
     /// Listens for `SIGTERM` and `SIGINT` (from now on they no longer end

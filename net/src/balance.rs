@@ -326,6 +326,23 @@ impl Balance {
         self.table.moves.load(Ordering::Relaxed)
     }
 
+    /// Core `core`'s load as its last sample saw it, with
+    /// [`rehome`](Balance::rehome) on: `None` before its first sample (or
+    /// for a core beyond the table). A core samples only while its
+    /// connections ask, so an idle core's sample grows old
+    /// ([`CoreLoad::age`]).
+    pub fn load(&self, core: usize) -> Option<CoreLoad> {
+        let slot = self.table.cores.get(core)?;
+        let (load, stamp) = load::Load::unpack(slot.load.load(Ordering::Relaxed))?;
+        let age_ms = self.table.stamp_ms().wrapping_sub(stamp);
+        Some(CoreLoad {
+            waiting: load.waiting,
+            running: load.busy,
+            slowdown: load.slowdown(),
+            age: std::time::Duration::from_millis(u64::from(age_ms)),
+        })
+    }
+
     /// How many handed connections may wait for a core before others serve
     /// their new connections themselves rather than queue more (default
     /// 128, at least 1). Applies to the `Balanced` streams made from this
@@ -401,6 +418,21 @@ impl Balance {
         });
         place(here, loads, self.margin)
     }
+}
+
+/// A core's load, from its thread's scheduler statistics, smoothed over a
+/// few samples ([`Balance::load`]); fractions in thousandths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreLoad {
+    /// Of wall time, runnable but waiting for a CPU another thread held.
+    pub waiting: u16,
+    /// Of wall time, running.
+    pub running: u16,
+    /// Of the time the core wanted a CPU, the share it waited: what
+    /// [`Balance::rehome`] compares.
+    pub slowdown: u16,
+    /// How long ago the sample was taken.
+    pub age: std::time::Duration,
 }
 
 impl fmt::Debug for Balance {

@@ -163,6 +163,35 @@ impl Tracked {
     /// # Errors
     ///
     /// Gives it back while the shutdown holds the stream to shut it down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use percore_net::graceful::Connections;
+    /// use percore_net::{TcpListener, TcpStream};
+    /// use percore_runtime::shutdown::Shutdown;
+    ///
+    /// percore_runtime::run(async {
+    ///     let shutdown = Shutdown::new();
+    ///     let connections = Connections::new(&shutdown);
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (stream, _) = listener.accept().await?;
+    ///     let tracked = connections.track(stream);
+    ///     assert_eq!((connections.live(), shutdown.active()), (1, 1));
+    ///     let Ok(stream) = tracked.untrack() else {
+    ///         panic!("nothing else holds it");
+    ///     };
+    ///     // No longer counted, and the connection is as it was.
+    ///     assert_eq!((connections.live(), shutdown.active()), (0, 0));
+    ///     stream.write_all(b"still open".to_vec()).await.0?;
+    ///     let (n, buf) = client.read(Vec::with_capacity(16)).await;
+    ///     assert_eq!(&buf[..n?], b"still open");
+    ///     std::io::Result::Ok(())
+    /// })
+    /// .unwrap()
+    /// .unwrap();
+    /// ```
     pub fn untrack(self) -> Result<TcpStream, Tracked> {
         if Rc::strong_count(&self.stream) != 1 {
             return Err(self);

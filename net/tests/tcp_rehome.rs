@@ -387,3 +387,43 @@ fn a_connection_no_balance_placed_never_moves() {
     .expect("runtime");
     assert_eq!(served, b"here");
 }
+
+#[test]
+fn with_rehome_on_a_core_serving_connections_samples_its_load() {
+    const MAX_LINES: usize = 100_000;
+    if std::fs::metadata("/proc/thread-self/schedstat").is_err() {
+        eprintln!("no /proc/thread-self/schedstat here: nothing to sample, nothing to check");
+        return;
+    }
+    let _serial = FDS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let runtime = Runtime::builder().cores(2).build().expect("runtime");
+    let balance = Balance::new(2).margin(1000).rehome(true);
+    let (addr, _tasks) = start(&runtime, &balance, true);
+    assert_eq!(balance.load(0), None, "no sample before a connection asks");
+
+    // Lines one at a time until a serving core has sampled twice (a load
+    // needs two readings, 10 ms apart): bounded in lines and in time. The
+    // connection may move meanwhile, if the load says so; it loses nothing.
+    let mut conn = Client::connect(addr);
+    let deadline = Instant::now() + WAIT;
+    let mut i = 0;
+    while (0..2).all(|core| balance.load(core).is_none())
+        && i < MAX_LINES
+        && Instant::now() < deadline
+    {
+        conn.ask(&line(0, i));
+        i += 1;
+    }
+    let loads: Vec<_> = (0..2).filter_map(|core| balance.load(core)).collect();
+    assert!(!loads.is_empty(), "no core sampled its load in {i} lines");
+    for load in loads {
+        assert!(
+            load.waiting <= 1000 && load.running <= 1000 && load.slowdown <= 1000,
+            "fractions in thousandths: {load:?}"
+        );
+        assert!(load.age < WAIT, "a sample of this run: {load:?}");
+    }
+    assert_eq!(balance.load(2), None, "beyond the table");
+    drop(conn);
+    wait_for_live(&balance, &[0, 0]);
+}

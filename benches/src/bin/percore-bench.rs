@@ -167,12 +167,28 @@ fn report_per_core(server: &Server) {
     match server.per_core() {
         Ok(cores) => {
             for (core, report) in cores.iter().enumerate() {
+                let balance = match report.balance {
+                    None => String::new(),
+                    Some((live, None)) => format!(", {live} open"),
+                    Some((live, Some(load))) => format!(
+                        ", {live} open, slowdown {:.2} (waiting {:.2}, running {:.2})",
+                        f64::from(load.slowdown) / 1e3,
+                        f64::from(load.waiting) / 1e3,
+                        f64::from(load.running) / 1e3
+                    ),
+                };
                 eprintln!(
-                    "percore-bench serve: core {core}: {} connections, {:.3} s CPU, {} polls, {} parks",
+                    "percore-bench serve: core {core}: {} connections, {:.3} s CPU, {} polls, {} parks{balance}",
                     report.connections,
                     report.cpu.as_secs_f64(),
                     report.stats.polls,
                     report.stats.parks
+                );
+            }
+            if server.moves() > 0 {
+                eprintln!(
+                    "percore-bench serve: {} connections moved between requests",
+                    server.moves()
                 );
             }
         }

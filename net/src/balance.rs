@@ -299,10 +299,10 @@ impl Balance {
     /// a core that waits for a far larger share of the time it wants a CPU
     /// than another core with room asks an eighth of its connections at a
     /// time to move there — in the end all of them, if the other core has
-    /// room for them all. A connection moves only
-    /// where its server asks for it — between requests, holding no request
-    /// in hand: [`TcpStream::rehome_wanted`] and [`TcpStream::rehome`] —
-    /// and lives on one core at a time.
+    /// room for them all. A connection moves only where its server asks for
+    /// it — between requests, holding no request in hand:
+    /// [`TcpStream::rehome_wanted`] and [`TcpStream::rehome`] — and lives
+    /// on one core at a time.
     pub fn rehome(self, on: bool) -> Balance {
         self.table.rehome.store(on, Ordering::Relaxed);
         self

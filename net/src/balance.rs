@@ -303,6 +303,11 @@ impl Balance {
     /// it — between requests, holding no request in hand:
     /// [`TcpStream::rehome_wanted`] and [`TcpStream::rehome`] — and lives
     /// on one core at a time.
+    ///
+    /// Where `/proc/thread-self/schedstat` cannot be read (no procfs in the
+    /// container, a kernel before 3.17 or without scheduler statistics), a
+    /// core takes no samples and moves nothing by itself;
+    /// [`move_connections`](Balance::move_connections) still works.
     pub fn rehome(self, on: bool) -> Balance {
         self.table.rehome.store(on, Ordering::Relaxed);
         self

@@ -20,7 +20,7 @@ fn poll_once<F: Future>(future: std::pin::Pin<&mut F>) -> bool {
 #[test]
 fn dropping_a_read_in_flight_frees_its_slot() {
     let _serial = util::serial();
-    let fds_before = util::fd_count();
+    let fds_before = util::settled_fd_count();
     percore_runtime::run(async {
         // A pipe with no writer data: the read stays in flight until cancelled.
         let (reader, writer) = std::io::pipe().unwrap();
@@ -45,7 +45,13 @@ fn dropping_a_read_in_flight_frees_its_slot() {
         file.close().await.unwrap();
     })
     .unwrap();
-    assert_eq!(util::fd_count(), fds_before, "no fd leaked");
+    // Not above: an fd an earlier test's runtime was still closing when
+    // this one began may be gone by now (once in CI on epoll: 6 against 8).
+    let fds_after = util::fd_count_back_to(fds_before);
+    assert!(
+        fds_after <= fds_before,
+        "no fd leaked: {fds_after} against {fds_before}"
+    );
 }
 
 #[test]

@@ -81,6 +81,36 @@ pub fn fd_count() -> usize {
         .count()
 }
 
+/// This process's open fds once the count has held still for 20 ms (at
+/// most 2 s): fds an earlier test's runtime or blocking pool is still
+/// closing are not counted as the next test's.
+pub fn settled_fd_count() -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut last = fd_count();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let now = fd_count();
+        if now == last || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// The open fds once they are back to `before` or fewer (waiting at most
+/// 10 s for closes still on their way): a test asserts the result is not
+/// above `before`.
+pub fn fd_count_back_to(before: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = fd_count();
+        if now <= before || std::time::Instant::now() >= deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Serialises the tests of one binary that count this process's fds.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

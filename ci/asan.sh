@@ -65,7 +65,7 @@ run runtime/tests/op_device.rs --exact a_dropped_device_op_stops_the_polling
 for test in op_cancel op_submit_now ring_pressure registered spawn_on \
     runtime_multi channel_spsc channel_mpsc channel_mesh wake_storm blocking_pool \
     sync_local task_panic_policy setup_seccomp time_paused task_seed stall_detector \
-    fault_layer fuzz_ops op_deadline coop; do
+    fault_layer fuzz_ops op_deadline coop op_cancel_kept; do
     run "runtime/tests/$test.rs"
 done
 run runtime/tests/time_sleep.rs --skip hundred_thousand
@@ -75,7 +75,8 @@ ASAN_OPTIONS=detect_leaks=0 \
 
 run net/src/lib.rs
 for test in buf_ring compat_hyper compat_io send_zc tcp_drop_buffers tcp_echo tcp_faults \
-    tcp_fd_leak tcp_stream udp_roundtrip unix_roundtrip unix_fds peer_closes names cloexec; do
+    tcp_fd_leak tcp_stream udp_roundtrip unix_roundtrip unix_fds peer_closes names cloexec \
+    tcp_balance tcp_rehome recv_stop; do
     run "net/tests/$test.rs"
 done
 PERCORE_NET_EMFILE_CHILD=1 run net/tests/tcp_accept_emfile.rs --exact child
@@ -88,11 +89,11 @@ done
 # The drop, cancel and leak tests again on the epoll backend: there the runtime
 # makes the reads and writes itself, through syscalls ASan intercepts.
 export PERCORE_DRIVER=epoll
-for test in op_cancel ring_pressure blocking_pool time_paused fault_layer; do
+for test in op_cancel ring_pressure blocking_pool time_paused fault_layer op_cancel_kept; do
     run "runtime/tests/$test.rs"
 done
 for test in buf_ring send_zc tcp_drop_buffers tcp_echo tcp_faults tcp_fd_leak tcp_stream \
-    udp_roundtrip unix_roundtrip unix_fds peer_closes; do
+    udp_roundtrip unix_roundtrip unix_fds peer_closes tcp_rehome recv_stop; do
     run "net/tests/$test.rs"
 done
 for test in dma_file file_cancel file_errors file_pressure file_rw fixed; do

@@ -226,6 +226,12 @@ impl Server {
         self.addr
     }
 
+    /// The [`Balance`] placing (and with [`Placement::Rehome`], moving) the
+    /// connections; `None` with [`Placement::Kernel`].
+    pub fn balance(&self) -> Option<&Balance> {
+        self.balance.as_ref()
+    }
+
     /// CPU time the server's cores have used so far, summed.
     ///
     /// # Errors

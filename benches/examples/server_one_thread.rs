@@ -1,8 +1,10 @@
 //! percore's benchmark echo or HTTP server (as `percore-bench serve` runs it:
-//! a provided-buffer ring, one multishot receive per connection) on the main
-//! thread alone, for `valgrind --tool=callgrind`: a server with no other
-//! thread never waits on a wake from one, which valgrind cannot follow. It
-//! serves for SECONDS after its first connection, then exits.
+//! a provided-buffer ring, one multishot receive per connection), or
+//! percore-http's hello world (`percore-http`: as `percore-bench serve http
+//! --server percore-http` serves it), on the main thread alone, for
+//! `valgrind --tool=callgrind`: a server with no other thread never waits on
+//! a wake from one, which valgrind cannot follow. It serves for SECONDS after
+//! its first connection, then exits.
 //!
 //! ```sh
 //! cargo build --release -p percore-bench --bin percore-bench --example server_one_thread
@@ -33,14 +35,15 @@ fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(protocol), Some(addr), Some(seconds)) = (args.get(1), args.get(2), args.get(3))
     else {
-        eprintln!("usage: server_one_thread echo|http IP:PORT SECONDS");
+        eprintln!("usage: server_one_thread echo|http|percore-http IP:PORT SECONDS");
         std::process::exit(2);
     };
     let http = match protocol.as_str() {
         "echo" => false,
         "http" => true,
+        "percore-http" => return percore_http(addr, seconds),
         other => {
-            eprintln!("server_one_thread: {other:?} is neither echo nor http");
+            eprintln!("server_one_thread: {other:?} is not echo, http or percore-http");
             std::process::exit(2);
         }
     };
@@ -94,6 +97,54 @@ fn main() -> std::io::Result<()> {
             }
         }
         // For benches/scripts/kernel_features.sh: this core's own counters.
+        let stats = percore::stats();
+        println!(
+            "server_one_thread: stats enters {} sqes {} cqes {} cpu_us {}",
+            stats.enters,
+            stats.sqes,
+            stats.cqes,
+            percore_bench::cpu::thread_cpu_time().as_micros()
+        );
+        std::io::Result::Ok(())
+    })?
+}
+
+/// percore-http's hello world, as `percore-bench serve http --server
+/// percore-http` serves it on each core, on this thread for SECONDS after
+/// the first request, then its counters as for the other servers.
+fn percore_http(addr: &str, seconds: &str) -> std::io::Result<()> {
+    use percore::http::server::{Body, Builder};
+    use percore::net::graceful::Connections;
+    use percore::shutdown::Shutdown;
+
+    let invalid = |err: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, err);
+    let addr: std::net::SocketAddr = addr.parse().map_err(|err| invalid(format!("{addr}: {err}")))?;
+    let seconds: f64 = seconds
+        .parse()
+        .map_err(|err| invalid(format!("{seconds}: {err}")))?;
+    percore::run(async move {
+        let listener = TcpListener::bind(addr)?;
+        println!("server_one_thread: listening on {}", listener.local_addr()?);
+        let shutdown = Shutdown::new();
+        let connections = Connections::new(&shutdown);
+        let builder = Builder::new().signals(false);
+        // The first request starts the clock.
+        let started = std::rc::Rc::new(std::cell::Cell::new(false));
+        let service = {
+            let started = std::rc::Rc::clone(&started);
+            hyper::service::service_fn(move |request: hyper::Request<Body>| {
+                started.set(true);
+                percore_bench::http_serve::hello(request)
+            })
+        };
+        let watch = async move {
+            while !started.get() {
+                percore::time::sleep(Duration::from_micros(200)).await;
+            }
+            percore::time::sleep(Duration::from_secs_f64(seconds)).await;
+        };
+        let served = builder.serve_listener(listener, service, connections.clone());
+        let _ = select(pin!(served), pin!(watch)).await;
         let stats = percore::stats();
         println!(
             "server_one_thread: stats enters {} sqes {} cqes {} cpu_us {}",

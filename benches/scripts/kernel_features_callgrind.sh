@@ -8,7 +8,7 @@
 # variant is the server's environment, as in kernel_features.sh; `BIN=PATH`
 # in it runs another build of server_one_thread.
 #
-#   benches/scripts/kernel_features_callgrind.sh echo SIZE|http SECONDS ROUNDS VARIANT...
+#   benches/scripts/kernel_features_callgrind.sh echo SIZE|http|percore-http SECONDS ROUNDS VARIANT...
 #   benches/scripts/kernel_features_callgrind.sh echo 65536 6 3 off=PERCORE_URING_FEATURES=none on=
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,6 +21,9 @@ else
     size=1
     shift 1
 fi
+# percore-http: percore-http's hello world, loaded as `http` is.
+client=$proto
+[ "$proto" = percore-http ] && client=http
 seconds=$1
 rounds=$2
 shift 2
@@ -53,7 +56,7 @@ for v in "$@"; do
         grep -q 'listening on' "$out/server.out" 2>/dev/null && break
         sleep 0.1
     done
-    json=$(PERCORE_DRIVER=io_uring taskset -c 1 "$bench" net "$proto" --size "$size" \
+    json=$(PERCORE_DRIVER=io_uring taskset -c 1 "$bench" net "$client" --size "$size" \
         --target "127.0.0.1:$port" -c 64 -d "$((seconds - 1))" --json)
     wait "$pid"
     n=$(jq '.runs[0].requests' <<<"$json")

@@ -118,7 +118,9 @@ fn percore_http(addr: &str, seconds: &str) -> std::io::Result<()> {
     use percore::shutdown::Shutdown;
 
     let invalid = |err: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, err);
-    let addr: std::net::SocketAddr = addr.parse().map_err(|err| invalid(format!("{addr}: {err}")))?;
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|err| invalid(format!("{addr}: {err}")))?;
     let seconds: f64 = seconds
         .parse()
         .map_err(|err| invalid(format!("{seconds}: {err}")))?;

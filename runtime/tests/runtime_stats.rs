@@ -101,3 +101,36 @@ fn all_stats_from_a_task_lists_every_core() {
     let single = percore_runtime::run(async { percore_runtime::all_stats() }).unwrap();
     assert_eq!(single.len(), 1);
 }
+
+#[test]
+fn task_bytes_count_a_live_tasks_cell_and_give_it_back() {
+    percore_runtime::run(async {
+        let before = percore_runtime::stats().task_bytes;
+        let held = [7u8; 512];
+        let task = percore_runtime::spawn(async move {
+            std::future::pending::<()>().await;
+            held.len()
+        });
+        let alive = percore_runtime::stats().task_bytes;
+        if cfg!(percore_no_arena) {
+            // Every task on the global heap: the arena counts none.
+            assert_eq!(alive, 0);
+        } else {
+            assert!(
+                alive >= before + 512,
+                "a task holding 512 bytes adds at least that: {before} -> {alive}"
+            );
+        }
+        task.abort();
+        drop(task);
+        let start = Instant::now();
+        while percore_runtime::stats().task_bytes != before {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the cell never came back"
+            );
+            percore_runtime::yield_now().await;
+        }
+    })
+    .unwrap();
+}

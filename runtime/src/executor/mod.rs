@@ -758,6 +758,7 @@ impl Core {
             in_flight: driver.in_flight(),
             timers: self.timers.borrow().len(),
             tasks: self.live_tasks.get(),
+            task_bytes: self.arena.in_use(),
         }
     }
 }

@@ -49,6 +49,8 @@ pub(crate) struct Arena {
     end: Cell<*mut u8>,
     next_chunk: Cell<usize>,
     chunks: RefCell<Vec<Chunk>>,
+    /// Bytes of the cells handed out and not given back.
+    in_use: Cell<usize>,
 }
 
 impl Arena {
@@ -59,7 +61,14 @@ impl Arena {
             end: Cell::new(ptr::null_mut()),
             next_chunk: Cell::new(FIRST_CHUNK),
             chunks: RefCell::new(Vec::new()),
+            in_use: Cell::new(0),
         }
+    }
+
+    /// Bytes of the cells handed out and not given back (each a class's
+    /// size: the cell's own rounded up to 16).
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use.get()
     }
 
     fn class(layout: Layout) -> Option<usize> {
@@ -74,20 +83,22 @@ impl Arena {
     /// the global allocator).
     pub(crate) fn alloc(&self, layout: Layout) -> Option<NonNull<u8>> {
         let class = Self::class(layout)?;
+        let size = (class + 1) * CLASS_SIZE;
         let head = self.free[class].get();
         if !head.is_null() {
             // SAFETY: `head` is a cell of this class that `free` linked in; its
             // first word holds the next link.
             self.free[class].set(unsafe { (*head).next });
+            self.in_use.set(self.in_use.get() + size);
             return NonNull::new(head.cast());
         }
-        let size = (class + 1) * CLASS_SIZE;
         if (self.end.get() as usize) - (self.bump.get() as usize) < size {
             self.grow()?;
         }
         let cell = self.bump.get();
         // SAFETY: `grow` left at least `size` bytes between `bump` and `end`.
         self.bump.set(unsafe { cell.add(size) });
+        self.in_use.set(self.in_use.get() + size);
         NonNull::new(cell)
     }
 
@@ -100,6 +111,8 @@ impl Arena {
         let Some(class) = Self::class(layout) else {
             return;
         };
+        self.in_use
+            .set(self.in_use.get() - (class + 1) * CLASS_SIZE);
         let cell = cell.cast::<Free>().as_ptr();
         // SAFETY: the cell is at least 16 bytes, 16-aligned, and ours again.
         unsafe {
@@ -284,6 +297,37 @@ mod tests {
         assert_eq!(arena.alloc(small), Some(a), "a freed cell is reused first");
         let other = Layout::from_size_align(200, 16).unwrap();
         assert_ne!(arena.alloc(other), Some(a), "classes do not mix");
+    }
+
+    #[test]
+    fn the_bytes_in_use_follow_the_cells_handed_out() {
+        let arena = Arena::new();
+        let small = Layout::from_size_align(72, 8).unwrap();
+        let other = Layout::from_size_align(200, 16).unwrap();
+        let a = arena.alloc(small).unwrap();
+        let b = arena.alloc(other).unwrap();
+        assert_eq!(
+            arena.in_use(),
+            80 + 208,
+            "each cell counts its class's size"
+        );
+        // SAFETY: `a` came from this arena with this layout and is unused.
+        unsafe { arena.free(a, small) };
+        assert_eq!(arena.in_use(), 208);
+        let again = arena.alloc(small).unwrap();
+        assert_eq!(again, a, "reused from the free list, counted again");
+        assert_eq!(arena.in_use(), 80 + 208);
+        // SAFETY: both came from this arena with these layouts, unused now.
+        unsafe {
+            arena.free(again, small);
+            arena.free(b, other);
+        }
+        assert_eq!(arena.in_use(), 0);
+        // A cell the arena refuses is not counted.
+        assert!(arena
+            .alloc(Layout::from_size_align(4096, 8).unwrap())
+            .is_none());
+        assert_eq!(arena.in_use(), 0);
     }
 
     #[test]

@@ -28,7 +28,8 @@
 //! per-round ratios to the baseline and their median, and the issue's
 //! targets (CPU/req ≤ 0.85×, req/s ≥ 1.1× at one server core). Then memory
 //! per idle keep-alive connection (HTTP/1.1 and h2c, opened from here):
-//! resident set and glibc heap growth, target < 2 KiB.
+//! resident set and live heap growth (glibc's heap, plus percore's task
+//! arena: a connection's task is not on glibc's heap), target < 2 KiB.
 //!
 //! ```text
 //! cargo bench -p percore-bench --bench http_compare                       # 3 rounds of 5 s, every case

@@ -378,7 +378,9 @@ pub struct ChildReport {
     pub sqes: Option<u64>,
     /// `io_uring` or `epoll`, percore servers only.
     pub driver: Option<&'static str>,
-    /// [`heap_in_use`].
+    /// The live heap: [`heap_in_use`], plus on percore the cells of its task
+    /// arena ([`percore::Stats::task_bytes`], summed over the cores), memory
+    /// glibc does not see (tokio's tasks are on glibc's heap).
     pub heap: Option<u64>,
 }
 
@@ -477,7 +479,9 @@ pub fn serve_stack(stack: Stack, options: &ServeOptions) -> io::Result<()> {
                 enters: stats.map(|s| s.enters),
                 sqes: stats.map(|s| s.sqes),
                 driver: stats.map(|s| driver_name(s.driver)),
-                heap: heap_in_use(),
+                heap: heap_in_use()
+                    .zip(stats)
+                    .map(|(heap, s)| heap + s.task_bytes as u64),
             }
         });
         return Ok(());

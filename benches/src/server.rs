@@ -272,6 +272,8 @@ pub(crate) fn summed_stats(runtime: &Runtime) -> io::Result<Stats> {
         sum.cqes += stats.cqes;
         sum.polls += stats.polls;
         sum.parks += stats.parks;
+        sum.tasks += stats.tasks;
+        sum.task_bytes += stats.task_bytes;
     }
     Ok(sum)
 }

@@ -92,7 +92,8 @@ pub struct ChildStats {
     pub sqes: Option<u64>,
     /// The backend (percore servers).
     pub driver: Option<String>,
-    /// Live heap bytes (glibc's count), if it reports it.
+    /// Live heap bytes (glibc's count, plus percore's task arena), if it
+    /// reports it.
     pub heap: Option<u64>,
 }
 

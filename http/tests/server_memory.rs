@@ -1,7 +1,7 @@
 //! Memory per idle keep-alive connection: 1,000 connections (from a child
 //! process) each make one request and then sit idle; the server's live heap
-//! (a counting allocator) and resident set are read before and after, and
-//! printed. Run with `--nocapture` to see the figures:
+//! (a counting allocator, plus the cells of the core's task arena, which it
+//! does not see) and resident set are read before and after, and printed. Run with `--nocapture` to see the figures:
 //!
 //! ```text
 //! cargo test -p percore-http --release --test server_memory -- --nocapture
@@ -80,6 +80,22 @@ fn rss() -> usize {
     pages * 4096
 }
 
+/// Bytes of the server core's task arena (`Stats::task_bytes`), asked over
+/// a connection of its own (closed after; its task is alive when it answers,
+/// every time, so it cancels out of a difference).
+fn task_bytes(addr: std::net::SocketAddr) -> usize {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /task-bytes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    body.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("task bytes in {response:?}"))
+}
+
 /// The child: opens the connections, one request each, reads every
 /// response, says READY and holds them until its stdin closes.
 #[test]
@@ -127,11 +143,16 @@ fn per_idle_connection(h2: bool) -> (f64, f64, f64) {
     // One core: the core's ring (2 MiB) is made by the first connection,
     // before the figures are taken; a second core would make its own
     // during the measurement, and count it against the connections.
-    let server = start_on(Server::builder().cores(1), app());
+    let app = app().route(
+        "/task-bytes",
+        axum::routing::get(|| async { percore::stats().task_bytes.to_string() }),
+    );
+    let server = start_on(Server::builder().cores(1), app);
     let addr = server.addr;
     alive(addr);
     // Settled: the core's ring, send buffers and task arena are made.
     std::thread::sleep(Duration::from_millis(200));
+    let tasks_before = task_bytes(addr);
     let (heap_before, rss_before) = (LIVE.load(Ordering::Relaxed), rss());
 
     let mut command = std::process::Command::new(std::env::current_exe().unwrap());
@@ -178,6 +199,7 @@ fn per_idle_connection(h2: bool) -> (f64, f64, f64) {
         }
     }
     let rss_after = rss();
+    let tasks_after = task_bytes(addr);
     // What the allocator keeps of the memory the busy connections had (the
     // high-water mark of 1,000 requests at once) is resident too; given
     // back, the rest is what the idle connections hold.
@@ -189,7 +211,8 @@ fn per_idle_connection(h2: bool) -> (f64, f64, f64) {
     let _ = child.wait();
     server.stop().unwrap();
 
-    let heap = heap_after.saturating_sub(heap_before) as f64 / CONNECTIONS as f64;
+    let heap = (heap_after + tasks_after).saturating_sub(heap_before + tasks_before) as f64
+        / CONNECTIONS as f64;
     let resident = rss_after.saturating_sub(rss_before) as f64 / CONNECTIONS as f64;
     let trimmed = rss_trimmed.saturating_sub(rss_before) as f64 / CONNECTIONS as f64;
     (heap, resident, trimmed)

@@ -423,10 +423,13 @@ impl IdleRun {
 /// percore-http's default `retire_idle_after` (1 s), after which an idle
 /// HTTP/1 connection holds no hyper state, so what is read is what an idle
 /// connection holds, not one that has just been answered.
-const SETTLE: Duration = Duration::from_millis(1500);
+pub const IDLE_SETTLE: Duration = Duration::from_millis(1500);
 
 /// Opens `connections` idle connections speaking `protocol` to a fresh
-/// process of each server, `rounds` times; `each` sees every run.
+/// process of each server, `rounds` times; `each` sees every run. Each
+/// memory reading comes `settle` after the connections were answered
+/// ([`IDLE_SETTLE`] for a figure that means something; a smoke that judges
+/// none may wait less).
 ///
 /// # Errors
 ///
@@ -436,6 +439,7 @@ pub fn run_idle(
     protocol: IdleProtocol,
     connections: usize,
     rounds: usize,
+    settle: Duration,
     mut each: impl FnMut(&IdleRun),
 ) -> io::Result<Vec<IdleRun>> {
     let mut runs = Vec::new();
@@ -453,11 +457,11 @@ pub fn run_idle(
             // One connection first: what the first request makes once (the
             // core's ring, hyper's first buffers) is not per connection.
             let warm = idle::open(server.addr(), protocol, 1)?;
-            std::thread::sleep(SETTLE);
+            std::thread::sleep(settle);
             let heap_before = server.stats()?.heap;
             let rss_before = idle::rss(server.pid())?;
             let held = idle::open(server.addr(), protocol, connections)?;
-            std::thread::sleep(SETTLE);
+            std::thread::sleep(settle);
             let heap_after = server.stats()?.heap;
             let rss_after = idle::rss(server.pid())?;
             drop(held);

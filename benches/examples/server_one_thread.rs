@@ -145,7 +145,7 @@ fn percore_http(addr: &str, seconds: &str) -> std::io::Result<()> {
             }
             percore::time::sleep(Duration::from_secs_f64(seconds)).await;
         };
-        let served = builder.serve_listener(listener, service, connections.clone());
+        let served = builder.serve_listener(listener, service, connections);
         let _ = select(pin!(served), pin!(watch)).await;
         let stats = percore::stats();
         println!(

@@ -1,7 +1,8 @@
 //! Memory per idle keep-alive connection: 1,000 connections (from a child
 //! process) each make one request and then sit idle; the server's live heap
 //! (a counting allocator, plus the cells of the core's task arena, which it
-//! does not see) and resident set are read before and after, and printed. Run with `--nocapture` to see the figures:
+//! does not see) and resident set are read before and after, and printed.
+//! Run with `--nocapture` to see the figures:
 //!
 //! ```text
 //! cargo test -p percore-http --release --test server_memory -- --nocapture

@@ -114,16 +114,22 @@ pub struct Io<S: Stream = TcpStream> {
 struct Reader<S: Stream> {
     /// The multishot receive, made on the first read.
     recv: Option<RecvStream>,
-    /// Waiting for data without a buffer, while the ring has none to give
-    /// (or the core has no ring)…
-    poll: Option<Op<op::PollIn<S>>>,
-    /// …then one one-shot receive of it.
-    plain: Option<Op<op::Recv<S>>>,
+    /// Reading while the ring has no buffer to give (or the core has no
+    /// ring). On the heap: rare, and a connection keeps no room for it.
+    fallback: Option<Box<Fallback<S>>>,
     /// Received bytes hyper has not taken yet: `tail[pos..]`.
     tail: Option<RingBuf>,
     pos: usize,
     eof: bool,
     retries: u8,
+}
+
+/// How a connection reads without a ring buffer.
+enum Fallback<S: Stream> {
+    /// Waiting for data without a buffer…
+    Poll(Op<op::PollIn<S>>),
+    /// …then one one-shot receive of it.
+    Plain(Op<op::Recv<S>>),
 }
 
 struct Writer<S: Stream> {
@@ -148,8 +154,7 @@ impl<S: Stream> Io<S> {
             stream,
             read: Reader {
                 recv: None,
-                poll: None,
-                plain: None,
+                fallback: None,
                 tail: None,
                 pos: 0,
                 eof: false,
@@ -206,20 +211,24 @@ impl<S: Stream> Io<S> {
                 received.extend_from_slice(&buf?);
             }
         }
-        if let Some(mut poll) = self.read.poll.take() {
-            // Readable or cancelled: it brings no byte either way.
-            poll.cancel();
-            let _ = poll.await;
-        }
-        if let Some(mut plain) = self.read.plain.take() {
-            plain.cancel();
-            let (res, buf) = plain.await;
-            match res {
-                Ok(_) => received.extend_from_slice(&buf),
-                // Cancelled, or it did nothing: no byte came.
-                Err(err) if err.raw_os_error() == Some(libc::ECANCELED) || is_retryable(&err) => {}
-                Err(err) => return Err(err),
+        match self.read.fallback.take().map(|fallback| *fallback) {
+            Some(Fallback::Poll(mut poll)) => {
+                // Readable or cancelled: it brings no byte either way.
+                poll.cancel();
+                let _ = poll.await;
             }
+            Some(Fallback::Plain(mut plain)) => {
+                plain.cancel();
+                let (res, buf) = plain.await;
+                match res {
+                    Ok(_) => received.extend_from_slice(&buf),
+                    // Cancelled, or it did nothing: no byte came.
+                    Err(err)
+                        if err.raw_os_error() == Some(libc::ECANCELED) || is_retryable(&err) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            None => {}
         }
         self.read.retries = 0;
         Ok(received)
@@ -239,27 +248,30 @@ impl<S: Stream> Io<S> {
     /// The next received buffer; `None` at end of stream.
     fn poll_next_buf(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<RingBuf>>> {
         loop {
-            if let Some(plain) = self.read.plain.as_mut() {
-                let (res, buf) = ready!(Pin::new(plain).poll(cx));
-                self.read.plain = None;
-                return Poll::Ready(match res {
-                    Ok(0) => Ok(None),
-                    Ok(_) => Ok(Some(RingBuf::from(buf))),
-                    Err(err) => Err(err),
-                });
-            }
-            if let Some(poll) = self.read.poll.as_mut() {
-                let res = ready!(Pin::new(poll).poll(cx));
-                self.read.poll = None;
-                match res {
-                    // Readable (or closed): a one-shot receive completes at once.
-                    Ok(()) => self.start_plain(),
-                    Err(err) if is_retryable(&err) && self.read.retries < MAX_RETRIES => {
-                        self.read.retries += 1;
-                    }
-                    Err(err) => return Poll::Ready(Err(err)),
+            match self.read.fallback.as_deref_mut() {
+                Some(Fallback::Plain(plain)) => {
+                    let (res, buf) = ready!(Pin::new(plain).poll(cx));
+                    self.read.fallback = None;
+                    return Poll::Ready(match res {
+                        Ok(0) => Ok(None),
+                        Ok(_) => Ok(Some(RingBuf::from(buf))),
+                        Err(err) => Err(err),
+                    });
                 }
-                continue;
+                Some(Fallback::Poll(poll)) => {
+                    let res = ready!(Pin::new(poll).poll(cx));
+                    self.read.fallback = None;
+                    match res {
+                        // Readable (or closed): a one-shot receive completes at once.
+                        Ok(()) => self.start_plain(),
+                        Err(err) if is_retryable(&err) && self.read.retries < MAX_RETRIES => {
+                            self.read.retries += 1;
+                        }
+                        Err(err) => return Poll::Ready(Err(err)),
+                    }
+                    continue;
+                }
+                None => {}
             }
             let recv = match self.read.recv.as_mut() {
                 Some(recv) => recv,
@@ -271,7 +283,7 @@ impl<S: Stream> Io<S> {
                     // buffer either, then receive it into a plain one.
                     _ => {
                         let poll = op::PollIn::new(Rc::clone(&self.stream));
-                        self.read.poll = Some(Op::new(poll));
+                        self.read.fallback = Some(Box::new(Fallback::Poll(Op::new(poll))));
                         continue;
                     }
                 },
@@ -302,7 +314,7 @@ impl<S: Stream> Io<S> {
     fn start_plain(&mut self) {
         let buf = Vec::with_capacity(pool::RING_BUF_SIZE as usize);
         let recv = op::Recv::new(Rc::clone(&self.stream), buf);
-        self.read.plain = Some(Op::new(recv));
+        self.read.fallback = Some(Box::new(Fallback::Plain(Op::new(recv))));
     }
 
     /// Copies received bytes into `cursor`, receiving if none are in hand.

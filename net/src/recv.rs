@@ -174,8 +174,9 @@ pub struct RecvStream {
     /// Buffers of the last completion not yielded yet (a completion of a
     /// receive bundle may fill several).
     bundle: Option<Bundle>,
-    /// A one-shot receive, used while the ring has no buffer to give.
-    fallback: Option<Op<op::Recv<Vec<u8>>>>,
+    /// A one-shot receive, used while the ring has no buffer to give. On
+    /// the heap: rare, and a stream keeps no room for it.
+    fallback: Option<Box<Op<op::Recv<Vec<u8>>>>>,
     done: bool,
     /// [`stop`](RecvStream::stop) was called: end once what is in flight
     /// has come back, re-arming nothing.
@@ -250,7 +251,7 @@ impl Stream for RecvStream {
                 return Poll::Ready(None);
             }
             if let Some(fallback) = this.fallback.as_mut() {
-                let (res, buf) = std::task::ready!(Pin::new(fallback).poll(cx));
+                let (res, buf) = std::task::ready!(Pin::new(&mut **fallback).poll(cx));
                 this.fallback = None;
                 return Poll::Ready(match res {
                     Ok(0) => {
@@ -277,7 +278,7 @@ impl Stream for RecvStream {
                 }
                 None if this.ring.available() == 0 => {
                     let buf = Vec::with_capacity(this.ring.buf_size() as usize);
-                    this.fallback = Some(Op::new(op::Recv::new(this.fd.clone(), buf)));
+                    this.fallback = Some(Box::new(Op::new(op::Recv::new(this.fd.clone(), buf))));
                     continue;
                 }
                 None => this.multi.insert(MultiOp::new(op::RecvMulti::new(

@@ -32,7 +32,10 @@
 //! what follows with a fresh hyper connection on the same transport. hyper
 //! flushes what it wrote before it shuts the transport down, and [`Conn`]
 //! turns that shutdown into the flush alone while retiring: the writing
-//! side stays open and no byte is lost.
+//! side stays open and no byte is lost. Not when a request or its response
+//! said `Connection: close`: the connection is idle as soon as that
+//! response's body is done, so a retire can begin while hyper is still
+//! closing it, and the connection must end as hyper and the client expect.
 //!
 //! **Moving an idle HTTP/1 connection to another core** (the builder's
 //! `rehome`, plain connections only). At each idle moment of hyper's
@@ -97,6 +100,11 @@ pub(crate) struct ConnState {
     /// Set while hyper's connection is being retired: [`Conn`] then ignores
     /// hyper's shutdown, and the connection goes on once hyper's ends.
     retiring: Cell<bool>,
+    /// A request or its response asked to close the connection: hyper ends
+    /// it after that response, and a retire that begins meanwhile (the
+    /// connection is idle as soon as the response body is done) must not
+    /// keep it open.
+    closing: Cell<bool>,
 }
 
 impl ConnState {
@@ -109,6 +117,7 @@ impl ConnState {
             polling: Cell::new(false),
             waker: Cell::new(None),
             retiring: Cell::new(false),
+            closing: Cell::new(false),
         })
     }
 
@@ -118,9 +127,21 @@ impl ConnState {
     }
 
     /// Whether hyper's connection ended because it was retired: takes the
-    /// mark (the next one starts afresh).
+    /// mark (the next one starts afresh). Not when it ended on a request's
+    /// or response's `Connection: close` (see `closing`).
     pub(crate) fn take_retired(&self) -> bool {
-        self.retiring.replace(false)
+        self.retiring.replace(false) && !self.closing.get()
+    }
+
+    /// A request or response that closes the connection after it.
+    pub(crate) fn set_closing(&self) {
+        self.closing.set(true);
+    }
+
+    /// A retire in progress, and nothing asked to close: hyper's shutdown
+    /// of the transport is only a flush.
+    fn keeps_open(&self) -> bool {
+        self.retiring.get() && !self.closing.get()
     }
 
     /// A request reached the service; it is in progress until the returned
@@ -411,7 +432,7 @@ impl<T: Write + Unpin> Write for Conn<T> {
     /// the connection goes on (hyper only flushes, then).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.state.retiring.get() {
+        if this.state.keeps_open() {
             return Pin::new(&mut this.inner).poll_flush(cx);
         }
         Pin::new(&mut this.inner).poll_shutdown(cx)

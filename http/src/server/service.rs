@@ -58,8 +58,15 @@ where
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let active = self.conn.start_request();
+        if closes(request.version(), request.headers()) {
+            self.conn.set_closing();
+        }
         if let Some(max) = self.limits.max_body {
             if request.body().size_hint().lower() > max {
+                if request.version() < Version::HTTP_2 {
+                    // Answered with `Connection: close`.
+                    self.conn.set_closing();
+                }
                 return CheckedFuture::Refused {
                     response: Some(too_large(request.version(), active)),
                 };
@@ -75,8 +82,28 @@ where
             future: self.inner.call(request),
             active: Some(active),
             head,
+            conn: Rc::clone(&self.conn),
         }
     }
+}
+
+/// Whether a message with these `headers` ends its HTTP/1 connection: a
+/// `close` token in `Connection`, or HTTP/1.0 without `keep-alive` (what
+/// hyper goes by).
+fn closes(version: Version, headers: &header::HeaderMap) -> bool {
+    if version >= Version::HTTP_2 {
+        return false;
+    }
+    let has = |token: &str| {
+        headers.get_all(header::CONNECTION).iter().any(|value| {
+            value.to_str().is_ok_and(|value| {
+                value
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    has("close") || (version < Version::HTTP_11 && !has("keep-alive"))
 }
 
 /// 413, and on HTTP/1 the end of the connection: the body the client may
@@ -108,6 +135,8 @@ pin_project! {
             active: Option<Active>,
             // An HTTP/2 HEAD: the answer goes out without its body.
             head: bool,
+            // Told when the response closes the connection.
+            conn: Rc<ConnState>,
         },
         Refused {
             response: Option<Response<ResponseBody<B>>>,
@@ -129,8 +158,12 @@ where
                 future,
                 active,
                 head,
+                conn,
             } => {
                 let response = ready!(future.poll(cx)).map_err(Into::into)?;
+                if closes(response.version(), response.headers()) {
+                    conn.set_closing();
+                }
                 if *head {
                     return Poll::Ready(Ok(headless(response, active.take())));
                 }
@@ -161,4 +194,33 @@ fn headless<B: http_body::Body>(
     }
     drop(body);
     Response::from_parts(parts, ResponseBody::fixed(b"", active))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(connection: &[&str]) -> header::HeaderMap {
+        let mut headers = header::HeaderMap::new();
+        for value in connection {
+            headers.append(
+                header::CONNECTION,
+                header::HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn a_close_token_or_http_1_0_without_keep_alive_closes() {
+        assert!(closes(Version::HTTP_11, &headers(&["close"])));
+        assert!(closes(Version::HTTP_11, &headers(&["Upgrade, CLOSE"])));
+        assert!(closes(Version::HTTP_11, &headers(&["te", "close"])));
+        assert!(!closes(Version::HTTP_11, &headers(&[])));
+        assert!(!closes(Version::HTTP_11, &headers(&["keep-alive"])));
+        assert!(!closes(Version::HTTP_11, &headers(&["closed"])));
+        assert!(closes(Version::HTTP_10, &headers(&[])));
+        assert!(!closes(Version::HTTP_10, &headers(&["Keep-Alive"])));
+        assert!(!closes(Version::HTTP_2, &headers(&["close"])));
+    }
 }

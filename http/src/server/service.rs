@@ -94,16 +94,20 @@ fn closes(version: Version, headers: &header::HeaderMap) -> bool {
     if version >= Version::HTTP_2 {
         return false;
     }
-    let has = |token: &str| {
-        headers.get_all(header::CONNECTION).iter().any(|value| {
-            value.to_str().is_ok_and(|value| {
-                value
-                    .split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case(token))
-            })
-        })
-    };
-    has("close") || (version < Version::HTTP_11 && !has("keep-alive"))
+    // A scan of a message's few headers (a name compares as an enum) costs
+    // less than two lookups by hash: this runs twice per request.
+    let (mut close, mut keep_alive) = (false, false);
+    for (name, value) in headers {
+        if name != header::CONNECTION {
+            continue;
+        }
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            close |= token.eq_ignore_ascii_case("close");
+            keep_alive |= token.eq_ignore_ascii_case("keep-alive");
+        }
+    }
+    close || (version < Version::HTTP_11 && !keep_alive)
 }
 
 /// 413, and on HTTP/1 the end of the connection: the body the client may
@@ -202,6 +206,9 @@ mod tests {
 
     fn headers(connection: &[&str]) -> header::HeaderMap {
         let mut headers = header::HeaderMap::new();
+        // Other headers, one with a `close` value, change nothing.
+        headers.insert(header::HOST, header::HeaderValue::from_static("a"));
+        headers.insert("x-connection", header::HeaderValue::from_static("close"));
         for value in connection {
             headers.append(
                 header::CONNECTION,

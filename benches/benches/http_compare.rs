@@ -271,13 +271,14 @@ fn compare(settings: &Settings, bench: bool) -> io::Result<()> {
     let load = &options.load;
     println!(
         "http_compare: {} server core(s) from CPU {}, client on CPU {}; {} round(s) of {:?}; \
-         load average {} (figures measured under load if that is not ~0)",
+         load average {} (figures measured under load if that is not ~0); {}",
         options.server_cores,
         options.server_cpu.map_or("-".into(), |c| c.to_string()),
         load.cpu.map_or("-".into(), |c| c.to_string()),
         options.rounds,
         load.duration,
-        http_compare::load_average()
+        http_compare::load_average(),
+        cpu::machine()
     );
     let mut verdicts = Vec::new();
     for &case in &options.cases {

@@ -18,6 +18,9 @@
 #
 #   benches/scripts/cpu_split.sh [ROUNDS] [SECONDS] [SERVERS...]
 #   (default 5 rounds of 5 s; servers hyper-tokio-ct percore-http c-uring)
+#   A server named LABEL=NAME@PATH runs NAME from another build's http_compare
+#   binary (e.g. old=percore-http@/tmp/old-target/release/deps/http_compare-…),
+#   so two builds of one server compare side by side.
 #   needs: wrk (apt-get install -y wrk); c-uring: benches/scripts/build_c_server.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,9 +51,10 @@ run() {
         [ -x "$c_server" ] || { echo "cpu_split: $c_server is not built (benches/scripts/build_c_server.sh)" >&2; exit 2; }
         taskset -c 0 "$c_server" http --addr 127.0.0.1:0 --cores 1 --control <"$fifo" >"$log" 2>&1 &
     else
-        local name=$server driver=io_uring
-        if [ "$server" = percore-http-epoll ]; then name=percore-http; driver=epoll; fi
-        PERCORE_DRIVER=$driver taskset -c 0 "$bin" serve "$name" --addr 127.0.0.1:0 --cores 1 \
+        local name=${server#*=} driver=io_uring server_bin=$bin
+        if [[ $name == *@* ]]; then server_bin=${name#*@}; name=${name%%@*}; fi
+        if [ "$name" = percore-http-epoll ]; then name=percore-http; driver=epoll; fi
+        PERCORE_DRIVER=$driver taskset -c 0 "$server_bin" serve "$name" --addr 127.0.0.1:0 --cores 1 \
             --control <"$fifo" >"$log" 2>&1 &
     fi
     pid=$!
@@ -72,7 +76,7 @@ run() {
     local requests
     requests=$(awk '/requests in/ {print $1}' <<<"$report")
     awk -v n="$requests" -v s="$seconds" -v t="$ticks" -v u=$((u1 - u0)) -v k=$((s1 - s0)) \
-        'BEGIN { printf "%.0f %.3f %.3f\n", n / s, u * 1e6 / t / n, k * 1e6 / t / n }' >>"$out/$server"
+        'BEGIN { printf "%.0f %.3f %.3f\n", n / s, u * 1e6 / t / n, k * 1e6 / t / n }' >>"$out/${server%%=*}"
 }
 
 for round in $(seq "$rounds"); do
@@ -88,6 +92,7 @@ median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (
 printf '%-20s %10s %9s %9s %9s %7s %9s\n' server req/s user_us sys_us total_us sys% "cpu/${servers[0]}"
 base=""
 for server in "${servers[@]}"; do
+    server=${server%%=*}
     rps=$(cut -d' ' -f1 "$out/$server" | median)
     user=$(cut -d' ' -f2 "$out/$server" | median)
     sys=$(cut -d' ' -f3 "$out/$server" | median)

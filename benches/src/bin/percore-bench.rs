@@ -79,6 +79,9 @@ fn run_net(options: &NetOptions) -> ExitCode {
         println!("{}", output::json(options, &runs));
     } else {
         print!("{}", output::table(options, &runs));
+        if options.compare {
+            println!("machine: {}", percore_bench::cpu::machine());
+        }
     }
     if let Some(path) = &options.plot {
         if let Err(err) = plot::plot(path, &runs) {

@@ -165,6 +165,9 @@ fn compare_runs_every_peer_and_prints_ratios() {
         assert!(ratio["req_per_s"].as_f64().expect("ratio") > 0.0);
         assert!(ratio["server_cpu_per_request"].as_f64().expect("CPU ratio") > 0.0);
     }
+    // The machine the ratios were measured on.
+    let machine = doc["machine"].as_str().expect("machine");
+    assert!(machine.contains("a system call"), "{machine}");
 }
 
 /// `true` (and a note) when `output` is the missing-`peer_server` error.

@@ -76,7 +76,11 @@ fn run_net(options: &NetOptions) -> ExitCode {
         Err(err) => return fail(USAGE_STATUS, &format!("net: {err}")),
     };
     if options.json {
-        println!("{}", output::json(options, &runs));
+        let mut doc = output::json(options, &runs);
+        if options.compare {
+            doc["machine"] = percore_bench::cpu::machine().into();
+        }
+        println!("{doc}");
     } else {
         print!("{}", output::table(options, &runs));
         if options.compare {

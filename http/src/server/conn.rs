@@ -33,7 +33,8 @@
 //! flushes what it wrote before it shuts the transport down, and [`Conn`]
 //! turns that shutdown into the flush alone while retiring: the writing
 //! side stays open and no byte is lost. Not when a request or its response
-//! said `Connection: close`: the connection is idle as soon as that
+//! said `Connection: close`, nor once hyper has begun a shutdown of its own
+//! (`keep_alive(false)`, say): the connection is idle as soon as that
 //! response's body is done, so a retire can begin while hyper is still
 //! closing it, and the connection must end as hyper and the client expect.
 //!
@@ -100,10 +101,11 @@ pub(crate) struct ConnState {
     /// Set while hyper's connection is being retired: [`Conn`] then ignores
     /// hyper's shutdown, and the connection goes on once hyper's ends.
     retiring: Cell<bool>,
-    /// A request or its response asked to close the connection: hyper ends
-    /// it after that response, and a retire that begins meanwhile (the
-    /// connection is idle as soon as the response body is done) must not
-    /// keep it open.
+    /// A request or its response asked to close the connection (hyper ends
+    /// it after that response), or hyper began shutting the transport down
+    /// on its own (`keep_alive(false)`, a close it decided): a retire that
+    /// begins meanwhile (the connection is idle as soon as the response body
+    /// is done) must not keep it open.
     closing: Cell<bool>,
 }
 
@@ -429,12 +431,14 @@ impl<T: Write + Unpin> Write for Conn<T> {
     }
 
     /// Shuts the writing side, except while hyper's connection is retired:
-    /// the connection goes on (hyper only flushes, then).
+    /// the connection goes on (hyper only flushes, then). A shutdown hyper
+    /// began on its own stays one if a retire begins before it is done.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.state.keeps_open() {
             return Pin::new(&mut this.inner).poll_flush(cx);
         }
+        this.state.set_closing();
         Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
@@ -599,4 +603,80 @@ pub(crate) fn set_protocol(state: &ConnState, protocol: Protocol) {
 thread_local! {
     /// Hyper connections retired on this thread, for the tests.
     pub(crate) static RETIRED: Cell<u64> = const { Cell::new(0) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transport that takes every write, and whose shutdown is pending
+    /// the first time it is polled.
+    #[derive(Default)]
+    struct Transport {
+        flushes: u32,
+        shutdowns: u32,
+    }
+
+    impl Read for Transport {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: ReadBufCursor<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl Write for Transport {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.get_mut().flushes += 1;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let this = self.get_mut();
+            this.shutdowns += 1;
+            if this.shutdowns == 1 {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(()))
+            }
+        }
+    }
+
+    fn shutdown(conn: &mut Conn<Transport>) -> Poll<io::Result<()>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        Pin::new(conn).poll_shutdown(&mut cx)
+    }
+
+    #[test]
+    fn a_retire_turns_hypers_shutdown_into_a_flush() {
+        let state = ConnState::new();
+        let mut conn = Conn::new(Transport::default(), Rc::clone(&state));
+        state.begin_retire();
+        assert!(shutdown(&mut conn).is_ready());
+        assert_eq!((conn.inner.flushes, conn.inner.shutdowns), (1, 0));
+        assert!(state.take_retired(), "the connection goes on");
+    }
+
+    #[test]
+    fn a_retire_that_begins_during_hypers_own_shutdown_does_not_stop_it() {
+        let state = ConnState::new();
+        let mut conn = Conn::new(Transport::default(), Rc::clone(&state));
+        // hyper closes by itself (`keep_alive(false)`): the transport's
+        // shutdown is pending when the connection's idle retire begins.
+        assert!(shutdown(&mut conn).is_pending());
+        state.begin_retire();
+        assert!(shutdown(&mut conn).is_ready());
+        assert_eq!((conn.inner.flushes, conn.inner.shutdowns), (0, 2));
+        assert!(!state.take_retired(), "the connection ends");
+    }
 }

@@ -12,6 +12,9 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::body::Bytes;
+use axum::routing::get;
+use axum::Router;
 use percore_http::server::Server;
 use server_util::*;
 
@@ -153,4 +156,36 @@ fn the_shutdown_closes_a_retired_connection_and_returns() {
     assert_eq!(end, End::Closed);
     assert!(got.is_empty());
     stopping.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_connection_hyper_closes_after_a_slow_response_is_closed_not_retired() {
+    let _one = one_at_a_time();
+    // hyper answers with `Connection: close` and shuts the connection down
+    // once the response is out; the body is taken at once, so the
+    // connection is idle (and due to retire) long before the client reads
+    // it all.
+    const BIG: usize = 16 << 20;
+    let app = Router::new().route("/big", get(|| async { Bytes::from(vec![b'x'; BIG]) }));
+    let mut builder = retiring();
+    builder.http1().keep_alive(false);
+    let server = start_app(builder, app);
+    let mut stream = connect(server.addr);
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // Not read for a while: the response waits in the server's send.
+    std::thread::sleep(Duration::from_millis(200));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (got, end) = read_all(&mut stream);
+    assert_eq!(end, End::Closed, "the connection was kept open");
+    assert!(got.ends_with(&vec![b'x'; 1024]), "the body arrived");
+    assert!(got.len() > BIG, "{} bytes", got.len());
+    assert!(
+        String::from_utf8_lossy(&got[..200]).contains("connection: close"),
+        "{:?}",
+        String::from_utf8_lossy(&got[..200])
+    );
 }

@@ -35,8 +35,10 @@
 //! side stays open and no byte is lost. Not when a request or its response
 //! said `Connection: close`, nor once hyper has begun a shutdown of its own
 //! (`keep_alive(false)`, say): the connection is idle as soon as that
-//! response's body is done, so a retire can begin while hyper is still
+//! response's body is done, so a retire could begin while hyper is still
 //! closing it, and the connection must end as hyper and the client expect.
+//! Nor does a retire begin while hyper's output is not all out (its last
+//! write or flush pending): hyper shuts down only after that flush.
 //!
 //! **Moving an idle HTTP/1 connection to another core** (the builder's
 //! `rehome`, plain connections only). At each idle moment of hyper's
@@ -107,6 +109,11 @@ pub(crate) struct ConnState {
     /// begins meanwhile (the connection is idle as soon as the response body
     /// is done) must not keep it open.
     closing: Cell<bool>,
+    /// hyper's last write or flush was pending: what it wrote is not all
+    /// out. No retire begins then — hyper may be about to shut the
+    /// connection down once its output is out, which a retire would turn
+    /// into a flush.
+    write_pending: Cell<bool>,
 }
 
 impl ConnState {
@@ -120,6 +127,7 @@ impl ConnState {
             waker: Cell::new(None),
             retiring: Cell::new(false),
             closing: Cell::new(false),
+            write_pending: Cell::new(false),
         })
     }
 
@@ -405,13 +413,23 @@ impl<T: Read + Unpin> Read for Conn<T> {
     }
 }
 
+impl<T> Conn<T> {
+    /// Notes whether a write or flush is waiting for the transport.
+    fn note<R>(&self, poll: Poll<R>) -> Poll<R> {
+        self.state.write_pending.set(poll.is_pending());
+        poll
+    }
+}
+
 impl<T: Write + Unpin> Write for Conn<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.note(poll)
     }
 
     fn poll_write_vectored(
@@ -419,7 +437,9 @@ impl<T: Write + Unpin> Write for Conn<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.note(poll)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -427,7 +447,9 @@ impl<T: Write + Unpin> Write for Conn<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.note(poll)
     }
 
     /// Shuts the writing side, except while hyper's connection is retired:
@@ -436,7 +458,8 @@ impl<T: Write + Unpin> Write for Conn<T> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.state.keeps_open() {
-            return Pin::new(&mut this.inner).poll_flush(cx);
+            let poll = Pin::new(&mut this.inner).poll_flush(cx);
+            return this.note(poll);
         }
         this.state.set_closing();
         Pin::new(&mut this.inner).poll_shutdown(cx)
@@ -510,7 +533,7 @@ pub(crate) async fn drive<F: Driven>(
         let due = match gone_away {
             Some(at) => Some((at, Expiry::GoneAway)),
             None => {
-                let retire = !shutting && !state.retiring.get();
+                let retire = !shutting && !state.retiring.get() && !state.write_pending.get();
                 if let (Some(stream), true) = (rehome, retire) {
                     if state.is_idle() && asked != Some(state.idle_since.get()) {
                         asked = Some(state.idle_since.get());
